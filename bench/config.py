@@ -1,0 +1,90 @@
+"""Every knob of the benchmark in one place: where things run, how long, and which limits it lifts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO / "bench"
+RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+MAIN_VENV = REPO / ".venv"
+PEER_VENV = BENCH_DIR / ".venv-peer"
+
+HOST = "127.0.0.1"
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/9"
+
+WORKERS = 2
+
+# Bastion's defaults; the hash ceiling and the peer must use the same cost or the ratios lie.
+ARGON2_TIME_COST = 2
+ARGON2_MEMORY_COST = 19456
+ARGON2_PARALLELISM = 1
+
+# Passes Bastion's policy (length, classes, not common, no email local part) and FastAPI-Users'.
+PASSWORD = "Quartz-Harbor-Lantern-42"
+WRONG_PASSWORD = "Quartz-Harbor-Lantern-43"
+EMAIL_DOMAIN = "bench.example.org"
+
+# Without these the benchmark would measure 429 responses. Keys are Settings field names
+# (src/bastion/settings.py), set as BASTION_<FIELD>; the ceiling there is 100_000_000.
+LIFTED_LIMITS: dict[str, int] = {
+    "login_max_failures": 100_000_000,
+    "account_max_failures": 100_000_000,
+    "rate_limit_per_minute": 100_000_000,
+    "user_rate_limit_per_minute": 100_000_000,
+    "register_per_hour": 100_000_000,
+    "forgot_password_per_hour": 100_000_000,
+    "verification_resend_per_hour": 100_000_000,
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How long and how hard each phase runs; `smoke` keeps the harness testable in seconds."""
+
+    name: str
+    phase_seconds: int
+    warmup_seconds: int
+    hash_seconds: float
+    seed_users: int
+    login_concurrency: tuple[int, int]
+    token_concurrency: tuple[int, int]
+    refresh_concurrency: int
+    register_concurrency: int
+    enumeration_concurrency: int
+    # wrk's threads share the two cores with the server, so use as few as keep it ahead.
+    wrk_threads: int
+
+
+FULL = Profile(
+    name="full",
+    phase_seconds=10,
+    warmup_seconds=2,
+    hash_seconds=8.0,
+    seed_users=32,
+    login_concurrency=(4, 32),
+    token_concurrency=(16, 64),
+    refresh_concurrency=16,
+    register_concurrency=16,
+    enumeration_concurrency=4,
+    wrk_threads=1,
+)
+
+SMOKE = Profile(
+    name="smoke",
+    phase_seconds=1,
+    warmup_seconds=0,
+    hash_seconds=0.5,
+    seed_users=4,
+    login_concurrency=(2, 4),
+    token_concurrency=(2, 4),
+    refresh_concurrency=2,
+    register_concurrency=2,
+    enumeration_concurrency=2,
+    wrk_threads=1,
+)
+
+PROFILES = {profile.name: profile for profile in (FULL, SMOKE)}

@@ -1,0 +1,218 @@
+"""The load generator: wrk driven by the Lua scenarios in bench/lua, one closed-loop run per phase.
+
+Every run is bounded by wrk's own duration plus a hard timeout, and is measured from outside
+the server: wrk's CPU time (wait4), each worker's CPU time (/proc), and the machine's busy time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench import procs
+from bench.config import BENCH_DIR
+
+LUA_DIR = BENCH_DIR / "lua"
+LuaValue = str | int | bool | Sequence[str]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One wrk script (a file in bench/lua) with the parameters it reads as Lua globals."""
+
+    script: str
+    params: Mapping[str, LuaValue]
+    expected_status: int
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """What one phase measured; `requests` counts every response, expected or not."""
+
+    name: str
+    concurrency: int
+    threads: int
+    duration_s: float
+    requests: int
+    rps: float
+    expected_status: int
+    statuses: dict[str, int]
+    unexpected: int
+    socket_errors: dict[str, int]
+    latency_ms: dict[str, float]
+    loadgen_cpu_cores: float
+    worker_cpu_share: list[float]
+    machine_busy: float
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def ensure_wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        raise RuntimeError("wrk is not installed: run `make bench` or `apt-get install -y wrk`")
+    return path
+
+
+def render(scenario: Scenario) -> str:
+    """The complete script: shared prelude, parameters as Lua globals, then the scenario."""
+    params = "\n".join(f"{name} = {_lua(value)}" for name, value in scenario.params.items())
+    prelude = (LUA_DIR / "common.lua").read_text()
+    body = (LUA_DIR / f"{scenario.script}.lua").read_text()
+    return f"{prelude}\n{params}\n{body}"
+
+
+def _lua(value: LuaValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        # A JSON string literal is a valid Lua literal for the ASCII we generate.
+        return json.dumps(value)
+    return "{" + ", ".join(json.dumps(item) for item in value) + "}"
+
+
+def run(
+    name: str,
+    url: str,
+    scenario: Scenario,
+    *,
+    concurrency: int,
+    threads: int,
+    seconds: int,
+    workers: Sequence[int],
+) -> PhaseResult:
+    """Run wrk against `url` for `seconds` and return the measured phase."""
+    threads = min(threads, concurrency)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-") as script:
+        script.write(render(scenario))
+        script.flush()
+        argv = [
+            ensure_wrk(),
+            f"-t{threads}",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            script.name,
+            url,
+        ]
+        with tempfile.TemporaryFile() as output:
+            workers_before = [procs.cpu_seconds(pid) for pid in workers]
+            busy_before = procs.machine_busy_ticks()
+            started = time.monotonic()
+            process = subprocess.Popen(
+                argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            usage = procs.wait_with_usage(process, timeout=seconds + 30)
+            wall = time.monotonic() - started
+            busy_after = procs.machine_busy_ticks()
+            workers_after = [procs.cpu_seconds(pid) for pid in workers]
+            output.seek(0)
+            text = output.read().decode(errors="replace")
+    if usage.returncode != 0:
+        raise RuntimeError(f"wrk failed ({usage.returncode}) in phase {name}:\n{text}")
+    return _result(
+        name,
+        text,
+        scenario=scenario,
+        concurrency=concurrency,
+        threads=threads,
+        loadgen_cpu_cores=usage.cpu_seconds / wall,
+        worker_deltas=[after - before for before, after in zip(workers_before, workers_after)],
+        busy=(busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
+    )
+
+
+def _result(
+    name: str,
+    text: str,
+    *,
+    scenario: Scenario,
+    concurrency: int,
+    threads: int,
+    loadgen_cpu_cores: float,
+    worker_deltas: list[float],
+    busy: float,
+) -> PhaseResult:
+    line = next((line for line in text.splitlines() if line.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary in phase {name}:\n{text}")
+    summary = json.loads(line.removeprefix("BENCH_JSON "))
+    duration = summary["duration_us"] / 1e6
+    statuses: dict[str, int] = summary["statuses"]
+    expected = statuses.get(str(scenario.expected_status), 0)
+    total_worker_cpu = sum(worker_deltas)
+    return PhaseResult(
+        name=name,
+        concurrency=concurrency,
+        threads=threads,
+        duration_s=round(duration, 3),
+        requests=summary["requests"],
+        rps=round(expected / duration, 2) if duration else 0.0,
+        expected_status=scenario.expected_status,
+        statuses=statuses,
+        unexpected=summary["requests"] - expected,
+        socket_errors=summary["socket_errors"],
+        latency_ms=summary["latency_ms"],
+        loadgen_cpu_cores=round(loadgen_cpu_cores, 3),
+        worker_cpu_share=[
+            round(delta / total_worker_cpu, 3) if total_worker_cpu else 0.0
+            for delta in worker_deltas
+        ],
+        machine_busy=round(busy, 3),
+    )
+
+
+def unique_prefix(run_id: str, phase: str) -> str:
+    """Email prefix no earlier phase or run used, so registrations never collide."""
+    return f"bench-{run_id}-{phase}".replace("_", "-")
+
+
+def scenario_get(path: str, tokens: Sequence[str] = ()) -> Scenario:
+    return Scenario("get", {"PATH": path, "TOKENS": list(tokens)}, expected_status=200)
+
+
+def scenario_credentials(
+    path: str,
+    *,
+    password: str,
+    emails: Sequence[str] = (),
+    email_prefix: str = "",
+    email_domain: str = "",
+    form: bool = False,
+    remember_me: bool = False,
+    expected_status: int = 200,
+) -> Scenario:
+    return Scenario(
+        "credentials",
+        {
+            "PATH": path,
+            "FORMAT": "form" if form else "json",
+            "EMAILS": list(emails),
+            "EMAIL_PREFIX": email_prefix,
+            "EMAIL_DOMAIN": email_domain,
+            "PASSWORD": password,
+            "REMEMBER_ME": remember_me,
+        },
+        expected_status=expected_status,
+    )
+
+
+def scenario_refresh(path: str, cookie_name: str, cookies: Sequence[str]) -> Scenario:
+    return Scenario(
+        "refresh",
+        {"PATH": path, "COOKIE_NAME": cookie_name, "COOKIES": list(cookies)},
+        expected_status=200,
+    )
+

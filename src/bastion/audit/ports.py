@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from bastion.audit.model import AuditEvent
+
+
+class AuditLog(Protocol):
+    async def record(self, event: AuditEvent) -> None: ...
+
+    async def list(
+        self,
+        *,
+        user_id: uuid.UUID | None = None,
+        type: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """Events newest first; ``before`` is the id of the last event of the previous page."""
+        ...

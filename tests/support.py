@@ -1,0 +1,224 @@
+"""Test helpers shared by every tier: real databases, a real SMTP server, the real app."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import re
+import secrets
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from bastion.app import create_app
+from bastion.bootstrap import Services, build
+from bastion.settings import Settings
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PUBLIC_URL = "https://bastion.test"
+CLIENT_IP = "203.0.113.10"
+STRONG_PASSWORD = "Correct-Horse-7"
+
+
+def random_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def psql(*commands: str) -> None:
+    """Run administrative SQL against the local PostgreSQL, failing loudly if it is not there."""
+    for command in commands:
+        result = subprocess.run(
+            ["psql", POSTGRES_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-q", "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                "PostgreSQL is required for the test suite (127.0.0.1:5432, user postgres, trust "
+                f"auth) and the command {command!r} failed: {result.stderr.strip()}"
+            )
+
+
+def create_postgres_database() -> tuple[str, str]:
+    name = f"bastion_test_{secrets.token_hex(6)}"
+    psql(f"CREATE DATABASE {name}")
+    return name, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_postgres_database(name: str) -> None:
+    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@dataclass
+class Mailbox:
+    """Messages received by the in-process SMTP server."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def received(self, to: str) -> list[EmailMessage]:
+        with self.lock:
+            return [m for m in self.messages if to.lower() in str(m["To"]).lower()]
+
+    async def wait_for(self, to: str, subject: str = "", timeout: float = 10.0) -> EmailMessage:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in reversed(self.received(to)):
+                if subject.lower() in str(message["Subject"]).lower():
+                    return message
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no email to {to} with subject containing {subject!r} arrived")
+
+    async def count_after(self, to: str, delay: float = 0.5) -> int:
+        await asyncio.sleep(delay)
+        return len(self.received(to))
+
+
+class _CollectingHandler:
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        raw = envelope.original_content or envelope.content
+        assert isinstance(raw, bytes)
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        with self.mailbox.lock:
+            self.mailbox.messages.append(message)
+        return "250 OK"
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        self.mailbox = Mailbox()
+        self.port = free_port()
+        self._controller = Controller(
+            _CollectingHandler(self.mailbox), hostname="127.0.0.1", port=self.port
+        )
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+def text_of(message: EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+def html_of(message: EmailMessage) -> str:
+    body = message.get_body(preferencelist=("html",))
+    assert body is not None
+    return str(body.get_content())
+
+
+def link_in(message: EmailMessage, path: str) -> str:
+    match = re.search(rf"{re.escape(PUBLIC_URL + path)}\?token=[A-Za-z0-9_\-]+", text_of(message))
+    assert match, f"no {path} link in the email"
+    return match.group(0)
+
+
+def token_in(message: EmailMessage, path: str) -> str:
+    return link_in(message, path).split("token=", 1)[1]
+
+
+def make_settings(database_url: str, smtp_url: str, **overrides: Any) -> Settings:
+    """Settings for a test app: real database and SMTP, Argon2 made cheap for speed."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "smtp_url": smtp_url,
+        "public_url": PUBLIC_URL,
+        "secret_key": "test-secret-key-that-is-long-enough-0123456789",
+        "argon2_time_cost": 1,
+        "argon2_memory_cost": 1024,
+        "outbox_poll_seconds": 0.1,
+        "auto_migrate": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings, client_ip: str = CLIENT_IP, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """The real app with its lifespan (signing key, outbox worker), reached through httpx."""
+    services = build(settings, **overrides)
+    app = create_app(settings, services)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            yield client, services
+
+
+async def register(client: httpx.AsyncClient, email_address: str, password: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/auth/register", json={"email": email_address, "password": password}
+    )
+
+
+async def register_verified(
+    client: httpx.AsyncClient, mailbox: Mailbox, email_address: str, password: str = STRONG_PASSWORD
+) -> None:
+    """Sign up and click the verification link, as a user would."""
+    assert (await register(client, email_address, password)).status_code == 202
+    message = await mailbox.wait_for(email_address, "confirm your email")
+    token = token_in(message, "/verify-email")
+    response = await client.post(f"/api/v1/auth/verify-email/{token}")
+    assert response.status_code == 200, response.text
+
+
+async def login(
+    client: httpx.AsyncClient,
+    email_address: str,
+    password: str = STRONG_PASSWORD,
+    *,
+    remember_me: bool = False,
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/auth/login",
+        json={"email": email_address, "password": password, "remember_me": remember_me},
+    )
+
+
+async def access_token(
+    client: httpx.AsyncClient, mailbox: Mailbox, email_address: str | None = None
+) -> str:
+    """A verified user's fresh access token."""
+    email_address = email_address or random_email()
+    await register_verified(client, mailbox, email_address)
+    response = await login(client, email_address)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
