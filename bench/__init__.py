@@ -1,1 +1,1 @@
-"""Bastion's benchmark: throughput and latency reported as ratios to ceilings measured in the same run."""
+"""Bastion's benchmark: figures reported as ratios to ceilings measured in the same run."""

@@ -1,4 +1,4 @@
-"""Ceilings measured in the same run, so results read as ratios rather than machine-bound numbers."""
+"""Ceilings measured in the same run, so results read as ratios, not machine-bound numbers."""
 
 from __future__ import annotations
 

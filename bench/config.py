@@ -1,4 +1,4 @@
-"""Every knob of the benchmark in one place: where things run, how long, and which limits it lifts."""
+"""Every knob of the benchmark: where things run, for how long, and which limits it lifts."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ MAIN_VENV = REPO / ".venv"
 PEER_VENV = BENCH_DIR / ".venv-peer"
 
 HOST = "127.0.0.1"
-POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRES_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/9"
 
 WORKERS = 2
+BASTION_READY_PATH = "/openapi.json"
 
 # Bastion's defaults; the hash ceiling and the peer must use the same cost or the ratios lie.
 ARGON2_TIME_COST = 2

@@ -6,6 +6,7 @@ the server: wrk's CPU time (wait4), each worker's CPU time (/proc), and the mach
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -13,7 +14,6 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from bench import procs
 from bench.config import BENCH_DIR
@@ -81,6 +81,16 @@ def _lua(value: LuaValue) -> str:
     return "{" + ", ".join(json.dumps(item) for item in value) + "}"
 
 
+@dataclass(frozen=True)
+class Load:
+    """One wrk process: a named scenario at a concurrency."""
+
+    name: str
+    scenario: Scenario
+    concurrency: int
+    threads: int
+
+
 def run(
     name: str,
     url: str,
@@ -92,46 +102,71 @@ def run(
     workers: Sequence[int],
 ) -> PhaseResult:
     """Run wrk against `url` for `seconds` and return the measured phase."""
-    threads = min(threads, concurrency)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-") as script:
-        script.write(render(scenario))
-        script.flush()
-        argv = [
-            ensure_wrk(),
-            f"-t{threads}",
-            f"-c{concurrency}",
-            f"-d{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            script.name,
-            url,
+    load = Load(name, scenario, concurrency, threads)
+    return run_together(url, [load], seconds=seconds, workers=workers)[0]
+
+
+def run_together(
+    url: str, loads: Sequence[Load], *, seconds: int, workers: Sequence[int]
+) -> list[PhaseResult]:
+    """Run one wrk per load at the same time, so they see the same server conditions.
+
+    Worker CPU split and machine busy time are shared by all of them; wrk CPU is each one's own.
+    """
+    with contextlib.ExitStack() as files:
+        started_loads = []
+        workers_before = [procs.cpu_seconds(pid) for pid in workers]
+        busy_before = procs.machine_busy_ticks()
+        started = time.monotonic()
+        try:
+            for load in loads:
+                script = files.enter_context(
+                    tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-")
+                )
+                script.write(render(load.scenario))
+                script.flush()
+                output = files.enter_context(tempfile.TemporaryFile())
+                threads = min(load.threads, load.concurrency)
+                argv = [ensure_wrk(), f"-t{threads}", f"-c{load.concurrency}", f"-d{seconds}s"]
+                argv += ["--timeout", "10s", "-s", script.name, url]
+                process = subprocess.Popen(
+                    argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                )
+                started_loads.append((load, threads, process, output))
+            usages = [
+                procs.wait_with_usage(process, timeout=seconds + 30)
+                for _, _, process, _ in started_loads
+            ]
+        finally:
+            for _, _, process, _ in started_loads:
+                if process.returncode is None:
+                    procs.stop(process, grace_seconds=2.0)
+        wall = time.monotonic() - started
+        busy_after = procs.machine_busy_ticks()
+        workers_after = [procs.cpu_seconds(pid) for pid in workers]
+        deltas = [
+            after - before for before, after in zip(workers_before, workers_after, strict=True)
         ]
-        with tempfile.TemporaryFile() as output:
-            workers_before = [procs.cpu_seconds(pid) for pid in workers]
-            busy_before = procs.machine_busy_ticks()
-            started = time.monotonic()
-            process = subprocess.Popen(
-                argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-            )
-            usage = procs.wait_with_usage(process, timeout=seconds + 30)
-            wall = time.monotonic() - started
-            busy_after = procs.machine_busy_ticks()
-            workers_after = [procs.cpu_seconds(pid) for pid in workers]
+        busy = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1)
+        results = []
+        for (load, threads, _, output), usage in zip(started_loads, usages, strict=True):
             output.seek(0)
             text = output.read().decode(errors="replace")
-    if usage.returncode != 0:
-        raise RuntimeError(f"wrk failed ({usage.returncode}) in phase {name}:\n{text}")
-    return _result(
-        name,
-        text,
-        scenario=scenario,
-        concurrency=concurrency,
-        threads=threads,
-        loadgen_cpu_cores=usage.cpu_seconds / wall,
-        worker_deltas=[after - before for before, after in zip(workers_before, workers_after)],
-        busy=(busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
-    )
+            if usage.returncode != 0:
+                raise RuntimeError(f"wrk failed ({usage.returncode}) in {load.name}:\n{text}")
+            results.append(
+                _result(
+                    load.name,
+                    text,
+                    scenario=load.scenario,
+                    concurrency=load.concurrency,
+                    threads=threads,
+                    loadgen_cpu_cores=usage.cpu_seconds / wall,
+                    worker_deltas=deltas,
+                    busy=busy,
+                )
+            )
+        return results
 
 
 def _result(
@@ -174,11 +209,6 @@ def _result(
     )
 
 
-def unique_prefix(run_id: str, phase: str) -> str:
-    """Email prefix no earlier phase or run used, so registrations never collide."""
-    return f"bench-{run_id}-{phase}".replace("_", "-")
-
-
 def scenario_get(path: str, tokens: Sequence[str] = ()) -> Scenario:
     return Scenario("get", {"PATH": path, "TOKENS": list(tokens)}, expected_status=200)
 
@@ -215,4 +245,3 @@ def scenario_refresh(path: str, cookie_name: str, cookies: Sequence[str]) -> Sce
         {"PATH": path, "COOKIE_NAME": cookie_name, "COOKIES": list(cookies)},
         expected_status=200,
     )
-

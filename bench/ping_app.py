@@ -1,4 +1,4 @@
-"""The HTTP ceiling: a bare FastAPI app served exactly like Bastion, so the ratio isolates Bastion's own cost."""
+"""The HTTP ceiling: a bare FastAPI app served like Bastion, isolating Bastion's own cost."""
 
 from __future__ import annotations
 

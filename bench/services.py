@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 
-import asyncpg
 import redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.config import POSTGRES_ADMIN_DSN, REDIS_URL
+from bench.config import POSTGRES_ADMIN_URL, REDIS_URL
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -38,12 +39,16 @@ def _checked(name: str) -> str:
 
 
 async def _admin(*statements: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=10)
+    # CREATE/DROP DATABASE refuse to run inside a transaction.
+    engine = create_async_engine(
+        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"timeout": 10}
+    )
     try:
-        for statement in statements:
-            await connection.execute(statement, timeout=30)
+        async with engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
     finally:
-        await connection.close()
+        await engine.dispose()
 
 
 def delete_redis_keys(prefix: str) -> int:

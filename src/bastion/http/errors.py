@@ -40,6 +40,7 @@ from bastion.tokens.errors import AccessTokenExpired, InvalidToken
 log = structlog.get_logger("bastion.http")
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 RETRY_LATER_SECONDS = "5"
+HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,7 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 async def _http_error(_: Request, exc: Exception) -> Response:
     exc = cast(StarletteHTTPException, exc)
     status = HTTPStatus(exc.status_code)
-    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, f"HTTP_{status.value}")
+    code = HTTP_CODES.get(status, f"HTTP_{status.value}")
     detail = exc.detail if isinstance(exc.detail, str) else status.description
     return problem(status.value, code, status.phrase, detail, headers=dict(exc.headers or {}))
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.http.client_ip import Network, client_ip
@@ -21,8 +22,11 @@ HTML_CSP = (
 )
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from inside the body stream; FastAPI lets HTTPExceptions through its body parser."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body must be at most {limit} bytes.")
 
 
 class RequestMiddleware:
@@ -76,7 +80,7 @@ class RequestMiddleware:
                 await rejection(scope, receive, send_with_headers)
             else:
                 await self.app(scope, self._limited(receive), send_with_headers)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             if not response_started:
                 await self._too_large()(scope, receive, send_with_headers)
         except Exception as exc:
@@ -124,7 +128,7 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge()
+                    raise BodyTooLarge(self.max_body_bytes)
             return message
 
         return limited_receive

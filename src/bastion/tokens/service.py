@@ -139,18 +139,26 @@ class TokenService:
         if key is None:
             raise InvalidToken()
         try:
-            return jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
-                options={"require": ["exp", "iat", "iss", "aud", "sub", "sid", "jti"]},
+                # Expiry is judged below against the injected clock, not the library's.
+                options={
+                    "require": ["exp", "iat", "iss", "aud", "sub", "sid", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise AccessTokenExpired() from None
         except jwt.PyJWTError:
             raise InvalidToken() from None
+        if not isinstance(claims["exp"], int):
+            raise InvalidToken()
+        if claims["exp"] <= self._clock.now().timestamp():
+            raise AccessTokenExpired()
+        return claims
 
     def new_jti(self) -> str:
         return new_token()

@@ -1,0 +1,409 @@
+"""`python -m bench.run`: one complete, bounded benchmark run.
+
+Order: hash ceiling, HTTP ceiling, then Bastion (login, token validation, refresh, register,
+enumeration timing, memory), then the FastAPI-Users peer. Each server is stopped before the next
+starts so they never share the CPU. Everything started is stopped, and the databases and Redis
+keys created are removed, however the run ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import granian
+
+from bench import ceilings, loadgen, procs, report, seeding, servers, services
+from bench.config import (
+    ARGON2_MEMORY_COST,
+    ARGON2_PARALLELISM,
+    ARGON2_TIME_COST,
+    BASTION_READY_PATH,
+    EMAIL_DOMAIN,
+    LIFTED_LIMITS,
+    PASSWORD,
+    PEER_VENV,
+    PROFILES,
+    REDIS_URL,
+    REPO,
+    RESULTS_DIR,
+    RESULTS_MD,
+    WORKERS,
+    WRONG_PASSWORD,
+    Profile,
+)
+from bench.loadgen import PhaseResult, Scenario
+
+log = logging.getLogger("bench")
+READY_TIMEOUT = 120.0
+SESSIONS_FOR_TOKENS = 8
+
+
+class Bench:
+    """One run: its profile, identity, scratch space, and the cleanup it owes."""
+
+    def __init__(self, profile: Profile, output: Path, cleanup: contextlib.ExitStack) -> None:
+        self.profile = profile
+        self.run_id = secrets.token_hex(4)
+        self.output = output
+        self.logs = output.parent / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        self.cleanup = cleanup
+
+    def start(self, server: servers.Server, ready_path: str) -> servers.Server:
+        self.cleanup.callback(server.stop)
+        servers.wait_ready(server, ready_path, READY_TIMEOUT)
+        return server
+
+    def measure(
+        self,
+        name: str,
+        server: servers.Server,
+        make: Callable[[str], Scenario],
+        concurrency: int,
+        *,
+        threads: int | None = None,
+    ) -> PhaseResult:
+        """Warm up, then time one phase; `make` gets a tag so generated emails stay unique."""
+        threads = threads or self.profile.wrk_threads
+        return self.measure_together(server, [(name, make, concurrency, threads)])[0]
+
+    def measure_together(
+        self, server: servers.Server, loads: list[tuple[str, Callable[[str], Scenario], int, int]]
+    ) -> list[PhaseResult]:
+        """Warm up, then time several loads running at once against the same server."""
+        workers = server.workers()
+
+        def tagged(suffix: str) -> list[loadgen.Load]:
+            return [
+                loadgen.Load(name, make(f"{name}{suffix}"), concurrency, threads)
+                for name, make, concurrency, threads in loads
+            ]
+
+        if self.profile.warmup_seconds:
+            loadgen.run_together(
+                server.base_url,
+                tagged("-warmup"),
+                seconds=self.profile.warmup_seconds,
+                workers=workers,
+            )
+        results = loadgen.run_together(
+            server.base_url, tagged(""), seconds=self.profile.phase_seconds, workers=workers
+        )
+        for result in results:
+            log.info(
+                "%-28s c=%-3d %8.1f req/s  p50 %7.1f ms  p95 %7.1f ms  unexpected %d  split %s",
+                result.name,
+                result.concurrency,
+                result.rps,
+                result.latency_ms["p50"],
+                result.latency_ms["p95"],
+                result.unexpected,
+                result.worker_cpu_share,
+            )
+        return results
+
+    def emails(self, kind: str, count: int) -> list[str]:
+        return [f"{kind}-{self.run_id}-{index}@{EMAIL_DOMAIN}" for index in range(count)]
+
+    def unique_prefix(self, tag: str) -> str:
+        return f"{self.run_id}-{tag}".replace(" ", "-").replace("_", "-")
+
+
+def bastion_environment(bench: Bench, port: int, database: str) -> dict[str, str]:
+    env = {
+        "BASTION_ENV": "development",
+        "BASTION_DATABASE_URL": services.database_url(database),
+        "BASTION_REDIS_URL": REDIS_URL,
+        # A prefix of the run's own, so cleanup deletes only what this run wrote.
+        "BASTION_REDIS_KEY_PREFIX": f"bastion-bench-{bench.run_id}:",
+        "BASTION_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "BASTION_COOKIE_SECURE": "false",
+        "BASTION_SECRET_KEY": secrets.token_urlsafe(48),
+        "BASTION_AUTO_MIGRATE": "true",
+        "BASTION_ARGON2_TIME_COST": str(ARGON2_TIME_COST),
+        "BASTION_ARGON2_MEMORY_COST": str(ARGON2_MEMORY_COST),
+        "BASTION_ARGON2_PARALLELISM": str(ARGON2_PARALLELISM),
+    }
+    env.update({f"BASTION_{name.upper()}": str(value) for name, value in LIFTED_LIMITS.items()})
+    return env
+
+
+def authenticated_get(path: str, tokens: list[str]) -> Callable[[str], Scenario]:
+    return lambda _: loadgen.scenario_get(path, tokens)
+
+
+def http_ceiling(bench: Bench) -> dict[str, Any]:
+    port = procs.free_port()
+    server = bench.start(
+        servers.start_granian("ping", "bench.ping_app:app", port, bench.logs / "ping.log"),
+        "/ping",
+    )
+    try:
+        high = bench.profile.token_concurrency[1]
+        result = bench.measure(
+            "ping (HTTP ceiling)", server, lambda _: loadgen.scenario_get("/ping"), high
+        )
+    finally:
+        server.stop()
+    return result.as_dict()
+
+
+def bastion_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[float]]:
+    """Every Bastion phase, in the issue's order, plus each worker's peak RSS at the end."""
+    profile = bench.profile
+    services.recreate_database(database)
+    bench.cleanup.callback(services.drop_database, database)
+    port = procs.free_port()
+    env = bastion_environment(bench, port, database)
+    bench.cleanup.callback(services.delete_redis_keys, env["BASTION_REDIS_KEY_PREFIX"])
+    server = bench.start(
+        servers.start_bastion(port, env, bench.logs / "bastion.log", bench.scratch),
+        BASTION_READY_PATH,
+    )
+    users = bench.emails("user", profile.seed_users)
+    started = time.monotonic()
+    seeding.seed_bastion_users(users, servers.clean_environment(env), bench.scratch)
+    log.info("seeded %d users in %.1f s", len(users), time.monotonic() - started)
+
+    phases: dict[str, PhaseResult] = {}
+    low, high = profile.login_concurrency
+    login = "/api/v1/auth/login"
+
+    def credentials(
+        emails: list[str], password: str = PASSWORD, expected: int = 200
+    ) -> Callable[[str], Scenario]:
+        return lambda _: loadgen.scenario_credentials(
+            login, password=password, emails=emails, expected_status=expected
+        )
+
+    phases["login_c_low"] = bench.measure("login", server, credentials(users), low)
+    phases["login_c_high"] = bench.measure("login", server, credentials(users), high)
+
+    tokens = [
+        session.access_token
+        for session in seeding.bastion_logins(server.base_url, users, SESSIONS_FOR_TOKENS)
+    ]
+    low, high = profile.token_concurrency
+    for key, path in (("verify_token", "/api/v1/auth/verify-token"), ("me", "/api/v1/auth/me")):
+        name = path.rsplit("/", 1)[1]
+        for level, concurrency in (("c_low", low), ("c_high", high)):
+            phases[f"{key}_{level}"] = bench.measure(
+                name, server, authenticated_get(path, tokens), concurrency
+            )
+
+    # wrk cannot tell one connection from another inside a thread, so each cookie chain gets a
+    # thread (and connection) of its own.
+    chains = profile.refresh_concurrency
+    cookies = [
+        session.refresh_cookie or ""
+        for session in seeding.bastion_logins(server.base_url, users, chains, remember_me=True)
+    ]
+    if not all(cookies):
+        raise RuntimeError("login with remember_me set no bastion_refresh cookie")
+    phases["refresh"] = bench.measure(
+        "refresh",
+        server,
+        lambda _: loadgen.scenario_refresh("/api/v1/auth/refresh", seeding.REFRESH_COOKIE, cookies),
+        chains,
+        threads=chains,
+    )
+
+    phases["register"] = bench.measure(
+        "register",
+        server,
+        lambda tag: loadgen.scenario_credentials(
+            "/api/v1/auth/register",
+            password=PASSWORD,
+            email_prefix=bench.unique_prefix(tag),
+            email_domain=EMAIL_DOMAIN,
+            expected_status=202,
+        ),
+        profile.register_concurrency,
+    )
+
+    # Both kinds of failed login run at the same time, so any difference between their medians
+    # is Bastion's and not a change in load between two phases.
+    enumeration = profile.enumeration_concurrency
+    unknown, wrong = bench.measure_together(
+        server,
+        [
+            (
+                "login unknown email",
+                lambda tag: loadgen.scenario_credentials(
+                    login,
+                    password=PASSWORD,
+                    email_prefix=bench.unique_prefix(tag),
+                    email_domain=EMAIL_DOMAIN,
+                    expected_status=401,
+                ),
+                enumeration,
+                1,
+            ),
+            (
+                "login wrong password",
+                credentials(users, password=WRONG_PASSWORD, expected=401),
+                enumeration,
+                1,
+            ),
+        ],
+    )
+    phases["enumeration_unknown_email"] = unknown
+    phases["enumeration_wrong_password"] = wrong
+
+    rss = [round(procs.peak_rss_mb(pid), 1) for pid in server.workers()]
+    server.stop()
+    return {key: phase.as_dict() for key, phase in phases.items()}, rss
+
+
+def peer_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[float]]:
+    """FastAPI-Users on the same server, database server and hash cost, for the ≥ 1.0 ratios."""
+    profile = bench.profile
+    services.recreate_database(database)
+    bench.cleanup.callback(services.drop_database, database)
+    env = {
+        "PEER_DATABASE_URL": services.database_url(database),
+        "PEER_SECRET": secrets.token_urlsafe(48),
+        "PEER_ARGON2_TIME_COST": str(ARGON2_TIME_COST),
+        "PEER_ARGON2_MEMORY_COST": str(ARGON2_MEMORY_COST),
+        "PEER_ARGON2_PARALLELISM": str(ARGON2_PARALLELISM),
+    }
+    tables = procs.spawn(
+        [str(PEER_VENV / "bin" / "python"), "-m", "bench.peer.app"],
+        env=servers.clean_environment(env),
+        cwd=REPO,
+        log=bench.logs / "peer.log",
+    )
+    if procs.wait_with_usage(tables, timeout=60).returncode != 0:
+        raise RuntimeError(f"create_db_and_tables failed; see {bench.logs / 'peer.log'}")
+    port = procs.free_port()
+    server = bench.start(
+        servers.start_granian(
+            "fastapi-users",
+            "bench.peer.app:app",
+            port,
+            bench.logs / "peer.log",
+            peer=True,
+            env=env,
+        ),
+        "/healthz",
+    )
+    users = bench.emails("peer", profile.seed_users)
+    seeding.seed_peer_users(server.base_url, users)
+    tokens = seeding.peer_tokens(server.base_url, users, SESSIONS_FOR_TOKENS)
+
+    phases = {
+        "login": bench.measure(
+            "login",
+            server,
+            lambda _: loadgen.scenario_credentials(
+                "/auth/jwt/login", password=PASSWORD, emails=users, form=True
+            ),
+            profile.login_concurrency[1],
+        ),
+        "me": bench.measure(
+            "users/me",
+            server,
+            lambda _: loadgen.scenario_get("/users/me", tokens),
+            profile.token_concurrency[1],
+        ),
+        "register": bench.measure(
+            "register",
+            server,
+            lambda tag: loadgen.scenario_credentials(
+                "/auth/register",
+                password=PASSWORD,
+                email_prefix=bench.unique_prefix(f"peer-{tag}"),
+                email_domain=EMAIL_DOMAIN,
+                expected_status=201,
+            ),
+            profile.register_concurrency,
+        ),
+    }
+    rss = [round(procs.peak_rss_mb(pid), 1) for pid in server.workers()]
+    server.stop()
+    return {key: phase.as_dict() for key, phase in phases.items()}, rss
+
+
+def run(profile: Profile, output: Path, *, skip_peer: bool, database: str) -> dict[str, Any]:
+    with contextlib.ExitStack() as cleanup:
+        bench = Bench(profile, output, cleanup)
+        results: dict[str, Any] = {
+            "meta": {
+                "started_at": report.now(),
+                "profile": profile.name,
+                "machine": report.machine(),
+                "commit": report.git_commit(),
+                "workers": WORKERS,
+                "phase_seconds": profile.phase_seconds,
+                "warmup_seconds": profile.warmup_seconds,
+                "load_generator": "wrk (bench/lua), closed loop, one connection per thread "
+                "for refresh",
+                "granian": granian.__version__,
+                "lifted_limits": LIFTED_LIMITS,
+                "argon2": {
+                    "time_cost": ARGON2_TIME_COST,
+                    "memory_cost": ARGON2_MEMORY_COST,
+                    "parallelism": ARGON2_PARALLELISM,
+                },
+            },
+        }
+        log.info("hash ceiling (%.1f s, one process per core)", profile.hash_seconds)
+        hash_ceiling = ceilings.hash_ceiling(profile.hash_seconds)
+        log.info("hash ceiling: %.1f verifications/s", hash_ceiling.per_second)
+        results["ceilings"] = {"hash": hash_ceiling.as_dict(), "http": http_ceiling(bench)}
+        results["phases"], bastion_rss = bastion_phases(bench, database)
+        results["memory"] = {"bastion_peak_rss_mb": bastion_rss, "peer_peak_rss_mb": []}
+        results["peer_phases"] = None
+        if not skip_peer:
+            results["peer_phases"], results["memory"]["peer_peak_rss_mb"] = peer_phases(
+                bench, f"{database}_peer"
+            )
+    return results
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Raising unwinds through every ExitStack, so servers stop and databases are dropped.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="seconds-long phases; no RESULTS.md")
+    parser.add_argument("--skip-peer", action="store_true", help="do not measure FastAPI-Users")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS_DIR / "latest.json", help="where the JSON goes"
+    )
+    parser.add_argument(
+        "--database", default="bastion_bench", help="PostgreSQL database to create and drop"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    # httpx logs every request at INFO; the setup logins would drown the phase lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+    profile = PROFILES["smoke" if args.smoke else "full"]
+    results = run(profile, args.output, skip_peer=args.skip_peer, database=args.database)
+    rows = report.targets(results)
+    report.write(results, rows, args.output)
+    table = report.render_markdown(results, rows)
+    sys.stdout.write(table)
+    if not args.smoke:
+        report.append_results_md(RESULTS_MD, table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Emails are queued with the change that causes them and survive SMTP outages and restarts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bastion.adapters.sql import tables
+from bastion.bootstrap import build
+from bastion.core.clock import FrozenClock
+from bastion.core.context import RequestContext
+from tests.support import STRONG_PASSWORD, SmtpServer, free_port, make_settings, random_email
+
+CONTEXT = RequestContext(ip="203.0.113.1", user_agent="tests")
+
+
+async def test_a_message_survives_an_smtp_outage_and_a_restart(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    email = random_email("outage")
+    clock = FrozenClock()
+    down = build(make_settings(database_url, f"smtp://127.0.0.1:{free_port()}"), clock=clock)
+    try:
+        await down.tokens.ensure_key()
+        await down.accounts.register(email, STRONG_PASSWORD, CONTEXT)
+        assert await down.outbox_worker.deliver_due() >= 1
+    finally:
+        down.hasher.close()
+        await down.engine.dispose()
+    assert smtp.mailbox.received(email) == []
+
+    clock.advance(timedelta(hours=1).total_seconds())
+    restarted = build(make_settings(database_url, smtp.url), clock=clock)
+    try:
+        while await restarted.outbox_worker.deliver_due():
+            pass
+        message = await smtp.mailbox.wait_for(email, "confirm your email", timeout=5)
+    finally:
+        restarted.hasher.close()
+        await restarted.engine.dispose()
+    assert "/verify-email?token=" in str(message.get_body(preferencelist=("plain",)))
+
+
+async def test_the_outbox_stores_message_bodies_encrypted(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    email = random_email("sealed")
+    services = build(make_settings(database_url, smtp.url))
+    try:
+        await services.accounts.register(email, STRONG_PASSWORD, CONTEXT)
+        async with services.engine.connect() as connection:
+            query = select(tables.outbox.c.payload).where(tables.outbox.c.recipient == email)
+            payload = (await connection.execute(query)).scalar_one()
+    finally:
+        services.hasher.close()
+        await services.engine.dispose()
+    assert b"verify-email" not in payload
+    assert b"token" not in payload
+
+
+async def test_a_failed_delivery_is_retried_later_not_dropped(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    email = random_email("retry")
+    services = build(
+        make_settings(database_url, f"smtp://127.0.0.1:{free_port()}"), clock=FrozenClock()
+    )
+    try:
+        await services.accounts.register(email, STRONG_PASSWORD, CONTEXT)
+        await services.outbox_worker.deliver_due()
+        async with services.engine.connect() as connection:
+            o = tables.outbox.c
+            query = select(o.attempts, o.sent_at, o.failed_at, o.next_attempt_at, o.last_error)
+            row = (await connection.execute(query.where(o.recipient == email))).one()
+    finally:
+        services.hasher.close()
+        await services.engine.dispose()
+    assert row.attempts == 1
+    assert row.sent_at is None and row.failed_at is None
+    assert row.next_attempt_at > services.clock.now()
+    assert row.last_error
