@@ -25,3 +25,11 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src
+
+## Benchmark Bastion against its own ceilings and FastAPI-Users (about 5 minutes; bench/README.md)
+bench: $(STAMP)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	@test -x bench/.venv-peer/bin/granian || { $(PYTHON) -m venv bench/.venv-peer && \
+		bench/.venv-peer/bin/pip install --quiet -r bench/peer/requirements.txt \
+		"granian==$$($(BIN)/python -c 'import granian; print(granian.__version__)')"; }
+	$(BIN)/python -m bench.run
