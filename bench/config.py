@@ -62,10 +62,10 @@ class Profile:
 
 FULL = Profile(
     name="full",
-    phase_seconds=10,
-    warmup_seconds=2,
+    phase_seconds=15,
+    warmup_seconds=3,
     hash_seconds=8.0,
-    seed_users=32,
+    seed_users=16,
     login_concurrency=(4, 32),
     token_concurrency=(16, 64),
     refresh_concurrency=16,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import secrets
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -336,6 +338,23 @@ def peer_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[float
     return {key: phase.as_dict() for key, phase in phases.items()}, rss
 
 
+def peer_versions() -> dict[str, str]:
+    """What the peer ran, read from its own venv, since it is installed apart from Bastion."""
+    code = (
+        "import importlib.metadata as m, json; print(json.dumps({name: m.version(name) "
+        "for name in ('fastapi-users', 'fastapi', 'granian', 'pwdlib', 'sqlalchemy')}))"
+    )
+    result = subprocess.run(
+        [str(PEER_VENV / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    versions: dict[str, str] = json.loads(result.stdout)
+    return versions
+
+
 def run(profile: Profile, output: Path, *, skip_peer: bool, database: str) -> dict[str, Any]:
     with contextlib.ExitStack() as cleanup:
         bench = Bench(profile, output, cleanup)
@@ -367,6 +386,7 @@ def run(profile: Profile, output: Path, *, skip_peer: bool, database: str) -> di
         results["memory"] = {"bastion_peak_rss_mb": bastion_rss, "peer_peak_rss_mb": []}
         results["peer_phases"] = None
         if not skip_peer:
+            results["meta"]["peer_versions"] = peer_versions()
             results["peer_phases"], results["memory"]["peer_peak_rss_mb"] = peer_phases(
                 bench, f"{database}_peer"
             )

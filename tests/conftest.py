@@ -12,8 +12,8 @@ from tests.support import (
     SmtpServer,
     create_postgres_database,
     drop_postgres_database,
-    running_app,
     make_settings,
+    running_app,
 )
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -55,7 +55,9 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-async def app(database_url: str, smtp: SmtpServer) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+async def app(
+    database_url: str, smtp: SmtpServer
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
     async with running_app(make_settings(database_url, smtp.url)) as running:
         yield running
 

@@ -45,9 +45,7 @@ async def test_an_unknown_token_is_invalid(client: httpx.AsyncClient, token: str
     assert response.json()["code"] == "TOKEN_INVALID"
 
 
-async def test_an_expired_link_says_so_in_plain_words(
-    database_url: str, smtp: SmtpServer
-) -> None:
+async def test_an_expired_link_says_so_in_plain_words(database_url: str, smtp: SmtpServer) -> None:
     clock = FrozenClock()
     settings = make_settings(database_url, smtp.url, verification_token_ttl=600)
     async with running_app(settings, clock=clock) as (client, _):

@@ -136,7 +136,9 @@ async def test_the_access_token_expires_after_its_ttl(database_url: str, smtp: S
         body = (await login(client, email)).json()
         assert body["expires_in"] == 300
         clock.advance(301)
-        response = await client.get("/api/v1/auth/verify-token", headers=bearer(body["access_token"]))
+        response = await client.get(
+            "/api/v1/auth/verify-token", headers=bearer(body["access_token"])
+        )
     assert response.status_code == 401
     assert response.json()["code"] == "TOKEN_EXPIRED"
     assert response.headers["www-authenticate"].startswith("Bearer")

@@ -23,7 +23,9 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> None:
 
 @pytest.mark.parametrize("raw", [b"{", b"[1, 2", b'{"email": }', b"\xff\xfe", b"null garbage"])
 async def test_malformed_json_is_a_400(client: httpx.AsyncClient, raw: bytes) -> None:
-    response = await client.post(REGISTER, content=raw, headers={"content-type": "application/json"})
+    response = await client.post(
+        REGISTER, content=raw, headers={"content-type": "application/json"}
+    )
     assert_problem(response, 400, "MALFORMED_JSON")
 
 
@@ -44,7 +46,9 @@ async def test_a_streamed_body_over_64_kib_is_a_413(client: httpx.AsyncClient) -
             yield b"x" * 1024
 
     response = await client.post(
-        REGISTER, content=chunks(), headers={"content-type": "application/json"}  # type: ignore[arg-type]
+        REGISTER,
+        content=chunks(),
+        headers={"content-type": "application/json"},  # type: ignore[arg-type]
     )
     assert_problem(response, 413, "PAYLOAD_TOO_LARGE")
 
@@ -91,7 +95,9 @@ async def test_unicode_passwords_are_accepted(client: httpx.AsyncClient, passwor
 
 async def test_a_lone_surrogate_is_a_validation_error(client: httpx.AsyncClient) -> None:
     body = json.dumps({"email": random_email(), "password": "Lone-\ud800-Surrogate-1"})
-    response = await client.post(REGISTER, content=body, headers={"content-type": "application/json"})
+    response = await client.post(
+        REGISTER, content=body, headers={"content-type": "application/json"}
+    )
     assert_problem(response, 422, "VALIDATION_ERROR")
 
 

@@ -5,7 +5,11 @@ import httpx
 EXPECTED_CODES = {
     ("/api/v1/auth/register", "post"): {"WEAK_PASSWORD", "VALIDATION_ERROR"},
     ("/api/v1/auth/verify-email/{token}", "post"): {"TOKEN_INVALID", "TOKEN_EXPIRED"},
-    ("/api/v1/auth/login", "post"): {"INVALID_CREDENTIALS", "EMAIL_NOT_VERIFIED", "ACCOUNT_DISABLED"},
+    ("/api/v1/auth/login", "post"): {
+        "INVALID_CREDENTIALS",
+        "EMAIL_NOT_VERIFIED",
+        "ACCOUNT_DISABLED",
+    },
     ("/api/v1/auth/verify-token", "get"): {"INVALID_TOKEN", "TOKEN_EXPIRED", "SESSION_REVOKED"},
     ("/api/v1/auth/me", "get"): {"INVALID_TOKEN", "TOKEN_EXPIRED", "SESSION_REVOKED"},
 }

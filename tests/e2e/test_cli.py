@@ -42,13 +42,23 @@ def test_create_user_reads_the_password_from_stdin_and_creates_a_verified_user(
     assert bastion(environment, "migrate").returncode == 0
     email = random_email("admin")
     result = bastion(
-        environment, "create-user", "--email", email, "--role", "admin", "--password-stdin",
+        environment,
+        "create-user",
+        "--email",
+        email,
+        "--role",
+        "admin",
+        "--password-stdin",
         stdin=f"{STRONG_PASSWORD}\n",
     )
     assert result.returncode == 0, result.stderr
     assert f"Created admin {email}" in result.stdout
     again = bastion(
-        environment, "create-user", "--email", email.upper(), "--password-stdin",
+        environment,
+        "create-user",
+        "--email",
+        email.upper(),
+        "--password-stdin",
         stdin=f"{STRONG_PASSWORD}\n",
     )
     assert again.returncode == 1
@@ -58,7 +68,12 @@ def test_create_user_reads_the_password_from_stdin_and_creates_a_verified_user(
 def test_create_user_refuses_a_weak_password(environment: dict[str, str]) -> None:
     bastion(environment, "migrate")
     result = bastion(
-        environment, "create-user", "--email", random_email(), "--password-stdin", stdin="password\n"
+        environment,
+        "create-user",
+        "--email",
+        random_email(),
+        "--password-stdin",
+        stdin="password\n",
     )
     assert result.returncode == 1
     assert "Password" in result.stderr

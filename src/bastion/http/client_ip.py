@@ -17,7 +17,7 @@ def client_ip(
 ) -> str | None:
     """The socket peer, unless it is a trusted proxy: then the rightmost X-Forwarded-For
     address that is not itself a trusted proxy. Entries left of that are client-controlled."""
-    if peer is None or not _is_trusted(peer, trusted) or not forwarded_for:
+    if not trusted or peer is None or not forwarded_for or not _is_trusted(peer, trusted):
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):

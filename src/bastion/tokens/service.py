@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from bastion.tokens.model import (
 
 KEY_REFRESH_SECONDS = 10.0
 UNKNOWN_KID_REFRESH_SECONDS = 1.0
+VERIFIED_CACHE_SIZE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class TokenService:
         self.audience = audience
         self.access_token_ttl = timedelta(seconds=access_token_ttl)
         self._keys: _LoadedKeys | None = None
+        self._verified = VerifiedTokens(VERIFIED_CACHE_SIZE)
         self._lock = asyncio.Lock()
 
     async def ensure_key(self) -> None:
@@ -125,13 +128,16 @@ class TokenService:
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, if it is an unexpired EdDSA token signed by one of our keys."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidToken() from None
-        kid = header.get("kid")
-        if header.get("alg") != ALGORITHM or not isinstance(kid, str):
-            raise InvalidToken()
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = await self._verify_signature(token)
+            self._verified.put(token, claims)
+        if claims["exp"] <= self._clock.now().timestamp():
+            raise AccessTokenExpired()
+        return claims
+
+    async def _verify_signature(self, token: str) -> dict[str, Any]:
+        kid = _signing_kid(token)
         keys = await self._current(max_age=KEY_REFRESH_SECONDS)
         if kid not in keys.verifiers:
             keys = await self._current(max_age=UNKNOWN_KID_REFRESH_SECONDS)
@@ -145,7 +151,7 @@ class TokenService:
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
-                # Expiry is judged below against the injected clock, not the library's.
+                # Expiry is judged against the injected clock, not the library's.
                 options={
                     "require": ["exp", "iat", "iss", "aud", "sub", "sid", "jti"],
                     "verify_exp": False,
@@ -156,8 +162,6 @@ class TokenService:
             raise InvalidToken() from None
         if not isinstance(claims["exp"], int):
             raise InvalidToken()
-        if claims["exp"] <= self._clock.now().timestamp():
-            raise AccessTokenExpired()
         return claims
 
     def new_jti(self) -> str:
@@ -208,3 +212,41 @@ class TokenService:
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _signing_kid(token: str) -> str:
+    """The kid of an EdDSA token's header, read without trusting it yet."""
+    header_segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(
+            base64.urlsafe_b64decode(header_segment + "=" * (-len(header_segment) % 4))
+        )
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidToken() from None
+    if not isinstance(header, dict) or header.get("alg") != ALGORITHM:
+        raise InvalidToken()
+    kid = header.get("kid")
+    if not isinstance(kid, str):
+        raise InvalidToken()
+    return kid
+
+
+class VerifiedTokens:
+    """Claims of tokens whose signature already verified, keyed by the exact token.
+
+    Resource servers present the same token many times; checking its Ed25519 signature once
+    is enough, since the same bytes verify the same way. Expiry is still checked on every use.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._claims: dict[str, dict[str, Any]] = {}
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        return self._claims.get(token)
+
+    def put(self, token: str, claims: dict[str, Any]) -> None:
+        if len(self._claims) >= self._capacity:
+            # Dicts keep insertion order: drop the oldest entry.
+            del self._claims[next(iter(self._claims))]
+        self._claims[token] = claims
