@@ -24,6 +24,8 @@ class HashCeiling:
     time_cost: int
     memory_cost: int
     parallelism: int
+    other_cpu_cores: float = 0.0
+    attempts: int = 1
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -17,7 +17,7 @@ POSTGRES_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/9"
 
 WORKERS = 2
-BASTION_READY_PATH = "/openapi.json"
+BASTION_READY_PATH = "/healthz"
 
 # Bastion's defaults; the hash ceiling and the peer must use the same cost or the ratios lie.
 ARGON2_TIME_COST = 2
@@ -58,6 +58,8 @@ class Profile:
     enumeration_concurrency: int
     # wrk's threads share the two cores with the server, so use as few as keep it ahead.
     wrk_threads: int
+    # Seconds of phases that may be measured again because other processes took CPU.
+    retry_budget_seconds: int
 
 
 FULL = Profile(
@@ -72,6 +74,7 @@ FULL = Profile(
     register_concurrency=16,
     enumeration_concurrency=4,
     wrk_threads=1,
+    retry_budget_seconds=200,
 )
 
 SMOKE = Profile(
@@ -86,6 +89,7 @@ SMOKE = Profile(
     register_concurrency=2,
     enumeration_concurrency=2,
     wrk_threads=1,
+    retry_budget_seconds=0,
 )
 
 PROFILES = {profile.name: profile for profile in (FULL, SMOKE)}

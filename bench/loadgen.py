@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from bench import procs
 from bench.config import BENCH_DIR
@@ -49,7 +50,8 @@ class PhaseResult:
     loadgen_cpu_cores: float
     worker_cpu_share: list[float]
     machine_busy: float
-    notes: list[str] = field(default_factory=list)
+    other_cpu_cores: float
+    attempts: int = 1
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -91,32 +93,20 @@ class Load:
     threads: int
 
 
-def run(
-    name: str,
-    url: str,
-    scenario: Scenario,
-    *,
-    concurrency: int,
-    threads: int,
-    seconds: int,
-    workers: Sequence[int],
-) -> PhaseResult:
-    """Run wrk against `url` for `seconds` and return the measured phase."""
-    load = Load(name, scenario, concurrency, threads)
-    return run_together(url, [load], seconds=seconds, workers=workers)[0]
-
-
 def run_together(
-    url: str, loads: Sequence[Load], *, seconds: int, workers: Sequence[int]
+    url: str, loads: Sequence[Load], *, seconds: int, server_group: int, workers: Sequence[int]
 ) -> list[PhaseResult]:
     """Run one wrk per load at the same time, so they see the same server conditions.
 
-    Worker CPU split and machine busy time are shared by all of them; wrk CPU is each one's own.
+    Worker CPU split, machine busy time and other processes' CPU are shared by all of them;
+    wrk CPU is each one's own.
     """
+    own_groups = {os.getpgrp(), server_group}
     with contextlib.ExitStack() as files:
         started_loads = []
         workers_before = [procs.cpu_seconds(pid) for pid in workers]
         busy_before = procs.machine_busy_ticks()
+        foreign_before = procs.foreign_cpu_seconds(own_groups)
         started = time.monotonic()
         try:
             for load in loads:
@@ -133,6 +123,7 @@ def run_together(
                     argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
                 )
                 started_loads.append((load, threads, process, output))
+                own_groups.add(process.pid)
             usages = [
                 procs.wait_with_usage(process, timeout=seconds + 30)
                 for _, _, process, _ in started_loads
@@ -142,6 +133,7 @@ def run_together(
                 if process.returncode is None:
                     procs.stop(process, grace_seconds=2.0)
         wall = time.monotonic() - started
+        other = procs.growth(foreign_before, procs.foreign_cpu_seconds(own_groups)) / wall
         busy_after = procs.machine_busy_ticks()
         workers_after = [procs.cpu_seconds(pid) for pid in workers]
         deltas = [
@@ -164,6 +156,7 @@ def run_together(
                     loadgen_cpu_cores=usage.cpu_seconds / wall,
                     worker_deltas=deltas,
                     busy=busy,
+                    other=other,
                 )
             )
         return results
@@ -179,6 +172,7 @@ def _result(
     loadgen_cpu_cores: float,
     worker_deltas: list[float],
     busy: float,
+    other: float,
 ) -> PhaseResult:
     line = next((line for line in text.splitlines() if line.startswith("BENCH_JSON ")), None)
     if line is None:
@@ -206,6 +200,7 @@ def _result(
             for delta in worker_deltas
         ],
         machine_busy=round(busy, 3),
+        other_cpu_cores=round(other, 3),
     )
 
 

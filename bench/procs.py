@@ -134,6 +134,37 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
+# The database and cache serve the system under test, so their CPU is not someone else's.
+SERVICE_COMMANDS = frozenset({"postgres", "redis-server"})
+
+
+def foreign_cpu_seconds(own_groups: set[int]) -> dict[int, float]:
+    """CPU so far of every process outside `own_groups` and the services, by pid.
+
+    A shared machine (tests running beside the bench) shows up as the growth of this between
+    two snapshots; a process that starts and ends in between is missed, so it is a lower bound.
+    """
+    usage: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        command = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) in own_groups or command in SERVICE_COMMANDS:
+            continue
+        usage[int(entry.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return usage
+
+
+def growth(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two foreign_cpu_seconds snapshots."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def machine_busy_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs, to tell whether the machine was saturated."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

@@ -15,6 +15,8 @@ from bench.config import REPO
 
 # A phase with more unexpected responses than this measured something else (errors, 429s).
 MAX_UNEXPECTED_FRACTION = 0.01
+# Processes outside the bench using more than this many cores make a phase's figures suspect.
+MAX_OTHER_CPU_CORES = 0.1
 
 Phase = Mapping[str, Any]
 
@@ -201,13 +203,14 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
         f"Lifted limits: {', '.join(f'{k}={v}' for k, v in meta['lifted_limits'].items())}.",
         "",
         f"Hash ceiling: {results['ceilings']['hash']['per_second']:.1f} verifications/s "
-        f"({results['ceilings']['hash']['processes']} processes). HTTP ceiling (bare FastAPI "
+        f"({results['ceilings']['hash']['processes']} processes, other CPU "
+        f"{results['ceilings']['hash']['other_cpu_cores']:.2f} cores). HTTP ceiling (bare FastAPI "
         f"/ping, granian {meta['workers']} workers): "
         f"{results['ceilings']['http']['rps']:.0f} req/s.",
         "",
         "| phase | conc | req/s | p50 ms | p95 ms | p99 ms | unexpected | worker CPU split "
-        "| wrk CPU (cores) | machine busy |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| wrk CPU (cores) | machine busy | other CPU (cores) | attempts |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     all_phases = [("", results["ceilings"]["http"])]
     all_phases += [("", phase) for phase in results["phases"].values()]
@@ -219,8 +222,19 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
             f"| {prefix}{phase['name']} | {phase['concurrency']} | {phase['rps']:.1f} "
             f"| {latency['p50']:.1f} | {latency['p95']:.1f} | {latency['p99']:.1f} "
             f"| {phase['unexpected']} | {split} | {phase['loadgen_cpu_cores']:.2f} "
-            f"| {phase['machine_busy']:.0%} |"
+            f"| {phase['machine_busy']:.0%} | {phase['other_cpu_cores']:.2f} "
+            f"| {phase['attempts']} |"
         )
+    shared = [
+        f"{prefix}{phase['name']} (c={phase['concurrency']}): {phase['other_cpu_cores']:.2f}"
+        for prefix, phase in all_phases
+        if phase["other_cpu_cores"] > MAX_OTHER_CPU_CORES
+    ]
+    if shared:
+        lines += [
+            "",
+            "Shared machine: other processes used CPU (cores) during " + "; ".join(shared) + ".",
+        ]
     memory = results["memory"]
     lines += [
         "",

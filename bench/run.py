@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import secrets
 import signal
 import subprocess
@@ -19,9 +20,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import granian
 
@@ -47,7 +49,12 @@ from bench.config import (
 from bench.loadgen import PhaseResult, Scenario
 
 log = logging.getLogger("bench")
+T = TypeVar("T")
 READY_TIMEOUT = 120.0
+MAX_ATTEMPTS = 3
+# Before each attempt, wait up to this long for other processes to leave the CPU.
+QUIET_WAIT_SECONDS = 15.0
+QUIET_SAMPLE_SECONDS = 1.0
 SESSIONS_FOR_TOKENS = 8
 
 
@@ -62,6 +69,7 @@ class Bench:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         self.cleanup = cleanup
+        self.retry_budget = float(profile.retry_budget_seconds)
 
     def start(self, server: servers.Server, ready_path: str) -> servers.Server:
         self.cleanup.callback(server.stop)
@@ -98,14 +106,14 @@ class Bench:
                 server.base_url,
                 tagged("-warmup"),
                 seconds=self.profile.warmup_seconds,
+                server_group=server.process.pid,
                 workers=workers,
             )
-        results = loadgen.run_together(
-            server.base_url, tagged(""), seconds=self.profile.phase_seconds, workers=workers
-        )
+        results = self._least_disturbed(server, tagged, workers)
         for result in results:
             log.info(
-                "%-28s c=%-3d %8.1f req/s  p50 %7.1f ms  p95 %7.1f ms  unexpected %d  split %s",
+                "%-22s c=%-3d %8.1f req/s  p50 %7.1f ms  p95 %7.1f ms  unexpected %d  split %s"
+                "  other CPU %.2f",
                 result.name,
                 result.concurrency,
                 result.rps,
@@ -113,8 +121,64 @@ class Bench:
                 result.latency_ms["p95"],
                 result.unexpected,
                 result.worker_cpu_share,
+                result.other_cpu_cores,
             )
         return results
+
+    def _least_disturbed(
+        self,
+        server: servers.Server,
+        tagged: Callable[[str], list[loadgen.Load]],
+        workers: list[int],
+    ) -> list[PhaseResult]:
+        def attempt(number: int) -> tuple[list[PhaseResult], float]:
+            results = loadgen.run_together(
+                server.base_url,
+                tagged("" if number == 1 else f"-retry{number}"),
+                seconds=self.profile.phase_seconds,
+                server_group=server.process.pid,
+                workers=workers,
+            )
+            results = [replace(result, attempts=number) for result in results]
+            return results, max(result.other_cpu_cores for result in results)
+
+        return self.quietest(attempt, server.process.pid)
+
+    def quietest(self, attempt: Callable[[int], tuple[T, float]], server_group: int) -> T:
+        """Measure, again while other processes took CPU and the retry budget allows.
+
+        The machine may be shared (a test suite running beside the bench); waiting or a retry
+        usually finds it quieter. `attempt(n)` returns a result and the foreign CPU (cores) it
+        saw; the result with the least is kept.
+        """
+        best: tuple[T, float] | None = None
+        for number in range(1, MAX_ATTEMPTS + 1):
+            self._wait_for_quiet(server_group)
+            started = time.monotonic()
+            result, other = attempt(number)
+            if best is None or other < best[1]:
+                best = (result, other)
+            if other <= report.MAX_OTHER_CPU_CORES:
+                break
+            self.retry_budget -= time.monotonic() - started
+            if self.retry_budget <= 0:
+                break
+            log.info("other processes used %.2f cores; measuring again", other)
+        assert best is not None
+        return best[0]
+
+    def _wait_for_quiet(self, server_group: int) -> None:
+        """Hold the next attempt, within the retry budget, while other processes take CPU."""
+        own_groups = {os.getpgrp(), server_group}
+        waited = 0.0
+        while self.retry_budget > 0 and waited < QUIET_WAIT_SECONDS:
+            before = procs.foreign_cpu_seconds(own_groups)
+            time.sleep(QUIET_SAMPLE_SECONDS)
+            other = procs.growth(before, procs.foreign_cpu_seconds(own_groups))
+            if other / QUIET_SAMPLE_SECONDS <= report.MAX_OTHER_CPU_CORES:
+                return
+            waited += QUIET_SAMPLE_SECONDS
+            self.retry_budget -= QUIET_SAMPLE_SECONDS
 
     def emails(self, kind: str, count: int) -> list[str]:
         return [f"{kind}-{self.run_id}-{index}@{EMAIL_DOMAIN}" for index in range(count)]
@@ -134,12 +198,26 @@ def bastion_environment(bench: Bench, port: int, database: str) -> dict[str, str
         "BASTION_COOKIE_SECURE": "false",
         "BASTION_SECRET_KEY": secrets.token_urlsafe(48),
         "BASTION_AUTO_MIGRATE": "true",
+        # Development mode would render every request's log line for a console; measure the
+        # JSON lines production writes instead.
+        "BASTION_LOG_JSON": "true",
         "BASTION_ARGON2_TIME_COST": str(ARGON2_TIME_COST),
         "BASTION_ARGON2_MEMORY_COST": str(ARGON2_MEMORY_COST),
         "BASTION_ARGON2_PARALLELISM": str(ARGON2_PARALLELISM),
     }
     env.update({f"BASTION_{name.upper()}": str(value) for name, value in LIFTED_LIMITS.items()})
     return env
+
+
+def measure_hash_ceiling(seconds: float, attempt: int) -> tuple[ceilings.HashCeiling, float]:
+    own_groups = {os.getpgrp()}
+    before = procs.foreign_cpu_seconds(own_groups)
+    started = time.monotonic()
+    result = ceilings.hash_ceiling(seconds)
+    other = procs.growth(before, procs.foreign_cpu_seconds(own_groups)) / (
+        time.monotonic() - started
+    )
+    return replace(result, other_cpu_cores=round(other, 3), attempts=attempt), other
 
 
 def authenticated_get(path: str, tokens: list[str]) -> Callable[[str], Scenario]:
@@ -208,19 +286,16 @@ def bastion_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[fl
     # wrk cannot tell one connection from another inside a thread, so each cookie chain gets a
     # thread (and connection) of its own.
     chains = profile.refresh_concurrency
-    cookies = [
-        session.refresh_cookie or ""
-        for session in seeding.bastion_logins(server.base_url, users, chains, remember_me=True)
-    ]
-    if not all(cookies):
-        raise RuntimeError("login with remember_me set no bastion_refresh cookie")
-    phases["refresh"] = bench.measure(
-        "refresh",
-        server,
-        lambda _: loadgen.scenario_refresh("/api/v1/auth/refresh", seeding.REFRESH_COOKIE, cookies),
-        chains,
-        threads=chains,
-    )
+
+    def refresh(_: str) -> Scenario:
+        # Fresh sessions for every run: the warm-up leaves its cookies rotated past reuse.
+        sessions = seeding.bastion_logins(server.base_url, users, chains, remember_me=True)
+        cookies = [session.refresh_cookie or "" for session in sessions]
+        if not all(cookies):
+            raise RuntimeError("login with remember_me set no bastion_refresh cookie")
+        return loadgen.scenario_refresh("/api/v1/auth/refresh", seeding.REFRESH_COOKIE, cookies)
+
+    phases["refresh"] = bench.measure("refresh", server, refresh, chains, threads=chains)
 
     phases["register"] = bench.measure(
         "register",
@@ -379,7 +454,9 @@ def run(profile: Profile, output: Path, *, skip_peer: bool, database: str) -> di
             },
         }
         log.info("hash ceiling (%.1f s, one process per core)", profile.hash_seconds)
-        hash_ceiling = ceilings.hash_ceiling(profile.hash_seconds)
+        hash_ceiling = bench.quietest(
+            lambda number: measure_hash_ceiling(profile.hash_seconds, number), os.getpgrp()
+        )
         log.info("hash ceiling: %.1f verifications/s", hash_ceiling.per_second)
         results["ceilings"] = {"hash": hash_ceiling.as_dict(), "http": http_ceiling(bench)}
         results["phases"], bastion_rss = bastion_phases(bench, database)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -9,10 +11,13 @@ import pytest
 from bastion.bootstrap import Services
 from bastion.migrate import upgrade
 from tests.support import (
+    REDIS_URL,
     SmtpServer,
     create_postgres_database,
+    delete_redis_keys,
     drop_postgres_database,
     make_settings,
+    ping_redis,
     running_app,
 )
 
@@ -65,3 +70,33 @@ async def app(
 @pytest.fixture
 def client(app: tuple[httpx.AsyncClient, Services]) -> httpx.AsyncClient:
     return app[0]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The local Redis; tests that need it fail (never skip) when it does not answer."""
+    ping_redis(REDIS_URL)
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_key_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test run's own, so runs never share limits; deleted at the end."""
+    prefix = f"bastion-test-{secrets.token_hex(6)}:"
+    try:
+        yield prefix
+    finally:
+        delete_redis_keys(redis_url, prefix)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limiter_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings for each limiter backend; on Redis a key prefix of the test's own, so counts
+    never leak from one test into the next."""
+    if request.param == "memory":
+        return {"redis_url": None}
+    prefix: str = request.getfixturevalue("redis_key_prefix")
+    return {
+        "redis_url": request.getfixturevalue("redis_url"),
+        "redis_key_prefix": f"{prefix}{secrets.token_hex(4)}:",
+    }

@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import httpx
+import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -222,3 +223,68 @@ async def access_token(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+REFRESH_COOKIE = "bastion_refresh"
+
+
+def refresh_cookie_header(response: httpx.Response) -> str:
+    """The Set-Cookie header a response sends for the refresh token."""
+    for header in response.headers.get_list("set-cookie"):
+        if header.startswith(f"{REFRESH_COOKIE}="):
+            return header
+    raise AssertionError(f"no {REFRESH_COOKIE} cookie in {response.headers.get_list('set-cookie')}")
+
+
+def refresh_token_in(response: httpx.Response) -> str:
+    return refresh_cookie_header(response).split(";", 1)[0].removeprefix(f"{REFRESH_COOKIE}=")
+
+
+async def remembered_login(
+    client: httpx.AsyncClient, email_address: str, password: str = STRONG_PASSWORD
+) -> tuple[str, str]:
+    """Log in with remember_me: the access token and the refresh token from the cookie.
+
+    The client's cookie jar is emptied so each test sends exactly the refresh token it means to.
+    """
+    response = await login(client, email_address, password, remember_me=True)
+    assert response.status_code == 200, response.text
+    client.cookies.clear()
+    return response.json()["access_token"], refresh_token_in(response)
+
+
+async def refresh(
+    client: httpx.AsyncClient, refresh_token: str | None, **headers: str
+) -> httpx.Response:
+    """POST /refresh sending ``refresh_token`` (if any) as the cookie and nothing else."""
+    if refresh_token is not None:
+        headers["Cookie"] = f"{REFRESH_COOKIE}={refresh_token}"
+    response = await client.post("/api/v1/auth/refresh", headers=headers)
+    client.cookies.clear()
+    return response
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def ping_redis(url: str) -> None:
+    """Fail loudly when Redis is not there: the tests that need it must not silently pass."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(
+            f"Redis is required for these tests ({url}) and did not answer: {exc}"
+        ) from exc
+    finally:
+        client.close()
+
+
+def delete_redis_keys(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -12,6 +15,7 @@ import typer
 from bastion.accounts.model import Role
 from bastion.bootstrap import Services, build
 from bastion.core.errors import BastionError
+from bastion.http.metrics import MULTIPROCESS_DIR_ENV
 from bastion.migrate import upgrade
 from bastion.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from bastion.tokens.model import KeyStatus
@@ -51,18 +55,40 @@ def serve(
             f"worker process: each of the {workers} workers counts on its own.",
             err=True,
         )
+    metrics_dir = _share_metrics_between_workers()
     typer.echo(f"Bastion listening on http://{host}:{port} (docs at /docs)", err=True)
-    Server(
-        "bastion.app:app_from_environment",
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        factory=True,
-        log_access=False,
-        respawn_failed_workers=True,
-        workers_kill_timeout=30,
-    ).serve()
+    typer.echo(f"Workers pool their metrics in {os.environ[MULTIPROCESS_DIR_ENV]}", err=True)
+    try:
+        # On SIGTERM, granian stops accepting, lets in-flight requests finish (for up to
+        # workers_kill_timeout seconds) and then runs each worker's lifespan shutdown.
+        Server(
+            "bastion.app:app_from_environment",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            factory=True,
+            log_access=False,
+            respawn_failed_workers=True,
+            workers_kill_timeout=30,
+        ).serve()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _share_metrics_between_workers() -> str | None:
+    """Point prometheus_client's multiprocess mode at a fresh directory, unless the operator
+    chose one; returns the directory to remove on exit.
+
+    Set before the workers start, so that every worker writes its values there and a scrape,
+    whichever worker answers it, reports the sum. Stale files would add a previous run's counts.
+    """
+    if os.environ.get(MULTIPROCESS_DIR_ENV):
+        return None
+    path = tempfile.mkdtemp(prefix="bastion-metrics-")
+    os.environ[MULTIPROCESS_DIR_ENV] = path
+    return path
 
 
 @app.command()

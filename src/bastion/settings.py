@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ class Environment(StrEnum):
 
 Seconds = Annotated[int, Field(ge=1, le=400 * DAY)]
 Count = Annotated[int, Field(ge=1, le=100_000_000)]
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class Settings(BaseSettings):
@@ -38,10 +40,10 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///./bastion.db"
     redis_url: str | None = None
-    redis_key_prefix: str = "bastion:"
+    redis_key_prefix: Annotated[str, Field(max_length=64)] = "bastion:"
     public_url: str = "http://127.0.0.1:8000"
     issuer: str | None = None
-    audience: str = "bastion"
+    audience: Annotated[str, Field(min_length=1, max_length=256)] = "bastion"
     secret_key: str | None = None
     secret_key_file: Path = Path(".bastion_secret")
     auto_migrate: bool = True
@@ -95,6 +97,13 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_is_known(cls, value: str) -> str:
+        if value.lower() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.lower()
+
     @field_validator("public_url")
     @classmethod
     def _public_url_is_http(cls, value: str) -> str:
@@ -129,6 +138,21 @@ class Settings(BaseSettings):
     def _database_is_supported(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_redis(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must look like redis://host:6379/0 or rediss://host:6380/0")
+        return value or None
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_is_an_address(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        if "@" not in address:
+            raise ValueError("must be an address such as Bastion <no-reply@example.com>")
         return value
 
     @field_validator("smtp_url")
@@ -170,6 +194,11 @@ class Settings(BaseSettings):
             problems.append("BASTION_COOKIE_SECURE: must be true in production")
         if urlsplit(self.public_url).scheme != "https":
             problems.append("BASTION_PUBLIC_URL: must be https in production")
+        if not self.smtp_url:
+            problems.append(
+                "BASTION_SMTP_URL: must be set in production (without it, emails and the "
+                "one-time links in them are printed to the console)"
+            )
         return problems
 
 
@@ -186,11 +215,32 @@ def load_settings(**overrides: Any) -> Settings:
             f"BASTION_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
             for error in exc.errors()
         ]
+        invalid = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        problems += _production_problems_besides(invalid, overrides)
         raise SettingsError(_format(problems)) from None
     problems = settings.production_problems()
     if problems:
         raise SettingsError(_format(problems))
     return settings
+
+
+def _production_problems_besides(invalid: set[str], overrides: dict[str, Any]) -> list[str]:
+    """The production problems of the settings that are otherwise valid, so that one message
+    lists every problem: the invalid ones are replaced by their defaults to check the rest."""
+    defaults = {
+        name: Settings.model_fields[name].get_default(call_default_factory=True)
+        for name in invalid
+        if name in Settings.model_fields
+    }
+    try:
+        rest = Settings(**{**overrides, **defaults})
+    except ValidationError:
+        return []
+    return [
+        problem
+        for problem in rest.production_problems()
+        if problem.split(":", 1)[0].removeprefix("BASTION_").lower() not in invalid
+    ]
 
 
 def _format(problems: list[str]) -> str:

@@ -10,8 +10,17 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from bastion.accounts.errors import WeakPassword
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
-from bastion.http.deps import ContextDep, CurrentPrincipal, ServicesDep
+from bastion.http.deps import (
+    ContextDep,
+    CurrentPrincipal,
+    PerIpLimit,
+    PerUserLimit,
+    RegistrationLimit,
+    ServicesDep,
+    VerificationResendLimit,
+)
 from bastion.http.errors import openapi_responses
+from bastion.ratelimit.errors import RateLimited
 from bastion.sessions.errors import SessionRevoked
 from bastion.tokens.errors import AccessTokenExpired, InvalidToken
 
@@ -55,7 +64,8 @@ BEARER_ERRORS = (InvalidToken, AccessTokenExpired, SessionRevoked)
 @router.post(
     "/register",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=openapi_responses(WeakPassword),
+    responses=openapi_responses(WeakPassword, RateLimited),
+    dependencies=[PerIpLimit, RegistrationLimit],
     summary="Sign up; a verification link is emailed",
 )
 async def register(body: RegisterRequest, services: ServicesDep, context: ContextDep) -> Accepted:
@@ -67,6 +77,8 @@ async def register(body: RegisterRequest, services: ServicesDep, context: Contex
 @router.post(
     "/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
+    responses=openapi_responses(RateLimited),
+    dependencies=[PerIpLimit, VerificationResendLimit],
     summary="Mail a new verification link",
 )
 async def resend_verification(body: EmailRequest, services: ServicesDep) -> Accepted:
@@ -76,7 +88,8 @@ async def resend_verification(body: EmailRequest, services: ServicesDep) -> Acce
 
 @router.post(
     "/verify-email/{token}",
-    responses=openapi_responses(TokenInvalid, TokenExpired),
+    responses=openapi_responses(TokenInvalid, TokenExpired, RateLimited),
+    dependencies=[PerIpLimit],
     summary="Confirm an email address with the mailed token",
 )
 async def verify_email(token: str, services: ServicesDep, context: ContextDep) -> Verified:
@@ -84,7 +97,12 @@ async def verify_email(token: str, services: ServicesDep, context: ContextDep) -
     return Verified()
 
 
-@router.get("/me", responses=openapi_responses(*BEARER_ERRORS), summary="The caller's account")
+@router.get(
+    "/me",
+    responses=openapi_responses(*BEARER_ERRORS, RateLimited),
+    dependencies=[PerUserLimit],
+    summary="The caller's account",
+)
 async def me(principal: CurrentPrincipal, services: ServicesDep) -> Me:
     user = await services.accounts.get_user(principal.user_id)
     return Me(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,3 +67,20 @@ def event(
         user_agent=context.user_agent,
         details=details,
     )
+
+
+ERASED = "[erased]"
+
+
+def scrub(value: Any, email: str) -> Any:
+    """``value`` (event details) with every occurrence of ``email`` replaced, at any depth.
+
+    Addresses are compared case-insensitively, as accounts are.
+    """
+    if isinstance(value, str):
+        return re.sub(re.escape(email), ERASED, value, flags=re.IGNORECASE)
+    if isinstance(value, dict):
+        return {scrub(key, email): scrub(item, email) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scrub(item, email) for item in value]
+    return value

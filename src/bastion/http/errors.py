@@ -15,6 +15,7 @@ from starlette.responses import Response
 from bastion.accounts.errors import WeakPassword
 from bastion.accounts.service import EmailTaken
 from bastion.adapters.sql.unit_of_work import is_unavailable
+from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
 from bastion.core.errors import (
     BastionError,
     Conflict,
@@ -25,6 +26,7 @@ from bastion.core.errors import (
 )
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
 from bastion.http.problems import PROBLEM_JSON, problem
+from bastion.ratelimit.errors import RateLimited, TooManyAttempts
 from bastion.sessions.errors import (
     AccountDisabled,
     CsrfRejected,
@@ -66,6 +68,11 @@ PROBLEM_TYPES: dict[type[BastionError], ProblemType] = {
     SessionNotFound: ProblemType(404, "SESSION_NOT_FOUND", "Session not found"),
     CsrfRejected: ProblemType(403, "CSRF_REJECTED", "Cross-site request rejected"),
     EmailTaken: ProblemType(409, "EMAIL_TAKEN", "Email already registered"),
+    UserNotFound: ProblemType(404, "USER_NOT_FOUND", "User not found"),
+    LastAdmin: ProblemType(409, "LAST_ADMIN", "Last active admin"),
+    InvalidCursor: ProblemType(400, "INVALID_CURSOR", "Invalid cursor"),
+    TooManyAttempts: ProblemType(429, "TOO_MANY_ATTEMPTS", "Too many attempts"),
+    RateLimited: ProblemType(429, "RATE_LIMITED", "Too many requests"),
     StorageUnavailable: ProblemType(503, "SERVICE_UNAVAILABLE", "Service unavailable"),
     NotFound: ProblemType(404, "NOT_FOUND", "Not found"),
     Forbidden: ProblemType(403, "FORBIDDEN", "Forbidden"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -13,8 +13,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion.http.client_ip import Network, client_ip
 from bastion.http.errors import unexpected_error
 from bastion.http.problems import problem
+from bastion.http.protection import RATE_LIMIT_HEADERS
 
 log = structlog.get_logger("bastion.access")
+# Called once per request with (method, route template, status, seconds): the metrics.
+RequestObserver = Callable[[str, str, int, float], None]
 BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
 HTML_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -45,11 +48,13 @@ class RequestMiddleware:
         max_body_bytes: int,
         trusted_proxies: Sequence[Network],
         hsts: bool,
+        on_request: RequestObserver | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.trusted_proxies = tuple(trusted_proxies)
         self.hsts = hsts
+        self.on_request = on_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,16 +93,19 @@ class RequestMiddleware:
                 raise
             await unexpected_error(exc)(scope, receive, send_with_headers)
         finally:
-            route = scope.get("route")
+            route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+            duration = time.perf_counter() - started
             log.info(
                 "request",
                 method=scope["method"],
-                route=getattr(route, "path", None) or "<unmatched>",
+                route=route,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(duration * 1000, 2),
                 request_id=request_id,
                 ip=scope["state"]["client_ip"],
             )
+            if self.on_request is not None:
+                self.on_request(scope["method"], route, status, duration)
 
     def _reject(self, scope: Scope, headers: dict[bytes, bytes]) -> ASGIApp | None:
         if scope["method"].encode() not in BODY_METHODS:
@@ -151,6 +159,9 @@ class RequestMiddleware:
             (b"referrer-policy", b"no-referrer"),
             (b"x-frame-options", b"DENY"),
         ]
+        # Set by the rate-limit dependencies; added here so error responses carry them too.
+        rate_limit = scope["state"].get(RATE_LIMIT_HEADERS, {})
+        added.extend((name.lower().encode(), value.encode()) for name, value in rate_limit.items())
         if self.hsts:
             added.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
         if scope["path"].startswith("/api/") and b"cache-control" not in present:

@@ -8,9 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from bastion.accounts.errors import WeakPassword
 from bastion.accounts.routes import Accepted, EmailRequest
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
-from bastion.http.deps import ContextDep, CurrentPrincipal, ServicesDep
+from bastion.http.deps import (
+    ContextDep,
+    CurrentPrincipal,
+    PasswordResetLimit,
+    PerIpLimit,
+    PerUserLimit,
+    ServicesDep,
+)
 from bastion.http.errors import openapi_responses
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
+from bastion.ratelimit.errors import RateLimited
 from bastion.sessions.errors import InvalidCredentials, SessionRevoked
 from bastion.tokens.errors import AccessTokenExpired, InvalidToken
 
@@ -38,6 +46,8 @@ class PasswordReset(BaseModel):
 @router.post(
     "/forgot-password",
     status_code=status.HTTP_202_ACCEPTED,
+    responses=openapi_responses(RateLimited),
+    dependencies=[PerIpLimit, PasswordResetLimit],
     summary="Mail a password-reset link (same answer whether or not the account exists)",
 )
 async def forgot_password(
@@ -49,7 +59,8 @@ async def forgot_password(
 
 @router.post(
     "/reset-password",
-    responses=openapi_responses(TokenInvalid, TokenExpired, WeakPassword),
+    responses=openapi_responses(TokenInvalid, TokenExpired, WeakPassword, RateLimited),
+    dependencies=[PerIpLimit],
     summary="Set a new password with a mailed token; every session ends",
 )
 async def reset_password(
@@ -63,8 +74,14 @@ async def reset_password(
     "/change-password",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=openapi_responses(
-        InvalidCredentials, WeakPassword, InvalidToken, AccessTokenExpired, SessionRevoked
+        InvalidCredentials,
+        WeakPassword,
+        InvalidToken,
+        AccessTokenExpired,
+        SessionRevoked,
+        RateLimited,
     ),
+    dependencies=[PerUserLimit],
     summary="Change the password; other sessions end, this one stays",
 )
 async def change_password(

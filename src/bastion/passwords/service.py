@@ -54,6 +54,10 @@ class PasswordService:
         async with self._uow() as uow:
             user = await uow.users.get_by_email(normalize_email(email))
             if user is None:
+                # Still write and commit, so an unknown address costs about the same time as a
+                # known one; the event also shows someone probing for accounts.
+                await uow.audit.record(event(EventType.RESET_REQUESTED, now, context))
+                await uow.commit()
                 return
             await uow.reset_tokens.add(
                 OneTimeToken(

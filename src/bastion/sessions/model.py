@@ -16,6 +16,8 @@ class RevokeReason(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a label, not a secret
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a label, not a secret
     USER_DISABLED = "user_disabled"
+    ROLE_CHANGED = "role_changed"
+    USER_DELETED = "user_deleted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,18 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from bastion.http.deps import ContextDep, CurrentPrincipal, SameSiteOnly, ServicesDep
+from bastion.http.deps import (
+    ContextDep,
+    CurrentPrincipal,
+    PerIpLimit,
+    PerUserLimit,
+    SameSiteOnly,
+    ServicesDep,
+)
 from bastion.http.errors import openapi_responses
+from bastion.http.protection import DEVICE_COOKIE, set_device_cookie
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
+from bastion.ratelimit.errors import RateLimited, TooManyAttempts
 from bastion.sessions.errors import (
     AccountDisabled,
     CsrfRejected,
@@ -67,20 +76,30 @@ class SessionInfo(BaseModel):
 
 @router.post(
     "/login",
-    responses=openapi_responses(InvalidCredentials, EmailNotVerified, AccountDisabled),
+    responses=openapi_responses(
+        InvalidCredentials, EmailNotVerified, AccountDisabled, TooManyAttempts, RateLimited
+    ),
+    dependencies=[PerIpLimit],
     summary="Log in; remember_me also sets a 30-day refresh cookie",
 )
 async def login(
-    body: LoginRequest, response: Response, services: ServicesDep, context: ContextDep
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    context: ContextDep,
 ) -> TokenResponse:
-    issued = await services.sessions.login(body.email, body.password, body.remember_me, context)
-    return _token_response(issued, response, services.settings.cookie_secure)
+    result = await services.login_protection.login(
+        body.email, body.password, body.remember_me, context, request.cookies.get(DEVICE_COOKIE)
+    )
+    set_device_cookie(response, result.device_cookie, services.settings.cookie_secure)
+    return _token_response(result.tokens, response, services.settings.cookie_secure)
 
 
 @router.post(
     "/refresh",
-    responses=openapi_responses(InvalidRefreshToken, RefreshTokenReused, CsrfRejected),
-    dependencies=[SameSiteOnly],
+    responses=openapi_responses(InvalidRefreshToken, RefreshTokenReused, CsrfRejected, RateLimited),
+    dependencies=[SameSiteOnly, PerIpLimit],
     summary="Trade the refresh cookie for a new access token (the cookie rotates)",
 )
 async def refresh(
@@ -113,8 +132,8 @@ async def verify_token(principal: CurrentPrincipal) -> JSONResponse:
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=openapi_responses(*BEARER_ERRORS, CsrfRejected),
-    dependencies=[SameSiteOnly],
+    responses=openapi_responses(*BEARER_ERRORS, CsrfRejected, RateLimited),
+    dependencies=[SameSiteOnly, PerUserLimit],
     summary="End the current session and clear the refresh cookie",
 )
 async def logout(
@@ -125,7 +144,10 @@ async def logout(
 
 
 @router.get(
-    "/sessions", responses=openapi_responses(*BEARER_ERRORS), summary="The caller's active sessions"
+    "/sessions",
+    responses=openapi_responses(*BEARER_ERRORS, RateLimited),
+    dependencies=[PerUserLimit],
+    summary="The caller's active sessions",
 )
 async def list_sessions(principal: CurrentPrincipal, services: ServicesDep) -> list[SessionInfo]:
     sessions = await services.sessions.list_sessions(principal.user_id)
@@ -147,7 +169,8 @@ async def list_sessions(principal: CurrentPrincipal, services: ServicesDep) -> l
 @router.delete(
     "/sessions/all",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=openapi_responses(*BEARER_ERRORS),
+    responses=openapi_responses(*BEARER_ERRORS, RateLimited),
+    dependencies=[PerUserLimit],
     summary="Log out all devices, this one included",
 )
 async def revoke_all_sessions(
@@ -160,7 +183,8 @@ async def revoke_all_sessions(
 @router.delete(
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=openapi_responses(*BEARER_ERRORS, SessionNotFound),
+    responses=openapi_responses(*BEARER_ERRORS, SessionNotFound, RateLimited),
+    dependencies=[PerUserLimit],
     summary="End one of the caller's sessions",
 )
 async def revoke_session(
@@ -171,15 +195,11 @@ async def revoke_session(
 
 def _token_response(issued: IssuedTokens, response: Response, secure: bool) -> TokenResponse:
     if issued.refresh_token is not None:
-        max_age = int((issued.session.expires_at - issued.session.last_seen_at).total_seconds())
-        response.set_cookie(
-            REFRESH_COOKIE,
-            issued.refresh_token,
-            max_age=max(max_age, 0),
-            path=COOKIE_PATH,
-            secure=secure,
-            httponly=True,
-            samesite="strict",
+        # The cookie ends with the session: rotation never extends it.
+        remaining = issued.session.expires_at - issued.session.last_seen_at
+        response.headers.append(
+            "set-cookie",
+            refresh_cookie(issued.refresh_token, int(remaining.total_seconds()), secure=secure),
         )
     return TokenResponse(
         access_token=issued.access_token,
@@ -189,6 +209,14 @@ def _token_response(issued: IssuedTokens, response: Response, secure: bool) -> T
 
 
 def _clear_refresh_cookie(response: Response, secure: bool) -> None:
-    response.delete_cookie(
-        REFRESH_COOKIE, path=COOKIE_PATH, secure=secure, httponly=True, samesite="strict"
+    response.headers.append("set-cookie", refresh_cookie("", 0, secure=secure))
+
+
+def refresh_cookie(value: str, max_age: int, *, secure: bool) -> str:
+    """The refresh cookie's Set-Cookie value, attributes spelled as the documentation shows
+    them (Starlette would lower-case ``SameSite``). Tokens are URL-safe, so need no quoting."""
+    secure_attribute = " Secure;" if secure else ""
+    return (
+        f"{REFRESH_COOKIE}={value}; HttpOnly;{secure_attribute} SameSite=Strict; "
+        f"Path={COOKIE_PATH}; Max-Age={max(max_age, 0)}"
     )

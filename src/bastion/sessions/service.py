@@ -150,7 +150,7 @@ class SessionService:
         async with self._uow() as uow:
             session_id = await uow.sessions.rotate_refresh_token(token_hash, now)
             if session_id is None:
-                await self._handle_unspendable(uow, token_hash, now, context)
+                await self._detect_reuse(uow, token_hash, now, context)
                 raise InvalidRefreshToken()
             session = await uow.sessions.get(session_id)
             user = await uow.users.get(session.user_id) if session else None
@@ -236,18 +236,24 @@ class SessionService:
         self.forget(revoked)
         return revoked
 
-    async def _handle_unspendable(
+    async def _detect_reuse(
         self, uow: UnitOfWork, token_hash: str, now: datetime, context: RequestContext
     ) -> None:
+        """Treat a spent refresh token presented to a live session as theft: end the session.
+
+        Returns only if the token is unknown or its session is already over.
+        """
         session_id = await uow.sessions.refresh_token_session(token_hash)
-        if session_id is None:
-            return
-        session = await uow.sessions.get(session_id)
+        session = await uow.sessions.get(session_id) if session_id is not None else None
         if session is None or not session.is_active(now):
             return
-        await uow.sessions.revoke(
+        revoked = await uow.sessions.revoke(
             session.user_id, now, RevokeReason.REFRESH_REUSE.value, only=session.id
         )
+        if not revoked:
+            # A concurrent request replayed the same token and already ended the session; it
+            # records the event and warns the user, once.
+            raise RefreshTokenReused()
         await uow.audit.record(
             event(
                 EventType.REFRESH_REUSE_DETECTED,
@@ -261,7 +267,7 @@ class SessionService:
         if user is not None:
             await uow.outbox.add(messages.refresh_token_reused(user.email), now)
         await uow.commit()
-        self.forget([session.id])
+        self.forget(revoked)
         self._mail_queued()
         raise RefreshTokenReused()
 

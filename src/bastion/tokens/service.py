@@ -76,10 +76,6 @@ class TokenService:
 
     async def ensure_key(self) -> None:
         """Create the first signing key if there is none, then load the keys."""
-        async with self._uow() as uow:
-            if not await uow.signing_keys.list():
-                await uow.signing_keys.add(self._new_key())
-                await uow.commit()
         await self._reload()
 
     async def rotate(self) -> SigningKey:
@@ -180,8 +176,10 @@ class TokenService:
     async def _reload(self) -> _LoadedKeys:
         async with self._uow() as uow:
             stored = await uow.signing_keys.list()
-        if not stored:
-            raise RuntimeError("no signing key: run `bastion migrate` and start the service")
+            if not stored:
+                stored = [self._new_key()]
+                await uow.signing_keys.add(stored[0])
+                await uow.commit()
         statuses = key_statuses(stored, self.access_token_ttl)
         signer = statuses[0].key
         self._keys = _LoadedKeys(

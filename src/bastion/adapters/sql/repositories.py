@@ -7,13 +7,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import String, Table, and_, cast, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.accounts.model import Role, User
 from bastion.adapters.sql import tables
-from bastion.audit.model import AuditEvent, EventType
+from bastion.audit.model import AuditEvent, EventType, scrub
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.core.secrets import Sealer
 from bastion.mail.model import EmailMessage, QueuedMessage
@@ -62,10 +62,17 @@ class SqlUserRepository:
         return [_user(row) for row in (await self._db.execute(query)).mappings()]
 
     async def count_active_admins(self) -> int:
-        query = select(func.count()).where(
-            tables.users.c.role == Role.ADMIN.value, tables.users.c.is_active.is_(True)
-        )
-        return int((await self._db.execute(query)).scalar_one())
+        """Count the active admins and, on PostgreSQL, lock their rows until the transaction ends.
+
+        Two admins demoting each other at once would otherwise both see two admins and leave
+        none. The lock makes the second wait and then count what the first committed. (SQLite
+        write transactions already run one at a time.)
+        """
+        u = tables.users.c
+        query = select(u.id).where(u.role == Role.ADMIN.value, u.is_active.is_(True)).order_by(u.id)
+        if self._db.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return len((await self._db.execute(query)).all())
 
     async def _one(self, condition: Any) -> User | None:
         row = (await self._db.execute(select(tables.users).where(condition))).mappings().first()
@@ -342,8 +349,11 @@ class SqlOutbox:
 class SqlAuditLog:
     def __init__(self, connection: AsyncConnection) -> None:
         self._db = connection
+        # What this transaction recorded, for observers told once it commits.
+        self.recorded: list[AuditEvent] = []
 
     async def record(self, event: AuditEvent) -> None:
+        self.recorded.append(event)
         await self._db.execute(
             insert(tables.audit_events).values(
                 occurred_at=event.occurred_at,
@@ -389,3 +399,26 @@ class SqlAuditLog:
             )
             for row in (await self._db.execute(query)).mappings()
         ]
+
+    async def erase(self, email: str) -> int:
+        # JSON columns query differently on each database, so candidates are found by a text
+        # match (the address as typed and as JSON escapes it) and rewritten here.
+        a = tables.audit_events.c
+        as_text = cast(a.details, String)
+        forms = {email, json.dumps(email)[1:-1]}
+        query = select(a.id, a.details).where(
+            or_(*(as_text.ilike(f"%{_like_escape(form)}%", escape="\\") for form in forms))
+        )
+        changed = 0
+        for row in (await self._db.execute(query)).all():
+            details = scrub(row.details, email)
+            if details != row.details:
+                await self._db.execute(
+                    update(tables.audit_events).where(a.id == row.id).values(details=details)
+                )
+                changed += 1
+        return changed
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -18,6 +18,7 @@ from bastion.adapters.sql.repositories import (
     SqlSigningKeyRepository,
     SqlUserRepository,
 )
+from bastion.audit.ports import AuditObserver
 from bastion.core.errors import StorageUnavailable
 from bastion.core.secrets import Sealer
 
@@ -40,10 +41,18 @@ class SqlUnitOfWork:
     outbox: SqlOutbox
     audit: SqlAuditLog
 
-    def __init__(self, engine: AsyncEngine, sealer: Sealer, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sealer: Sealer,
+        *,
+        read_only: bool = False,
+        audit_observer: AuditObserver | None = None,
+    ) -> None:
         self._engine = engine
         self._sealer = sealer
         self._read_only = read_only
+        self._audit_observer = audit_observer
         self._connection: AsyncConnection | None = None
         self._transaction: AsyncTransaction | None = None
 
@@ -84,6 +93,10 @@ class SqlUnitOfWork:
             if is_unavailable(exc):
                 raise StorageUnavailable() from exc
             raise
+        committed, self.audit.recorded = self.audit.recorded, []
+        if self._audit_observer is not None:
+            for event in committed:
+                self._audit_observer.recorded(event)
 
     async def __aexit__(
         self,
@@ -106,9 +119,14 @@ class SqlUnitOfWork:
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: AsyncEngine, sealer: Sealer) -> None:
+    def __init__(
+        self, engine: AsyncEngine, sealer: Sealer, *, audit_observer: AuditObserver | None = None
+    ) -> None:
         self._engine = engine
         self._sealer = sealer
+        self._audit_observer = audit_observer
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, self._sealer, read_only=read_only)
+        return SqlUnitOfWork(
+            self._engine, self._sealer, read_only=read_only, audit_observer=self._audit_observer
+        )

@@ -1,0 +1,190 @@
+"""Security headers, CORS, and secrets kept out of logs and the audit trail."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bastion.adapters.sql import tables
+from bastion.core.secrets import hash_token
+from tests.support import (
+    PUBLIC_URL,
+    STRONG_PASSWORD,
+    SmtpServer,
+    access_token,
+    bearer,
+    link_in,
+    login,
+    make_settings,
+    random_email,
+    refresh,
+    register,
+    remembered_login,
+    running_app,
+)
+
+APP_ORIGIN = "https://app.example.com"
+
+
+def assert_base_headers(headers: httpx.Headers) -> None:
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_api_responses_carry_the_security_headers_and_are_never_cached(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    async with running_app(make_settings(database_url, smtp.url)) as (client, _):
+        refused = await client.get("/api/v1/auth/me")
+        assert_base_headers(refused.headers)
+        assert refused.headers["cache-control"] == "no-store"
+
+        token = await access_token(client, smtp.mailbox)
+        me = await client.get("/api/v1/auth/me", headers=bearer(token))
+        assert_base_headers(me.headers)
+        assert me.headers["cache-control"] == "no-store"
+
+
+async def test_a_response_carrying_a_token_is_never_cached(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    async with running_app(make_settings(database_url, smtp.url)) as (client, _):
+        email = random_email("nocache")
+        await access_token(client, smtp.mailbox, email)
+        logged_in = await login(client, email, remember_me=True)
+        assert logged_in.status_code == 200
+        assert logged_in.headers["cache-control"] == "no-store"
+
+
+async def test_html_pages_get_a_strict_content_security_policy(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    async with running_app(make_settings(database_url, smtp.url)) as (client, _):
+        page = await client.get("/reset-password", params={"token": "abc"})
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert_base_headers(page.headers)
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'none'" in policy
+        assert "frame-ancestors 'none'" in policy
+        assert "unsafe-inline" not in policy
+
+
+async def test_no_hsts_is_sent_when_the_public_url_is_plain_http(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    settings = make_settings(database_url, smtp.url, public_url="http://127.0.0.1:8000")
+    async with running_app(settings) as (client, _):
+        response = await client.get("/api/v1/auth/me")
+        assert "strict-transport-security" not in response.headers
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def preflight(origin: str) -> dict[str, str]:
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+
+
+async def test_cors_answers_an_allowed_origin_with_credentials(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    settings = make_settings(database_url, smtp.url, allowed_origins=[APP_ORIGIN])
+    async with running_app(settings) as (client, _):
+        answer = await client.options("/api/v1/auth/login", headers=preflight(APP_ORIGIN))
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == APP_ORIGIN
+        assert answer.headers["access-control-allow-credentials"] == "true"
+        assert "POST" in answer.headers["access-control-allow-methods"]
+        assert answer.headers["x-content-type-options"] == "nosniff"
+
+        actual = await client.post(
+            "/api/v1/auth/login",
+            json={"email": random_email(), "password": "Wrong-Password-1"},
+            headers={"Origin": APP_ORIGIN},
+        )
+        assert actual.headers["access-control-allow-origin"] == APP_ORIGIN
+        exposed = actual.headers["access-control-expose-headers"].lower()
+        assert "retry-after" in exposed and "ratelimit-remaining" in exposed
+
+
+@pytest.mark.parametrize("allowed", [[APP_ORIGIN], []])
+async def test_cors_ignores_other_origins(
+    database_url: str, smtp: SmtpServer, allowed: list[str]
+) -> None:
+    settings = make_settings(database_url, smtp.url, allowed_origins=allowed)
+    async with running_app(settings) as (client, _):
+        evil = "https://evil.example.com"
+        answer = await client.options("/api/v1/auth/login", headers=preflight(evil))
+        assert "access-control-allow-origin" not in answer.headers
+        actual = await client.get("/.well-known/jwks.json", headers={"Origin": evil})
+        assert "access-control-allow-origin" not in actual.headers
+
+
+async def test_no_secret_reaches_the_logs_or_the_audit_trail(
+    database_url: str, smtp: SmtpServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """After a full journey, search everything written for every secret it used."""
+    secrets: list[str] = []
+    reset_password, changed_password = "Reset-Horse-8", "Changed-Horse-9"
+    secrets += [STRONG_PASSWORD, "Wrong-Password-1", reset_password, changed_password]
+    async with running_app(make_settings(database_url, smtp.url)) as (client, services):
+        email = random_email("secrets")
+        assert (await register(client, email, STRONG_PASSWORD)).status_code == 202
+        message = await smtp.mailbox.wait_for(email, "confirm your email")
+        verify_link = link_in(message, "/verify-email")
+        verify_token = verify_link.split("token=", 1)[1]
+        secrets += [verify_link, verify_token]
+        assert (await client.post(f"/api/v1/auth/verify-email/{verify_token}")).status_code == 200
+
+        assert (await login(client, email, "Wrong-Password-1")).status_code == 401
+        access, refresh_token = await remembered_login(client, email)
+        secrets += [access, refresh_token]
+        rotated = await refresh(client, refresh_token)
+        assert rotated.status_code == 200
+        secrets.append(rotated.json()["access_token"])
+        secrets += [
+            c.split(";")[0].split("=", 1)[1] for c in rotated.headers.get_list("set-cookie")
+        ]
+
+        forgot = await client.post("/api/v1/auth/forgot-password", json={"email": email})
+        assert forgot.status_code == 202
+        reset_mail = await smtp.mailbox.wait_for(email, "reset your password")
+        reset_link = link_in(reset_mail, "/reset-password")
+        reset_token = reset_link.split("token=", 1)[1]
+        secrets += [reset_link, reset_token]
+        reset = await client.post(
+            "/api/v1/auth/reset-password",
+            json={"token": reset_token, "new_password": reset_password},
+        )
+        assert reset.status_code == 200, reset.text
+
+        logged_in = await login(client, email, reset_password)
+        assert logged_in.status_code == 200
+        new_access = logged_in.json()["access_token"]
+        secrets += [new_access, logged_in.cookies["bastion_device"]]
+        changed = await client.post(
+            "/api/v1/auth/change-password",
+            json={"current_password": reset_password, "new_password": changed_password},
+            headers=bearer(new_access),
+        )
+        assert changed.status_code == 204, changed.text
+        events = await client.get("/api/v1/auth/me/security-events", headers=bearer(new_access))
+        assert events.status_code == 200
+
+        async with services.engine.connect() as connection:
+            rows = (await connection.execute(select(tables.audit_events))).mappings().all()
+
+    logs = "".join(capfd.readouterr())
+    assert "/api/v1/auth/reset-password" in logs, "the journey's log lines were captured"
+    trail = "\n".join(str(dict(row)) for row in rows) + events.text
+    secrets += [hash_token(secret) for secret in list(secrets)]
+    for secret in secrets:
+        assert secret not in logs, f"a secret reached the logs: {secret[:6]}…"
+        assert secret not in trail, f"a secret reached the audit trail: {secret[:6]}…"
+    assert f"{PUBLIC_URL}/reset-password?token=" not in logs + trail

@@ -1,0 +1,365 @@
+"""Log-in lockout by IP and account protection with device cookies, on memory and on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from bastion.adapters.sql import tables
+from bastion.bootstrap import Services
+from bastion.core.clock import FrozenClock
+from tests.support import (
+    CLIENT_IP,
+    STRONG_PASSWORD,
+    SmtpServer,
+    make_settings,
+    random_email,
+    register_verified,
+    running_app,
+)
+
+WRONG = "Wrong-Password-1"
+DEVICE_COOKIE = "bastion_device"
+# The test client is the one trusted proxy, so each request picks its client IP in a header.
+BEHIND_PROXY: dict[str, Any] = {"trusted_proxies": [f"{CLIENT_IP}/32"]}
+VOLATILE_HEADERS = {"x-request-id", "date", "content-length", "ratelimit-remaining"}
+
+
+async def attempt(
+    client: httpx.AsyncClient,
+    email: str,
+    password: str,
+    ip: str,
+    device: str | None = None,
+) -> httpx.Response:
+    headers = {"X-Forwarded-For": ip}
+    if device is not None:
+        headers["Cookie"] = f"{DEVICE_COOKIE}={device}"
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": email, "password": password}, headers=headers
+    )
+    client.cookies.clear()  # every attempt carries exactly the cookies it names
+    return response
+
+
+def random_net() -> str:
+    """The first three octets of an IPv4 /24 of this test's own: the audit table is shared."""
+    return f"100.{secrets.randbelow(256)}.{secrets.randbelow(256)}."
+
+
+def comparable(response: httpx.Response) -> tuple[int, str, dict[str, str]]:
+    headers = {k: v for k, v in response.headers.items() if k not in VOLATILE_HEADERS}
+    return response.status_code, response.text, headers
+
+
+async def audit_rows(services: Services, kind: str) -> list[dict[str, Any]]:
+    a = tables.audit_events.c
+    async with services.engine.connect() as connection:
+        rows = await connection.execute(
+            select(tables.audit_events).where(a.type == kind).order_by(a.id)
+        )
+        return [dict(row) for row in rows.mappings()]
+
+
+async def user_id_of(services: Services, email: str) -> Any:
+    async with services.engine.connect() as connection:
+        query = select(tables.users.c.id).where(tables.users.c.email == email)
+        return (await connection.execute(query)).scalar_one()
+
+
+def assert_too_many_attempts(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "TOO_MANY_ATTEMPTS"
+    assert response.json()["detail"] == "Too many attempts. Please try again later"
+    assert int(response.headers["Retry-After"]) > 0
+
+
+async def test_five_failures_from_one_ip_block_it_even_with_the_right_password(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(database_url, smtp.url, **limiter_settings, **BEHIND_PROXY)
+    async with running_app(settings) as (client, services):
+        email = random_email("lockout")
+        await register_verified(client, smtp.mailbox, email)
+        ip = f"{net}20"
+        failures = [await attempt(client, email, WRONG, ip) for _ in range(5)]
+        assert [r.status_code for r in failures] == [401] * 5
+
+        blocked = await attempt(client, email, STRONG_PASSWORD, ip)
+        assert_too_many_attempts(blocked)
+        assert 1790 <= int(blocked.headers["Retry-After"]) <= 1800  # the default 30 minutes
+
+        blocked_events = [e for e in await audit_rows(services, "ip_blocked") if e["ip"] == ip]
+        assert len(blocked_events) == 1
+        refusals = [
+            e
+            for e in await audit_rows(services, "login_failed")
+            if e["ip"] == ip and e["details"]["reason"] == "blocked"
+        ]
+        assert len(refusals) == 1 and refusals[0]["user_id"] is not None
+
+
+async def test_a_parallel_burst_from_one_ip_gets_only_five_guesses(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(database_url, smtp.url, **limiter_settings, **BEHIND_PROXY)
+    async with running_app(settings) as (client, _):
+        email = random_email("burst")
+        await register_verified(client, smtp.mailbox, email)
+        burst = await asyncio.gather(
+            *(attempt(client, email, f"Guess-{n}-Aa1", f"{net}1") for n in range(20))
+        )
+        statuses = sorted(r.status_code for r in burst)
+        assert statuses == [401] * 5 + [429] * 15
+        for refused in (r for r in burst if r.status_code == 429):
+            assert_too_many_attempts(refused)
+        after = await attempt(client, email, STRONG_PASSWORD, f"{net}1")
+        assert_too_many_attempts(after)
+        assert 1790 <= int(after.headers["Retry-After"]) <= 1800
+
+
+async def test_a_parallel_spread_attack_gets_at_most_one_guess_past_the_account_limit(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(
+        database_url, smtp.url, account_max_failures=5, **limiter_settings, **BEHIND_PROXY
+    )
+    async with running_app(settings) as (client, services):
+        email = random_email("parallel-spread")
+        await register_verified(client, smtp.mailbox, email)
+        burst = await asyncio.gather(
+            *(attempt(client, email, f"Guess-{n}-Aa1", f"{net}{n}") for n in range(30))
+        )
+        checked = sum(r.status_code == 401 for r in burst)
+        assert 5 <= checked <= 6, "the limit, plus at most the one attempt that engaged the block"
+        assert sum(r.status_code == 429 for r in burst) == 30 - checked
+        await smtp.mailbox.wait_for(email, "unusual sign-in attempts")
+        assert await smtp.mailbox.count_after(email) == 2, "one warning per engagement"
+        user_id = await user_id_of(services, email)
+        engaged = [
+            e for e in await audit_rows(services, "account_protected") if e["user_id"] == user_id
+        ]
+        assert len(engaged) == 1
+
+
+async def test_failures_count_per_ip_so_the_owner_elsewhere_still_logs_in(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(
+        database_url, smtp.url, login_max_failures=3, **limiter_settings, **BEHIND_PROXY
+    )
+    async with running_app(settings) as (client, _):
+        email = random_email("victim")
+        await register_verified(client, smtp.mailbox, email)
+        for _ in range(3):
+            await attempt(client, email, WRONG, f"{net}30")
+        assert_too_many_attempts(await attempt(client, email, STRONG_PASSWORD, f"{net}30"))
+        assert (await attempt(client, email, STRONG_PASSWORD, f"{net}31")).status_code == 200
+
+
+async def test_the_ip_block_lifts_after_its_duration(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    clock = FrozenClock()
+    settings = make_settings(
+        database_url,
+        smtp.url,
+        login_max_failures=2,
+        login_block_seconds=60,
+        **limiter_settings,
+        **BEHIND_PROXY,
+    )
+    async with running_app(settings, clock=clock) as (client, _):
+        email = random_email("lifted")
+        await register_verified(client, smtp.mailbox, email)
+        for _ in range(2):
+            await attempt(client, email, WRONG, f"{net}40")
+        clock.advance(30)
+        blocked = await attempt(client, email, STRONG_PASSWORD, f"{net}40")
+        assert_too_many_attempts(blocked)
+        assert blocked.headers["Retry-After"] == "30"
+        clock.advance(30)
+        assert (await attempt(client, email, STRONG_PASSWORD, f"{net}40")).status_code == 200
+
+
+async def test_a_spread_attack_is_refused_before_attempt_100_but_the_owner_device_logs_in(
+    postgresql_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(postgresql_url, smtp.url, **limiter_settings, **BEHIND_PROXY)
+    async with running_app(settings) as (client, services):
+        email = random_email("spread")
+        await register_verified(client, smtp.mailbox, email)
+        owner = await attempt(client, email, STRONG_PASSWORD, f"{net}200")
+        assert owner.status_code == 200
+        device = owner.cookies[DEVICE_COOKIE]
+
+        # 150 failures, 4 per IP from 38 IPs: the per-IP rule (5) never trips.
+        ips = [f"{net}{100 + n // 4}" for n in range(150)]
+        statuses = [(await attempt(client, email, WRONG, ip)).status_code for ip in ips]
+        assert statuses[:50] == [401] * 50
+        assert set(statuses[50:]) == {429}, "refused from the 51st consecutive failure on"
+
+        stranger = await attempt(client, email, STRONG_PASSWORD, f"{net}201")
+        assert_too_many_attempts(stranger)
+        assert 890 <= int(stranger.headers["Retry-After"]) <= 900
+        from_device = await attempt(client, email, STRONG_PASSWORD, f"{net}202", device)
+        assert from_device.status_code == 200
+
+        warning = await smtp.mailbox.wait_for(email, "unusual sign-in attempts")
+        assert "reset" in str(warning.get_body(preferencelist=("plain",))).lower()
+        assert await smtp.mailbox.count_after(email) == 2, "one warning per engagement"
+        user_id = await user_id_of(services, email)
+        protected = [
+            e for e in await audit_rows(services, "account_protected") if e["user_id"] == user_id
+        ]
+        assert len(protected) == 1
+        assert protected[0]["ip"] == ips[49]
+
+
+async def test_a_success_resets_the_account_count(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(
+        database_url, smtp.url, account_max_failures=3, **limiter_settings, **BEHIND_PROXY
+    )
+    async with running_app(settings) as (client, _):
+        email = random_email("reset-count")
+        await register_verified(client, smtp.mailbox, email)
+        for n in range(2):
+            await attempt(client, email, WRONG, f"{net}{50 + n}")
+        assert (await attempt(client, email, STRONG_PASSWORD, f"{net}52")).status_code == 200
+        for n in range(2):
+            failed = await attempt(client, email, WRONG, f"{net}{53 + n}")
+            assert failed.status_code == 401
+        await attempt(client, email, WRONG, f"{net}55")
+        assert_too_many_attempts(await attempt(client, email, STRONG_PASSWORD, f"{net}56"))
+
+
+async def test_protected_unknown_and_existing_accounts_get_identical_answers(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(
+        database_url, smtp.url, account_max_failures=2, **limiter_settings, **BEHIND_PROXY
+    )
+    async with running_app(settings, clock=FrozenClock()) as (client, services):
+        known = random_email("known")
+        await register_verified(client, smtp.mailbox, known)
+        unknown = random_email("unknown")
+        answers = {}
+        for email, octet in ((known, 60), (unknown, 70)):
+            failures = [await attempt(client, email, WRONG, f"{net}{octet + n}") for n in (0, 1)]
+            assert [r.status_code for r in failures] == [401, 401]
+            answers[email] = await attempt(client, email, WRONG, f"{net}{octet + 2}")
+        assert_too_many_attempts(answers[known])
+        assert comparable(answers[known]) == comparable(answers[unknown])
+        assert DEVICE_COOKIE not in answers[known].headers.get("set-cookie", "")
+
+
+async def test_only_a_valid_device_cookie_for_that_account_bypasses_protection(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(
+        database_url, smtp.url, account_max_failures=2, **limiter_settings, **BEHIND_PROXY
+    )
+    async with running_app(settings) as (client, _):
+        victim, attacker = random_email("victim"), random_email("attacker")
+        await register_verified(client, smtp.mailbox, victim)
+        await register_verified(client, smtp.mailbox, attacker)
+        attacker_device = (
+            await attempt(client, attacker, STRONG_PASSWORD, "203.0.113.50")
+        ).cookies[DEVICE_COOKIE]
+        for n in range(2):
+            await attempt(client, victim, WRONG, f"{net}{80 + n}")
+
+        own_cookie = await attempt(client, victim, STRONG_PASSWORD, "203.0.113.50", attacker_device)
+        assert_too_many_attempts(own_cookie)
+        user_id, _, mac = attacker_device.rpartition(".")
+        forged = await attempt(
+            client, victim, STRONG_PASSWORD, "203.0.113.50", f"{user_id}.{mac[::-1]}"
+        )
+        assert_too_many_attempts(forged)
+
+
+async def test_the_device_cookie_is_http_only_and_scoped_to_login(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    async with running_app(make_settings(database_url, smtp.url)) as (client, _):
+        email = random_email("cookie")
+        await register_verified(client, smtp.mailbox, email)
+        response = await attempt(client, email, STRONG_PASSWORD, CLIENT_IP)
+        cookie = next(
+            c for c in response.headers.get_list("set-cookie") if c.startswith(DEVICE_COOKIE)
+        )
+        attributes = cookie.lower()
+        assert "httponly" in attributes and "secure" in attributes
+        assert "path=/api/v1/auth/login" in attributes and "samesite=strict" in attributes
+
+
+async def test_password_reset_still_works_while_the_account_is_protected(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(
+        database_url, smtp.url, account_max_failures=2, **limiter_settings, **BEHIND_PROXY
+    )
+    async with running_app(settings) as (client, _):
+        email = random_email("reset-protected")
+        await register_verified(client, smtp.mailbox, email)
+        for n in range(3):
+            await attempt(client, email, WRONG, f"{net}{90 + n}")
+        forgot = await client.post("/api/v1/auth/forgot-password", json={"email": email})
+        assert forgot.status_code == 202
+        await smtp.mailbox.wait_for(email, "reset your password")
+
+
+async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(database_url, smtp.url, **limiter_settings)  # no trusted proxies
+    async with running_app(settings, client_ip=f"{net}99") as (client, services):
+        email = random_email("spoof")
+        await register_verified(client, smtp.mailbox, email)
+        for n in range(5):
+            assert (await attempt(client, email, WRONG, f"{net}{n}")).status_code == 401
+        assert_too_many_attempts(await attempt(client, email, STRONG_PASSWORD, f"{net}77"))
+        recorded = {e["ip"] for e in await audit_rows(services, "ip_blocked")}
+        assert f"{net}99" in recorded
+        assert not recorded & {f"{net}{n}" for n in range(5)}
+
+
+async def test_behind_a_trusted_proxy_the_rightmost_untrusted_address_is_counted(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    net = random_net()
+    settings = make_settings(
+        database_url,
+        smtp.url,
+        trusted_proxies=[f"{CLIENT_IP}/32", "10.0.0.0/8"],
+        **limiter_settings,
+    )
+    async with running_app(settings) as (client, _):
+        email = random_email("chain")
+        await register_verified(client, smtp.mailbox, email)
+        # The attacker controls the left of the chain; our proxies append the real address.
+        for n in range(5):
+            chain = f"{net}{n}, {net}120, 10.0.0.7"
+            assert (await attempt(client, email, WRONG, chain)).status_code == 401
+        blocked = await attempt(client, email, STRONG_PASSWORD, f"6.6.6.6, {net}120, 10.0.0.7")
+        assert_too_many_attempts(blocked)
+        other = await attempt(client, email, STRONG_PASSWORD, f"{net}121, 10.0.0.7")
+        assert other.status_code == 200

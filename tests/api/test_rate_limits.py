@@ -1,0 +1,191 @@
+"""Endpoint rate limits: 429 RATE_LIMITED with Retry-After, RateLimit-* headers, and the
+endpoints that are never limited. On memory and on Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bastion.core.clock import FrozenClock
+from tests.support import (
+    CLIENT_IP,
+    STRONG_PASSWORD,
+    SmtpServer,
+    access_token,
+    bearer,
+    make_settings,
+    random_email,
+    register,
+    running_app,
+)
+
+BEHIND_PROXY: dict[str, Any] = {"trusted_proxies": [f"{CLIENT_IP}/32"]}
+
+
+def assert_rate_limited(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "RATE_LIMITED"
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.headers["RateLimit-Remaining"] == "0"
+    assert response.headers["RateLimit-Reset"] == response.headers["Retry-After"]
+
+
+async def forgot(client: httpx.AsyncClient, email: str) -> httpx.Response:
+    return await client.post("/api/v1/auth/forgot-password", json={"email": email})
+
+
+async def resend(client: httpx.AsyncClient, email: str) -> httpx.Response:
+    return await client.post("/api/v1/auth/verify-email/resend", json={"email": email})
+
+
+async def test_registration_is_limited_to_five_per_ip_and_hour(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    settings = make_settings(database_url, smtp.url, **limiter_settings, **BEHIND_PROXY)
+    async with running_app(settings) as (client, _):
+        here = {"X-Forwarded-For": "198.51.100.1"}
+        accepted = [
+            await client.post(
+                "/api/v1/auth/register",
+                json={"email": random_email("burst"), "password": STRONG_PASSWORD},
+                headers=here,
+            )
+            for _ in range(5)
+        ]
+        assert [r.status_code for r in accepted] == [202] * 5
+        assert [r.headers["RateLimit-Remaining"] for r in accepted] == ["4", "3", "2", "1", "0"]
+        assert accepted[0].headers["RateLimit-Limit"] == "5"
+
+        refused = await client.post(
+            "/api/v1/auth/register",
+            json={"email": random_email("burst"), "password": STRONG_PASSWORD},
+            headers=here,
+        )
+        assert_rate_limited(refused)
+        assert 3590 <= int(refused.headers["Retry-After"]) <= 3600
+
+        elsewhere = await client.post(
+            "/api/v1/auth/register",
+            json={"email": random_email("burst"), "password": STRONG_PASSWORD},
+            headers={"X-Forwarded-For": "198.51.100.2"},
+        )
+        assert elsewhere.status_code == 202
+
+
+async def test_forgot_password_is_limited_per_email_whether_or_not_the_account_exists(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    settings = make_settings(database_url, smtp.url, **limiter_settings)
+    async with running_app(settings) as (client, _):
+        existing = random_email("forgot")
+        assert (await register(client, existing, STRONG_PASSWORD)).status_code == 202
+        for email in (existing, random_email("nobody")):
+            answers = [await forgot(client, email) for _ in range(3)]
+            assert [r.status_code for r in answers] == [202] * 3
+            assert_rate_limited(await forgot(client, email.upper()))
+        assert (await forgot(client, random_email("other"))).status_code == 202
+
+
+async def test_verification_resend_is_limited_per_email(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    settings = make_settings(database_url, smtp.url, **limiter_settings)
+    async with running_app(settings) as (client, _):
+        email = random_email("resend")
+        assert [(await resend(client, email)).status_code for _ in range(3)] == [202] * 3
+        assert_rate_limited(await resend(client, email))
+        assert (await resend(client, random_email("resend"))).status_code == 202
+
+
+async def test_other_unauthenticated_endpoints_share_a_limit_per_ip(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    settings = make_settings(
+        database_url, smtp.url, rate_limit_per_minute=3, **limiter_settings, **BEHIND_PROXY
+    )
+    async with running_app(settings) as (client, _):
+        here = {"X-Forwarded-For": "198.51.100.3"}
+        refresh = await client.post("/api/v1/auth/refresh", headers=here)
+        assert refresh.status_code == 401
+        assert refresh.headers["RateLimit-Limit"] == "3"
+        assert refresh.headers["RateLimit-Remaining"] == "2"
+        bad_link = await client.post("/api/v1/auth/verify-email/not-a-token", headers=here)
+        assert bad_link.status_code == 400
+        login = await client.post(
+            "/api/v1/auth/login",
+            json={"email": random_email(), "password": "Wrong-Password-1"},
+            headers=here,
+        )
+        assert login.status_code == 401
+        assert_rate_limited(
+            await client.post(
+                "/api/v1/auth/reset-password",
+                json={"token": "x", "new_password": STRONG_PASSWORD},
+                headers=here,
+            )
+        )
+        other = await client.post(
+            "/api/v1/auth/refresh", headers={"X-Forwarded-For": "198.51.100.4"}
+        )
+        assert other.status_code == 401
+
+
+async def test_authenticated_endpoints_are_limited_per_user(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    settings = make_settings(
+        database_url, smtp.url, user_rate_limit_per_minute=3, **limiter_settings
+    )
+    async with running_app(settings) as (client, _):
+        first = await access_token(client, smtp.mailbox)
+        second = await access_token(client, smtp.mailbox)
+        me = [await client.get("/api/v1/auth/me", headers=bearer(first)) for _ in range(2)]
+        assert [r.status_code for r in me] == [200, 200]
+        assert me[0].headers["RateLimit-Limit"] == "3"
+        sessions = await client.get("/api/v1/auth/sessions", headers=bearer(first))
+        assert sessions.status_code == 200
+        assert_rate_limited(await client.get("/api/v1/auth/me", headers=bearer(first)))
+        assert (await client.get("/api/v1/auth/me", headers=bearer(second))).status_code == 200
+
+
+async def test_token_verification_jwks_health_and_metrics_are_never_limited(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    settings = make_settings(
+        database_url,
+        smtp.url,
+        rate_limit_per_minute=5,
+        user_rate_limit_per_minute=1,
+        **limiter_settings,
+    )
+    async with running_app(settings) as (client, _):
+        token = await access_token(client, smtp.mailbox)
+        for _ in range(5):
+            verified = await client.get("/api/v1/auth/verify-token", headers=bearer(token))
+            assert verified.status_code == 200
+            assert "RateLimit-Limit" not in verified.headers
+            for path in ("/.well-known/jwks.json", "/healthz", "/readyz", "/metrics"):
+                response = await client.get(path)
+                assert response.status_code == 200, path
+                assert "RateLimit-Limit" not in response.headers
+
+
+async def test_a_limit_frees_up_as_its_window_slides(
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+) -> None:
+    clock = FrozenClock()
+    settings = make_settings(database_url, smtp.url, **limiter_settings)
+    async with running_app(settings, clock=clock) as (client, _):
+        email = random_email("slide")
+        await forgot(client, email)
+        clock.advance(1200)
+        await forgot(client, email)
+        await forgot(client, email)
+        refused = await forgot(client, email)
+        assert_rate_limited(refused)
+        assert refused.headers["Retry-After"] == "2400"
+        clock.advance(2400)
+        assert (await forgot(client, email)).status_code == 202
+        assert_rate_limited(await forgot(client, email))

@@ -1,0 +1,217 @@
+"""The Limiter contract on every backend, Redis atomicity, and the fallback when Redis is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+import structlog
+
+from bastion.adapters.memory.limiter import MemoryLimiter
+from bastion.adapters.redis.limiter import FallbackLimiter, RedisLimiter
+from bastion.ratelimit.model import LimiterStatus
+from bastion.ratelimit.ports import Limiter
+from tests.support import SmtpServer, free_port, make_settings, random_email, running_app
+
+T0 = 1_900_000_000.0
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(
+    request: pytest.FixtureRequest, redis_url: str, redis_key_prefix: str
+) -> AsyncIterator[Limiter]:
+    backend: Limiter = (
+        MemoryLimiter()
+        if request.param == "memory"
+        else RedisLimiter(redis_url, f"{redis_key_prefix}{secrets.token_hex(4)}:")
+    )
+    yield backend
+    await backend.close()
+
+
+async def test_a_sliding_window_counts_up_to_its_limit(limiter: Limiter) -> None:
+    states = [await limiter.hit("window", 60, 3, T0 + i) for i in range(4)]
+    assert [s.allowed for s in states] == [True, True, True, False]
+    assert [s.count for s in states] == [1, 2, 3, 3]
+    assert states[-1].oldest == T0
+
+
+async def test_events_leave_the_window_one_window_later(limiter: Limiter) -> None:
+    await limiter.hit("slide", 60, 2, T0)
+    await limiter.hit("slide", 60, 2, T0 + 30.5)
+    assert not (await limiter.hit("slide", 60, 2, T0 + 59.9)).allowed
+    later = await limiter.hit("slide", 60, 2, T0 + 60)
+    assert later.allowed and later.count == 2 and later.oldest == T0 + 30.5
+
+
+async def test_clearing_a_key_forgets_its_events(limiter: Limiter) -> None:
+    for i in range(3):
+        await limiter.hit("cleared", 600, 3, T0 + i)
+    await limiter.clear("cleared")
+    assert (await limiter.hit("cleared", 600, 3, T0 + 4)).count == 1
+
+
+async def test_a_block_engages_once_and_lifts_on_time(limiter: Limiter) -> None:
+    assert await limiter.blocked_until("blocked", T0) is None
+    assert await limiter.block("blocked", T0 + 1800, T0)
+    assert not await limiter.block("blocked", T0 + 3600, T0 + 10)
+    assert await limiter.blocked_until("blocked", T0 + 1799) == T0 + 1800
+    assert await limiter.blocked_until("blocked", T0 + 1800) is None
+    assert await limiter.block("blocked", T0 + 3600, T0 + 1800)
+
+
+async def test_a_counted_event_can_be_taken_back(limiter: Limiter) -> None:
+    first = await limiter.hit("taken-back", 600, 2, T0)
+    second = await limiter.hit("taken-back", 600, 2, T0 + 1)
+    assert first.event is not None and second.event is not None
+    assert first.event != second.event
+    assert (await limiter.hit("taken-back", 600, 2, T0 + 2)).event is None, "refused: no event"
+    await limiter.remove("taken-back", first.event)
+    again = await limiter.hit("taken-back", 600, 2, T0 + 3)
+    assert again.allowed and again.count == 2 and again.oldest == T0 + 1
+
+
+async def test_keys_are_independent(limiter: Limiter) -> None:
+    await limiter.hit("a", 60, 1, T0)
+    assert (await limiter.hit("b", 60, 1, T0)).allowed
+    await limiter.block("a", T0 + 60, T0)
+    assert await limiter.blocked_until("b", T0) is None
+
+
+async def test_redis_hands_out_each_slot_once_under_concurrency(
+    redis_url: str, redis_key_prefix: str
+) -> None:
+    prefix = f"{redis_key_prefix}{secrets.token_hex(4)}:"
+    workers = [RedisLimiter(redis_url, prefix) for _ in range(4)]
+    try:
+        states = await asyncio.gather(
+            *(workers[i % 4].hit("race", 60, 5, T0 + i / 1000) for i in range(40))
+        )
+        engaged = await asyncio.gather(*(w.block("race-block", T0 + 60, T0) for w in workers))
+    finally:
+        for worker in workers:
+            await worker.close()
+    assert sum(s.allowed for s in states) == 5
+    assert sum(engaged) == 1
+
+
+async def test_redis_keys_live_under_the_prefix_and_expire(
+    redis_url: str, redis_key_prefix: str
+) -> None:
+    prefix = f"{redis_key_prefix}{secrets.token_hex(4)}:"
+    limiter = RedisLimiter(redis_url, prefix)
+    try:
+        await limiter.hit("login:ip-failures:198.51.100.7", 600, 5, T0)
+        await limiter.block("login:ip-block:198.51.100.7", T0 + 1800, T0)
+    finally:
+        await limiter.close()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = sorted(k.decode() for k in client.scan_iter(match=f"{prefix}*"))
+        assert keys == [
+            f"{prefix}block:login:ip-block:198.51.100.7",
+            f"{prefix}window:login:ip-failures:198.51.100.7",
+        ]
+        assert all(0 < client.pttl(key) <= 1_800_000 for key in keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def spare_redis() -> Iterator[SpareRedis]:
+    server = SpareRedis(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class SpareRedis:
+    """A Redis of this test's own, so it can be stopped and started again."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with redis.Redis(port=self.port, socket_connect_timeout=0.2) as client:
+                    client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("the spare redis-server did not start")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+
+
+async def test_the_fallback_keeps_limiting_in_memory_and_returns_to_redis(
+    spare_redis: SpareRedis,
+) -> None:
+    limiter = FallbackLimiter(
+        RedisLimiter(spare_redis.url, "fallback:"), MemoryLimiter(), probe_interval=0.05
+    )
+    try:
+        with structlog.testing.capture_logs() as logs:
+            assert (await limiter.hit("k", 60, 2, T0)).count == 1
+            assert limiter.status() is LimiterStatus.OK
+
+            spare_redis.stop()
+            outage = [await limiter.hit("k", 60, 2, T0 + i) for i in range(1, 4)]
+            assert [s.allowed for s in outage] == [True, True, False], "never unlimited"
+            assert limiter.status() is LimiterStatus.DEGRADED
+            assert await limiter.block("b", T0 + 60, T0)
+            assert await limiter.blocked_until("b", T0 + 1) == T0 + 60
+
+            spare_redis.start()
+            await asyncio.sleep(0.1)
+            back = await limiter.hit("k", 60, 2, T0 + 5)
+            assert limiter.status() is LimiterStatus.OK
+            assert back.allowed
+            with redis.Redis.from_url(spare_redis.url) as client:
+                assert client.exists("fallback:window:k") == 1
+    finally:
+        await limiter.close()
+    events = [entry["event"] for entry in logs]
+    assert events.count("limiter.redis_unavailable") == 1
+    assert events.count("limiter.redis_restored") == 1
+    assert next(e for e in logs if e["event"] == "limiter.redis_unavailable")["log_level"] == (
+        "error"
+    )
+
+
+async def test_an_app_whose_redis_is_unreachable_still_locks_out_and_reports_degraded(
+    postgresql_url: str, smtp: SmtpServer
+) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    settings = make_settings(postgresql_url, smtp.url, redis_url=closed, login_max_failures=3)
+    async with running_app(settings) as (client, services):
+        email = random_email("fallback")
+        answers = [
+            await client.post(
+                "/api/v1/auth/login", json={"email": email, "password": "Wrong-Password-1"}
+            )
+            for _ in range(4)
+        ]
+        assert [r.status_code for r in answers] == [401, 401, 401, 429]
+        assert int(answers[-1].headers["Retry-After"]) > 0
+        assert services.limiter.status() is LimiterStatus.DEGRADED
+        ready = await client.get("/readyz")
+        assert ready.json()["redis"] == "degraded"
