@@ -12,8 +12,8 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -22,9 +22,14 @@ import httpx
 import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import select
 
+from bastion.adapters.sql import tables
 from bastion.app import create_app
+from bastion.audit.model import AuditEvent
 from bastion.bootstrap import Services, build
+from bastion.core.clock import FrozenClock
+from bastion.migrate import upgrade
 from bastion.settings import Settings
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -288,3 +293,66 @@ def delete_redis_keys(url: str, prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+# The test client is the one trusted proxy, so each request picks its client IP in a header.
+BEHIND_PROXY: dict[str, Any] = {"trusted_proxies": [f"{CLIENT_IP}/32"]}
+
+
+@contextmanager
+def migrated_postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database upgraded to head, dropped when the block ends."""
+    name, url = create_postgres_database()
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_postgres_database(name)
+
+
+async def verified_user(client: httpx.AsyncClient, mailbox: Mailbox, prefix: str = "user") -> str:
+    """The address of a new user who signed up and confirmed their email."""
+    email_address = random_email(prefix)
+    await register_verified(client, mailbox, email_address)
+    return email_address
+
+
+@asynccontextmanager
+async def app_with_user(
+    database_url: str,
+    smtp: SmtpServer,
+    prefix: str,
+    *,
+    clock: FrozenClock | None = None,
+    client_ip: str = CLIENT_IP,
+    **settings: Any,
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services, str]]:
+    """The real app built from ``settings``, with one verified user whose address it yields."""
+    overrides: dict[str, Any] = {} if clock is None else {"clock": clock}
+    app_settings = make_settings(database_url, smtp.url, **settings)
+    async with running_app(app_settings, client_ip, **overrides) as (client, services):
+        yield client, services, await verified_user(client, smtp.mailbox, prefix)
+
+
+async def audit_rows(services: Services, kind: str) -> list[dict[str, Any]]:
+    """Every audit row of type ``kind`` in the database, oldest first."""
+    a = tables.audit_events.c
+    async with services.engine.connect() as connection:
+        rows = await connection.execute(
+            select(tables.audit_events).where(a.type == kind).order_by(a.id)
+        )
+        return [dict(row) for row in rows.mappings()]
+
+
+async def user_id_of(services: Services, email_address: str) -> Any:
+    async with services.engine.connect() as connection:
+        query = select(tables.users.c.id).where(tables.users.c.email == email_address)
+        return (await connection.execute(query)).scalar_one()
+
+
+async def audit_events_of(services: Services, email_address: str, kind: str) -> list[AuditEvent]:
+    """The audit events of type ``kind`` about the user with ``email_address``, newest first."""
+    async with services.uow(read_only=True) as uow:
+        user = await uow.users.get_by_email(email_address)
+        assert user is not None
+        return await uow.audit.list(user_id=user.id, type=kind)

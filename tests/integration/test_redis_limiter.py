@@ -215,3 +215,5 @@ async def test_an_app_whose_redis_is_unreachable_still_locks_out_and_reports_deg
         assert services.limiter.status() is LimiterStatus.DEGRADED
         ready = await client.get("/readyz")
         assert ready.json()["redis"] == "degraded"
+        scrape = await client.get("/metrics")
+        assert "bastion_limiter_degraded 1.0" in scrape.text

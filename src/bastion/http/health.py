@@ -13,6 +13,7 @@ from bastion.bootstrap import Services
 from bastion.core.errors import StorageUnavailable
 from bastion.http.deps import ServicesDep
 from bastion.http.metrics import CONTENT_TYPE
+from bastion.ratelimit.model import LimiterStatus
 
 router = APIRouter(tags=["operations"])
 log = structlog.get_logger("bastion.health")
@@ -63,6 +64,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 )
 async def metrics(services: ServicesDep) -> Response:
     await _outbox_backlog(services)
+    services.metrics.set_limiter_degraded(services.limiter.status() is LimiterStatus.DEGRADED)
     return Response(services.metrics.exposition(), media_type=CONTENT_TYPE)
 
 

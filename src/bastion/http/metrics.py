@@ -86,6 +86,12 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=registry,
         )
+        self.limiter_degraded = Gauge(
+            "bastion_limiter_degraded",
+            "1 while Redis is configured but unreachable and limits fall back to this process.",
+            multiprocess_mode="max",
+            registry=registry,
+        )
         self.password_hash_duration = Histogram(
             "bastion_password_hash_seconds",
             "Time to hash or verify one password, queueing for a hashing thread included.",
@@ -121,6 +127,9 @@ class Metrics:
 
     def set_outbox_backlog(self, backlog: int) -> None:
         self.outbox_backlog.set(backlog)
+
+    def set_limiter_degraded(self, degraded: bool) -> None:
+        self.limiter_degraded.set(1 if degraded else 0)
 
     def exposition(self) -> bytes:
         """The Prometheus text format: every worker's values when they share a directory."""
