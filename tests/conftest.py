@@ -13,10 +13,9 @@ from bastion.migrate import upgrade
 from tests.support import (
     REDIS_URL,
     SmtpServer,
-    create_postgres_database,
     delete_redis_keys,
-    drop_postgres_database,
     make_settings,
+    migrated_postgres_database,
     ping_redis,
     running_app,
 )
@@ -27,12 +26,8 @@ BACKENDS = ["sqlite", "postgresql"]
 @pytest.fixture(scope="session")
 def postgresql_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test run; dropped at the end."""
-    name, url = create_postgres_database()
-    try:
-        upgrade(url)
+    with migrated_postgres_database() as url:
         yield url
-    finally:
-        drop_postgres_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -356,3 +356,26 @@ async def audit_events_of(services: Services, email_address: str, kind: str) -> 
         user = await uow.users.get_by_email(email_address)
         assert user is not None
         return await uow.audit.list(user_id=user.id, type=kind)
+
+
+async def verify_token(client: httpx.AsyncClient, access: str) -> httpx.Response:
+    return await client.get("/api/v1/auth/verify-token", headers=bearer(access))
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> None:
+    """The response is an error with this status and stable ``code``."""
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+
+
+async def forgot_password(client: httpx.AsyncClient, email_address: str) -> httpx.Response:
+    return await client.post("/api/v1/auth/forgot-password", json={"email": email_address})
+
+
+async def remembered_user(
+    client: httpx.AsyncClient, mailbox: Mailbox, prefix: str = "user"
+) -> tuple[str, str, str]:
+    """A new verified user logged in with remember_me: the address, access and refresh tokens."""
+    email_address = await verified_user(client, mailbox, prefix)
+    access, refresh_token = await remembered_login(client, email_address)
+    return email_address, access, refresh_token

@@ -23,13 +23,12 @@ from tests.conftest import BACKENDS
 from tests.support import (
     SmtpServer,
     bearer,
-    create_postgres_database,
-    drop_postgres_database,
     login,
     make_settings,
+    migrated_postgres_database,
     random_email,
-    register_verified,
     running_app,
+    verified_user,
 )
 
 ADMIN = "/api/v1/admin"
@@ -61,6 +60,30 @@ async def make_user(
 
 async def me_status(client: httpx.AsyncClient, caller: Caller) -> httpx.Response:
     return await client.get("/api/v1/auth/me", headers=caller.headers)
+
+
+async def actor_and_target(
+    app: tuple[httpx.AsyncClient, Services], actor_role: Role, target_role: Role = Role.USER
+) -> tuple[httpx.AsyncClient, Services, Caller, Caller]:
+    """The app's client and services, a caller of ``actor_role`` and a user for them to act on."""
+    client, services = app
+    actor = await make_user(client, services, actor_role)
+    target = await make_user(client, services, target_role)
+    return client, services, actor, target
+
+
+async def patch_user(
+    client: httpx.AsyncClient, actor: Caller, user_id: str, body: dict[str, Any]
+) -> httpx.Response:
+    return await client.patch(f"{ADMIN}/users/{user_id}", json=body, headers=actor.headers)
+
+
+async def list_users(client: httpx.AsyncClient, actor: Caller, **params: Any) -> httpx.Response:
+    return await client.get(f"{ADMIN}/users", params=params, headers=actor.headers)
+
+
+async def audit_trail(client: httpx.AsyncClient, actor: Caller, **params: Any) -> httpx.Response:
+    return await client.get(f"{ADMIN}/audit-events", params=params, headers=actor.headers)
 
 
 # (method, path, json body, roles allowed, success status). ``{id}`` is another user's id.
@@ -122,7 +145,7 @@ async def test_users_are_listed_page_by_page_and_filtered_by_email_and_role(
         params: dict[str, Any] = {"email": marker.upper(), "limit": 2}
         if cursor:
             params["cursor"] = cursor
-        response = await client.get(f"{ADMIN}/users", params=params, headers=manager.headers)
+        response = await list_users(client, manager, **params)
         assert response.status_code == 200, response.text
         page = response.json()
         assert len(page["items"]) <= 2
@@ -135,20 +158,16 @@ async def test_users_are_listed_page_by_page_and_filtered_by_email_and_role(
     assert pages == 3
     assert len(seen) == len(set(seen)) and set(seen) == created
 
-    guests = await client.get(
-        f"{ADMIN}/users", params={"email": marker, "role": "guest"}, headers=manager.headers
-    )
+    guests = await list_users(client, manager, email=marker, role="guest")
     assert [item["email"] for item in guests.json()["items"]] == [f"{marker}-2@example.com"]
-    bad_role = await client.get(f"{ADMIN}/users", params={"role": "root"}, headers=manager.headers)
+    bad_role = await list_users(client, manager, role="root")
     assert bad_role.status_code == 422
 
 
 async def test_a_user_is_shown_without_the_password_hash_and_unknown_ids_are_404(
     app: tuple[httpx.AsyncClient, Services],
 ) -> None:
-    client, services = app
-    manager = await make_user(client, services, Role.MANAGER)
-    target = await make_user(client, services, Role.GUEST)
+    client, _, manager, target = await actor_and_target(app, Role.MANAGER, Role.GUEST)
     response = await client.get(f"{ADMIN}/users/{target.id}", headers=manager.headers)
     assert response.status_code == 200
     body = response.json()
@@ -156,20 +175,16 @@ async def test_a_user_is_shown_without_the_password_hash_and_unknown_ids_are_404
     assert "password" not in response.text and "argon2" not in response.text
     missing = await client.get(f"{ADMIN}/users/{NOT_FOUND_ID}", headers=manager.headers)
     assert missing.status_code == 404 and missing.json()["code"] == "USER_NOT_FOUND"
-    cursor = await client.get(f"{ADMIN}/users", params={"cursor": "x"}, headers=manager.headers)
+    cursor = await list_users(client, manager, cursor="x")
     assert cursor.status_code == 400 and cursor.json()["code"] == "INVALID_CURSOR"
 
 
 async def test_patch_rejects_fields_an_admin_may_not_set(
     app: tuple[httpx.AsyncClient, Services],
 ) -> None:
-    client, services = app
-    admin = await make_user(client, services, Role.ADMIN)
-    target = await make_user(client, services, Role.USER)
+    client, _, admin, target = await actor_and_target(app, Role.ADMIN)
     for body in ({"email": "new@example.com"}, {"password_hash": "x"}, {"role": "root"}):
-        response = await client.patch(
-            f"{ADMIN}/users/{target.id}", json=body, headers=admin.headers
-        )
+        response = await patch_user(client, admin, target.id, body)
         assert response.status_code == 422, body
         assert response.json()["code"] == "VALIDATION_ERROR"
 
@@ -177,29 +192,21 @@ async def test_patch_rejects_fields_an_admin_may_not_set(
 async def test_deactivating_a_user_ends_their_sessions_until_they_are_enabled_again(
     app: tuple[httpx.AsyncClient, Services],
 ) -> None:
-    client, services = app
-    admin = await make_user(client, services, Role.ADMIN)
-    target = await make_user(client, services, Role.USER)
+    client, _, admin, target = await actor_and_target(app, Role.ADMIN)
     assert (await me_status(client, target)).status_code == 200
 
-    disabled = await client.patch(
-        f"{ADMIN}/users/{target.id}", json={"is_active": False}, headers=admin.headers
-    )
+    disabled = await patch_user(client, admin, target.id, {"is_active": False})
     assert disabled.status_code == 200 and disabled.json()["is_active"] is False
     revoked = await me_status(client, target)
     assert revoked.status_code == 401 and revoked.json()["code"] == "SESSION_REVOKED"
     refused = await login(client, target.email)
     assert refused.status_code == 403 and refused.json()["code"] == "ACCOUNT_DISABLED"
 
-    enabled = await client.patch(
-        f"{ADMIN}/users/{target.id}", json={"is_active": True}, headers=admin.headers
-    )
+    enabled = await patch_user(client, admin, target.id, {"is_active": True})
     assert enabled.status_code == 200 and enabled.json()["is_active"] is True
     assert (await login(client, target.email)).status_code == 200
 
-    trail = await client.get(
-        f"{ADMIN}/audit-events", params={"user_id": target.id}, headers=admin.headers
-    )
+    trail = await audit_trail(client, admin, user_id=target.id)
     types = [item["type"] for item in trail.json()["items"]]
     assert types.index("user_enabled") < types.index("user_disabled")  # newest first
     disabled_event = next(i for i in trail.json()["items"] if i["type"] == "user_disabled")
@@ -209,14 +216,10 @@ async def test_deactivating_a_user_ends_their_sessions_until_they_are_enabled_ag
 async def test_a_role_change_is_audited_and_takes_effect_at_the_next_login(
     app: tuple[httpx.AsyncClient, Services],
 ) -> None:
-    client, services = app
-    admin = await make_user(client, services, Role.ADMIN)
-    target = await make_user(client, services, Role.USER)
-    assert (await client.get(f"{ADMIN}/users", headers=target.headers)).status_code == 403
+    client, _, admin, target = await actor_and_target(app, Role.ADMIN)
+    assert (await list_users(client, target)).status_code == 403
 
-    promoted = await client.patch(
-        f"{ADMIN}/users/{target.id}", json={"role": "manager"}, headers=admin.headers
-    )
+    promoted = await patch_user(client, admin, target.id, {"role": "manager"})
     assert promoted.status_code == 200 and promoted.json()["role"] == "manager"
     # The old token claims the old role, so it stops working.
     assert (await me_status(client, target)).json()["code"] == "SESSION_REVOKED"
@@ -226,11 +229,7 @@ async def test_a_role_change_is_audited_and_takes_effect_at_the_next_login(
         await client.delete(f"{ADMIN}/users/{admin.id}", headers=bearer(token))
     ).status_code == 403
 
-    trail = await client.get(
-        f"{ADMIN}/audit-events",
-        params={"user_id": target.id, "type": "role_changed"},
-        headers=admin.headers,
-    )
+    trail = await audit_trail(client, admin, user_id=target.id, type="role_changed")
     [changed] = trail.json()["items"]
     assert changed["details"] == {"actor_id": admin.id, "old_role": "user", "new_role": "manager"}
 
@@ -238,15 +237,13 @@ async def test_a_role_change_is_audited_and_takes_effect_at_the_next_login(
 async def test_audit_events_come_newest_first_page_by_page(
     app: tuple[httpx.AsyncClient, Services],
 ) -> None:
-    client, services = app
-    manager = await make_user(client, services, Role.MANAGER)
-    target = await make_user(client, services, Role.USER)
+    client, _, manager, target = await actor_and_target(app, Role.MANAGER)
     for _ in range(3):
         assert (await login(client, target.email, "Wrong-Horse-7")).status_code == 401
     ids: list[int] = []
     params: dict[str, Any] = {"user_id": target.id, "type": "login_failed", "limit": 2}
     while True:
-        page = await client.get(f"{ADMIN}/audit-events", params=params, headers=manager.headers)
+        page = await audit_trail(client, manager, **params)
         assert page.status_code == 200, page.text
         assert {item["type"] for item in page.json()["items"]} <= {"login_failed"}
         ids += [item["id"] for item in page.json()["items"]]
@@ -254,9 +251,7 @@ async def test_audit_events_come_newest_first_page_by_page(
             break
         params["cursor"] = page.json()["next_cursor"]
     assert len(ids) == 3 and ids == sorted(ids, reverse=True)
-    everything = await client.get(
-        f"{ADMIN}/audit-events", params={"user_id": target.id}, headers=manager.headers
-    )
+    everything = await audit_trail(client, manager, user_id=target.id)
     assert {item["type"] for item in everything.json()["items"]} == {
         "login_failed",
         "login_succeeded",
@@ -268,8 +263,7 @@ async def test_deleting_a_user_forgets_them_and_erases_their_email_from_the_audi
 ) -> None:
     client, services = app
     admin = await make_user(client, services, Role.ADMIN)
-    email = random_email("forget-me")
-    await register_verified(client, smtp.mailbox, email)
+    email = await verified_user(client, smtp.mailbox, "forget-me")
     token = (await login(client, email, remember_me=True)).json()["access_token"]
     user_id = (await client.get("/api/v1/auth/me", headers=bearer(token))).json()["id"]
     async with services.uow() as uow:
@@ -292,9 +286,7 @@ async def test_deleting_a_user_forgets_them_and_erases_their_email_from_the_audi
     assert (await client.get(f"{ADMIN}/users/{user_id}", headers=admin.headers)).status_code == 404
     assert (await client.get("/api/v1/auth/me", headers=bearer(token))).status_code == 401
     assert (await login(client, email)).json()["code"] == "INVALID_CREDENTIALS"
-    trail = await client.get(
-        f"{ADMIN}/audit-events", params={"user_id": user_id}, headers=admin.headers
-    )
+    trail = await audit_trail(client, admin, user_id=user_id)
     items = trail.json()["items"]
     assert {"user_deleted", "registered", "account_protected"} <= {i["type"] for i in items}
     assert email not in trail.text.lower()
@@ -319,12 +311,8 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         upgrade(url)
         yield url
         return
-    name, url = create_postgres_database()
-    try:
-        upgrade(url)
+    with migrated_postgres_database() as url:
         yield url
-    finally:
-        drop_postgres_database(name)
 
 
 @pytest.fixture
@@ -349,9 +337,7 @@ async def test_the_last_active_admin_cannot_be_demoted_disabled_or_deleted(
 
     # An inactive admin does not count: enabling is what makes them one again.
     spare = await make_user(client, services, Role.ADMIN)
-    disabled = await client.patch(
-        f"{ADMIN}/users/{spare.id}", json={"is_active": False}, headers=admin.headers
-    )
+    disabled = await patch_user(client, admin, spare.id, {"is_active": False})
     assert disabled.status_code == 200
     assert (await client.delete(url, headers=admin.headers)).status_code == 409
 
@@ -369,8 +355,8 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
     first = await make_user(client, services, Role.ADMIN)
     second = await make_user(client, services, Role.ADMIN)
     responses = await asyncio.gather(
-        client.patch(f"{ADMIN}/users/{second.id}", json={"role": "user"}, headers=first.headers),
-        client.patch(f"{ADMIN}/users/{first.id}", json={"role": "user"}, headers=second.headers),
+        patch_user(client, first, second.id, {"role": "user"}),
+        patch_user(client, second, first.id, {"role": "user"}),
     )
     statuses = sorted(response.status_code for response in responses)
     # The loser either finds the other's change committed (409) or its own session ended (401).

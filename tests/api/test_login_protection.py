@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+import pytest
 
-from bastion.adapters.sql import tables
 from bastion.bootstrap import Services
 from bastion.core.clock import FrozenClock
 from tests.support import (
+    BEHIND_PROXY,
     CLIENT_IP,
     STRONG_PASSWORD,
     SmtpServer,
-    make_settings,
+    app_with_user,
+    audit_rows,
     random_email,
-    register_verified,
-    running_app,
+    user_id_of,
+    verified_user,
 )
 
 WRONG = "Wrong-Password-1"
 DEVICE_COOKIE = "bastion_device"
-# The test client is the one trusted proxy, so each request picks its client IP in a header.
-BEHIND_PROXY: dict[str, Any] = {"trusted_proxies": [f"{CLIENT_IP}/32"]}
 VOLATILE_HEADERS = {"x-request-id", "date", "content-length", "ratelimit-remaining"}
 
 
@@ -56,19 +57,41 @@ def comparable(response: httpx.Response) -> tuple[int, str, dict[str, str]]:
     return response.status_code, response.text, headers
 
 
-async def audit_rows(services: Services, kind: str) -> list[dict[str, Any]]:
-    a = tables.audit_events.c
-    async with services.engine.connect() as connection:
-        rows = await connection.execute(
-            select(tables.audit_events).where(a.type == kind).order_by(a.id)
+@dataclass(frozen=True)
+class Protection:
+    """Where a test's apps run: its database, mail server and limiter backend."""
+
+    database_url: str
+    smtp: SmtpServer
+    limiter_settings: dict[str, Any]
+
+    def app(
+        self,
+        prefix: str,
+        *,
+        clock: FrozenClock | None = None,
+        client_ip: str = CLIENT_IP,
+        **settings: Any,
+    ) -> AbstractAsyncContextManager[tuple[httpx.AsyncClient, Services, str]]:
+        """The app behind the trusted proxy, with one verified user whose address it yields."""
+        return app_with_user(
+            self.database_url,
+            self.smtp,
+            prefix,
+            clock=clock,
+            client_ip=client_ip,
+            **{**self.limiter_settings, **BEHIND_PROXY, **settings},
         )
-        return [dict(row) for row in rows.mappings()]
 
 
-async def user_id_of(services: Services, email: str) -> Any:
-    async with services.engine.connect() as connection:
-        query = select(tables.users.c.id).where(tables.users.c.email == email)
-        return (await connection.execute(query)).scalar_one()
+@pytest.fixture
+def protection(database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]) -> Protection:
+    return Protection(database_url, smtp, limiter_settings)
+
+
+@pytest.fixture
+def net() -> str:
+    return random_net()
 
 
 def assert_too_many_attempts(response: httpx.Response) -> None:
@@ -80,13 +103,9 @@ def assert_too_many_attempts(response: httpx.Response) -> None:
 
 
 async def test_five_failures_from_one_ip_block_it_even_with_the_right_password(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+    protection: Protection, net: str
 ) -> None:
-    net = random_net()
-    settings = make_settings(database_url, smtp.url, **limiter_settings, **BEHIND_PROXY)
-    async with running_app(settings) as (client, services):
-        email = random_email("lockout")
-        await register_verified(client, smtp.mailbox, email)
+    async with protection.app("lockout") as (client, services, email):
         ip = f"{net}20"
         failures = [await attempt(client, email, WRONG, ip) for _ in range(5)]
         assert [r.status_code for r in failures] == [401] * 5
@@ -106,13 +125,9 @@ async def test_five_failures_from_one_ip_block_it_even_with_the_right_password(
 
 
 async def test_a_parallel_burst_from_one_ip_gets_only_five_guesses(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+    protection: Protection, net: str
 ) -> None:
-    net = random_net()
-    settings = make_settings(database_url, smtp.url, **limiter_settings, **BEHIND_PROXY)
-    async with running_app(settings) as (client, _):
-        email = random_email("burst")
-        await register_verified(client, smtp.mailbox, email)
+    async with protection.app("burst") as (client, _, email):
         burst = await asyncio.gather(
             *(attempt(client, email, f"Guess-{n}-Aa1", f"{net}1") for n in range(20))
         )
@@ -126,15 +141,13 @@ async def test_a_parallel_burst_from_one_ip_gets_only_five_guesses(
 
 
 async def test_a_parallel_spread_attack_gets_at_most_one_guess_past_the_account_limit(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+    protection: Protection, net: str, smtp: SmtpServer
 ) -> None:
-    net = random_net()
-    settings = make_settings(
-        database_url, smtp.url, account_max_failures=5, **limiter_settings, **BEHIND_PROXY
-    )
-    async with running_app(settings) as (client, services):
-        email = random_email("parallel-spread")
-        await register_verified(client, smtp.mailbox, email)
+    async with protection.app("parallel-spread", account_max_failures=5) as (
+        client,
+        services,
+        email,
+    ):
         burst = await asyncio.gather(
             *(attempt(client, email, f"Guess-{n}-Aa1", f"{net}{n}") for n in range(30))
         )
@@ -151,37 +164,23 @@ async def test_a_parallel_spread_attack_gets_at_most_one_guess_past_the_account_
 
 
 async def test_failures_count_per_ip_so_the_owner_elsewhere_still_logs_in(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+    protection: Protection, net: str
 ) -> None:
-    net = random_net()
-    settings = make_settings(
-        database_url, smtp.url, login_max_failures=3, **limiter_settings, **BEHIND_PROXY
-    )
-    async with running_app(settings) as (client, _):
-        email = random_email("victim")
-        await register_verified(client, smtp.mailbox, email)
+    async with protection.app("victim", login_max_failures=3) as (client, _, email):
         for _ in range(3):
             await attempt(client, email, WRONG, f"{net}30")
         assert_too_many_attempts(await attempt(client, email, STRONG_PASSWORD, f"{net}30"))
         assert (await attempt(client, email, STRONG_PASSWORD, f"{net}31")).status_code == 200
 
 
-async def test_the_ip_block_lifts_after_its_duration(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
-) -> None:
-    net = random_net()
+async def test_the_ip_block_lifts_after_its_duration(protection: Protection, net: str) -> None:
     clock = FrozenClock()
-    settings = make_settings(
-        database_url,
-        smtp.url,
+    async with protection.app(
+        "lifted",
+        clock=clock,
         login_max_failures=2,
         login_block_seconds=60,
-        **limiter_settings,
-        **BEHIND_PROXY,
-    )
-    async with running_app(settings, clock=clock) as (client, _):
-        email = random_email("lifted")
-        await register_verified(client, smtp.mailbox, email)
+    ) as (client, _, email):
         for _ in range(2):
             await attempt(client, email, WRONG, f"{net}40")
         clock.advance(30)
@@ -196,10 +195,8 @@ async def test_a_spread_attack_is_refused_before_attempt_100_but_the_owner_devic
     postgresql_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
 ) -> None:
     net = random_net()
-    settings = make_settings(postgresql_url, smtp.url, **limiter_settings, **BEHIND_PROXY)
-    async with running_app(settings) as (client, services):
-        email = random_email("spread")
-        await register_verified(client, smtp.mailbox, email)
+    protection = Protection(postgresql_url, smtp, limiter_settings)
+    async with protection.app("spread") as (client, services, email):
         owner = await attempt(client, email, STRONG_PASSWORD, f"{net}200")
         assert owner.status_code == 200
         device = owner.cookies[DEVICE_COOKIE]
@@ -227,16 +224,8 @@ async def test_a_spread_attack_is_refused_before_attempt_100_but_the_owner_devic
         assert protected[0]["ip"] == ips[49]
 
 
-async def test_a_success_resets_the_account_count(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
-) -> None:
-    net = random_net()
-    settings = make_settings(
-        database_url, smtp.url, account_max_failures=3, **limiter_settings, **BEHIND_PROXY
-    )
-    async with running_app(settings) as (client, _):
-        email = random_email("reset-count")
-        await register_verified(client, smtp.mailbox, email)
+async def test_a_success_resets_the_account_count(protection: Protection, net: str) -> None:
+    async with protection.app("reset-count", account_max_failures=3) as (client, _, email):
         for n in range(2):
             await attempt(client, email, WRONG, f"{net}{50 + n}")
         assert (await attempt(client, email, STRONG_PASSWORD, f"{net}52")).status_code == 200
@@ -248,15 +237,13 @@ async def test_a_success_resets_the_account_count(
 
 
 async def test_protected_unknown_and_existing_accounts_get_identical_answers(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+    protection: Protection, net: str
 ) -> None:
-    net = random_net()
-    settings = make_settings(
-        database_url, smtp.url, account_max_failures=2, **limiter_settings, **BEHIND_PROXY
-    )
-    async with running_app(settings, clock=FrozenClock()) as (client, services):
-        known = random_email("known")
-        await register_verified(client, smtp.mailbox, known)
+    async with protection.app("known", clock=FrozenClock(), account_max_failures=2) as (
+        client,
+        services,
+        known,
+    ):
         unknown = random_email("unknown")
         answers = {}
         for email, octet in ((known, 60), (unknown, 70)):
@@ -269,16 +256,10 @@ async def test_protected_unknown_and_existing_accounts_get_identical_answers(
 
 
 async def test_only_a_valid_device_cookie_for_that_account_bypasses_protection(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+    protection: Protection, net: str, smtp: SmtpServer
 ) -> None:
-    net = random_net()
-    settings = make_settings(
-        database_url, smtp.url, account_max_failures=2, **limiter_settings, **BEHIND_PROXY
-    )
-    async with running_app(settings) as (client, _):
-        victim, attacker = random_email("victim"), random_email("attacker")
-        await register_verified(client, smtp.mailbox, victim)
-        await register_verified(client, smtp.mailbox, attacker)
+    async with protection.app("victim", account_max_failures=2) as (client, _, victim):
+        attacker = await verified_user(client, smtp.mailbox, "attacker")
         attacker_device = (
             await attempt(client, attacker, STRONG_PASSWORD, "203.0.113.50")
         ).cookies[DEVICE_COOKIE]
@@ -297,9 +278,7 @@ async def test_only_a_valid_device_cookie_for_that_account_bypasses_protection(
 async def test_the_device_cookie_is_http_only_and_scoped_to_login(
     database_url: str, smtp: SmtpServer
 ) -> None:
-    async with running_app(make_settings(database_url, smtp.url)) as (client, _):
-        email = random_email("cookie")
-        await register_verified(client, smtp.mailbox, email)
+    async with app_with_user(database_url, smtp, "cookie") as (client, _, email):
         response = await attempt(client, email, STRONG_PASSWORD, CLIENT_IP)
         cookie = next(
             c for c in response.headers.get_list("set-cookie") if c.startswith(DEVICE_COOKIE)
@@ -310,15 +289,9 @@ async def test_the_device_cookie_is_http_only_and_scoped_to_login(
 
 
 async def test_password_reset_still_works_while_the_account_is_protected(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+    protection: Protection, net: str, smtp: SmtpServer
 ) -> None:
-    net = random_net()
-    settings = make_settings(
-        database_url, smtp.url, account_max_failures=2, **limiter_settings, **BEHIND_PROXY
-    )
-    async with running_app(settings) as (client, _):
-        email = random_email("reset-protected")
-        await register_verified(client, smtp.mailbox, email)
+    async with protection.app("reset-protected", account_max_failures=2) as (client, _, email):
         for n in range(3):
             await attempt(client, email, WRONG, f"{net}{90 + n}")
         forgot = await client.post("/api/v1/auth/forgot-password", json={"email": email})
@@ -327,13 +300,13 @@ async def test_password_reset_still_works_while_the_account_is_protected(
 
 
 async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+    protection: Protection, net: str
 ) -> None:
-    net = random_net()
-    settings = make_settings(database_url, smtp.url, **limiter_settings)  # no trusted proxies
-    async with running_app(settings, client_ip=f"{net}99") as (client, services):
-        email = random_email("spoof")
-        await register_verified(client, smtp.mailbox, email)
+    async with protection.app(
+        "spoof",
+        client_ip=f"{net}99",
+        trusted_proxies=[],  # no trusted proxies
+    ) as (client, services, email):
         for n in range(5):
             assert (await attempt(client, email, WRONG, f"{net}{n}")).status_code == 401
         assert_too_many_attempts(await attempt(client, email, STRONG_PASSWORD, f"{net}77"))
@@ -343,18 +316,13 @@ async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(
 
 
 async def test_behind_a_trusted_proxy_the_rightmost_untrusted_address_is_counted(
-    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
+    protection: Protection, net: str
 ) -> None:
-    net = random_net()
-    settings = make_settings(
-        database_url,
-        smtp.url,
-        trusted_proxies=[f"{CLIENT_IP}/32", "10.0.0.0/8"],
-        **limiter_settings,
-    )
-    async with running_app(settings) as (client, _):
-        email = random_email("chain")
-        await register_verified(client, smtp.mailbox, email)
+    async with protection.app("chain", trusted_proxies=[f"{CLIENT_IP}/32", "10.0.0.0/8"]) as (
+        client,
+        _,
+        email,
+    ):
         # The attacker controls the left of the chain; our proxies append the real address.
         for n in range(5):
             chain = f"{net}{n}, {net}120, 10.0.0.7"

@@ -9,13 +9,15 @@ from tests.support import (
     CLIENT_IP,
     STRONG_PASSWORD,
     SmtpServer,
+    assert_problem,
+    audit_events_of,
     bearer,
     login,
-    random_email,
     refresh,
     refresh_cookie_header,
-    register_verified,
-    remembered_login,
+    remembered_user,
+    verified_user,
+    verify_token,
 )
 
 SESSION_FIELDS = {
@@ -28,12 +30,6 @@ SESSION_FIELDS = {
     "remember_me",
     "current",
 }
-
-
-async def signed_in(client: httpx.AsyncClient, smtp: SmtpServer, prefix: str) -> str:
-    email = random_email(prefix)
-    await register_verified(client, smtp.mailbox, email)
-    return email
 
 
 async def fresh_access(client: httpx.AsyncClient, email: str, user_agent: str = "test") -> str:
@@ -55,16 +51,19 @@ async def assert_revoked(client: httpx.AsyncClient, access: str) -> None:
         assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+async def end_session(client: httpx.AsyncClient, access: str, session_id: str) -> httpx.Response:
+    return await client.delete(f"/api/v1/auth/sessions/{session_id}", headers=bearer(access))
+
+
 async def assert_live(client: httpx.AsyncClient, access: str) -> None:
-    response = await client.get("/api/v1/auth/verify-token", headers=bearer(access))
+    response = await verify_token(client, access)
     assert response.status_code == 200, response.text
 
 
 async def test_logout_ends_the_session_everywhere_and_clears_the_cookie(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    email = await signed_in(client, smtp, "logout")
-    access, token = await remembered_login(client, email)
+    email, access, token = await remembered_user(client, smtp.mailbox, "logout")
     other = await fresh_access(client, email)
     await assert_live(client, access)
 
@@ -78,16 +77,15 @@ async def test_logout_ends_the_session_everywhere_and_clears_the_cookie(
     assert "Path=/api/v1/auth" in cleared
     await assert_revoked(client, access)
     refreshed = await refresh(client, token)
-    assert refreshed.status_code == 401
-    assert refreshed.json()["code"] == "INVALID_REFRESH_TOKEN"
+    assert_problem(refreshed, 401, "INVALID_REFRESH_TOKEN")
     await assert_live(client, other)
 
 
 async def test_the_session_list_shows_only_the_callers_active_sessions(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    email = await signed_in(client, smtp, "lister")
-    stranger = await signed_in(client, smtp, "stranger")
+    email = await verified_user(client, smtp.mailbox, "lister")
+    stranger = await verified_user(client, smtp.mailbox, "stranger")
     remembered = await login(client, email, remember_me=True)
     client.cookies.clear()
     laptop = remembered.json()["access_token"]
@@ -119,12 +117,12 @@ async def test_the_session_list_shows_only_the_callers_active_sessions(
 async def test_a_user_can_end_one_of_their_other_sessions(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    email = await signed_in(client, smtp, "ender")
+    email = await verified_user(client, smtp.mailbox, "ender")
     here = await fresh_access(client, email)
     there = await fresh_access(client, email)
     there_id = await session_id_of(client, there)
 
-    response = await client.delete(f"/api/v1/auth/sessions/{there_id}", headers=bearer(here))
+    response = await end_session(client, here, there_id)
 
     assert response.status_code == 204
     await assert_revoked(client, there)
@@ -136,41 +134,35 @@ async def test_a_user_can_end_one_of_their_other_sessions(
 async def test_another_users_session_or_an_unknown_id_is_not_found(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    mallory = await fresh_access(client, await signed_in(client, smtp, "mallory"))
-    alice = await fresh_access(client, await signed_in(client, smtp, "alice"))
+    mallory = await fresh_access(client, await verified_user(client, smtp.mailbox, "mallory"))
+    alice = await fresh_access(client, await verified_user(client, smtp.mailbox, "alice"))
     alice_session = await session_id_of(client, alice)
 
     for session_id in (alice_session, "00000000-0000-4000-8000-000000000000"):
-        response = await client.delete(
-            f"/api/v1/auth/sessions/{session_id}", headers=bearer(mallory)
-        )
-        assert response.status_code == 404
-        assert response.json()["code"] == "SESSION_NOT_FOUND"
+        response = await end_session(client, mallory, session_id)
+        assert_problem(response, 404, "SESSION_NOT_FOUND")
     await assert_live(client, alice)
 
 
 async def test_ending_an_already_ended_session_is_not_found(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    email = await signed_in(client, smtp, "twice")
+    email = await verified_user(client, smtp.mailbox, "twice")
     here = await fresh_access(client, email)
     there = await fresh_access(client, email)
     there_id = await session_id_of(client, there)
-    path = f"/api/v1/auth/sessions/{there_id}"
-    assert (await client.delete(path, headers=bearer(here))).status_code == 204
-    again = await client.delete(path, headers=bearer(here))
-    assert again.status_code == 404
-    assert again.json()["code"] == "SESSION_NOT_FOUND"
+    assert (await end_session(client, here, there_id)).status_code == 204
+    again = await end_session(client, here, there_id)
+    assert_problem(again, 404, "SESSION_NOT_FOUND")
 
 
 async def test_logging_out_all_devices_ends_every_session_this_one_included(
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:
     client, services = app
-    email = await signed_in(client, smtp, "everywhere")
-    here, token = await remembered_login(client, email)
+    email, here, token = await remembered_user(client, smtp.mailbox, "everywhere")
     others = [await fresh_access(client, email) for _ in range(3)]
-    bystander = await fresh_access(client, await signed_in(client, smtp, "bystander"))
+    bystander = await fresh_access(client, await verified_user(client, smtp.mailbox, "bystander"))
 
     response = await client.delete("/api/v1/auth/sessions/all", headers=bearer(here))
 
@@ -180,10 +172,7 @@ async def test_logging_out_all_devices_ends_every_session_this_one_included(
         await assert_revoked(client, access)
     assert (await refresh(client, token)).json()["code"] == "INVALID_REFRESH_TOKEN"
     await assert_live(client, bystander)
-    async with services.uow(read_only=True) as uow:
-        user = await uow.users.get_by_email(email)
-        assert user is not None
-        [recorded] = await uow.audit.list(user_id=user.id, type="all_sessions_revoked")
+    [recorded] = await audit_events_of(services, email, "all_sessions_revoked")
     assert len(recorded.details["session_ids"]) == 4
 
 
@@ -201,7 +190,7 @@ async def test_session_endpoints_require_a_valid_access_token(client: httpx.Asyn
 
 
 async def session_id_of(client: httpx.AsyncClient, access: str) -> str:
-    response = await client.get("/api/v1/auth/verify-token", headers=bearer(access))
+    response = await verify_token(client, access)
     assert response.status_code == 200, response.text
     sid: str = response.json()["sid"]
     return sid

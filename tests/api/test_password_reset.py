@@ -16,25 +16,24 @@ from tests.support import (
     PUBLIC_URL,
     STRONG_PASSWORD,
     SmtpServer,
+    app_with_user,
+    assert_problem,
     bearer,
+    forgot_password,
     link_in,
     login,
-    make_settings,
     random_email,
     refresh,
     register,
     register_verified,
-    remembered_login,
-    running_app,
+    remembered_user,
     token_in,
+    verified_user,
+    verify_token,
 )
 
 NEW_PASSWORD = "Another-Horse-8"
 VOLATILE_HEADERS = {"x-request-id", "date", "content-length"}
-
-
-async def forgot(client: httpx.AsyncClient, email: str) -> httpx.Response:
-    return await client.post("/api/v1/auth/forgot-password", json={"email": email})
 
 
 async def reset(
@@ -56,18 +55,17 @@ async def reset_tokens(smtp: SmtpServer, email: str, count: int = 1) -> list[str
 
 
 async def requested_reset(client: httpx.AsyncClient, smtp: SmtpServer, email: str) -> str:
-    assert (await forgot(client, email)).status_code == 202
+    assert (await forgot_password(client, email)).status_code == 202
     [token] = await reset_tokens(smtp, email)
     return token
 
 
 async def assert_session_state(client: httpx.AsyncClient, access: str, live: bool) -> None:
-    response = await client.get("/api/v1/auth/verify-token", headers=bearer(access))
+    response = await verify_token(client, access)
     if live:
         assert response.status_code == 200, response.text
     else:
-        assert response.status_code == 401
-        assert response.json()["code"] == "SESSION_REVOKED"
+        assert_problem(response, 401, "SESSION_REVOKED")
 
 
 async def test_forgot_password_answers_the_same_whether_or_not_the_account_exists(
@@ -77,8 +75,8 @@ async def test_forgot_password_answers_the_same_whether_or_not_the_account_exist
     unknown = random_email("unknown")
     await register_verified(client, smtp.mailbox, known)
 
-    for_known = await forgot(client, known)
-    for_unknown = await forgot(client, unknown)
+    for_known = await forgot_password(client, known)
+    for_unknown = await forgot_password(client, unknown)
 
     assert for_known.status_code == for_unknown.status_code == 202
     assert for_known.json() == for_unknown.json()
@@ -93,9 +91,7 @@ async def test_forgot_password_answers_the_same_whether_or_not_the_account_exist
 async def test_a_reset_sets_the_new_password_spends_the_token_and_ends_every_session(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    email = random_email("reset")
-    await register_verified(client, smtp.mailbox, email)
-    remembered, refresh_token = await remembered_login(client, email)
+    email, remembered, refresh_token = await remembered_user(client, smtp.mailbox, "reset")
     other = (await login(client, email)).json()["access_token"]
     token = await requested_reset(client, smtp, email)
 
@@ -107,13 +103,11 @@ async def test_a_reset_sets_the_new_password_spends_the_token_and_ends_every_ses
         await assert_session_state(client, access, live=False)
     assert (await refresh(client, refresh_token)).json()["code"] == "INVALID_REFRESH_TOKEN"
     old = await login(client, email)
-    assert old.status_code == 401
-    assert old.json()["code"] == "INVALID_CREDENTIALS"
+    assert_problem(old, 401, "INVALID_CREDENTIALS")
     assert (await login(client, email, NEW_PASSWORD)).status_code == 200
     await smtp.mailbox.wait_for(email, "your password was changed")
     again = await reset(client, token, "Yet-Another-Horse-9")
-    assert again.status_code == 400
-    assert again.json()["code"] == "TOKEN_INVALID"
+    assert_problem(again, 400, "TOKEN_INVALID")
 
 
 async def test_a_reset_confirms_the_email_of_an_unverified_account(
@@ -136,17 +130,17 @@ async def test_a_reset_link_expires_after_the_reset_token_ttl(
     database_url: str, smtp: SmtpServer
 ) -> None:
     clock = FrozenClock()
-    settings = make_settings(database_url, smtp.url, reset_token_ttl=600)
-    async with running_app(settings, clock=clock) as (client, _):
-        email = random_email("late")
-        await register_verified(client, smtp.mailbox, email)
+    async with app_with_user(database_url, smtp, "late", clock=clock, reset_token_ttl=600) as (
+        client,
+        _,
+        email,
+    ):
         token = await requested_reset(client, smtp, email)
         clock.advance(600)
 
         response = await reset(client, token)
 
-        assert response.status_code == 410
-        assert response.json()["code"] == "TOKEN_EXPIRED"
+        assert_problem(response, 410, "TOKEN_EXPIRED")
         assert response.json()["detail"] == "This link has expired. Please request a new one"
         assert (await login(client, email)).status_code == 200
 
@@ -154,15 +148,13 @@ async def test_a_reset_link_expires_after_the_reset_token_ttl(
 async def test_a_weak_new_password_is_refused_and_changes_nothing(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    email = random_email("weak")
-    await register_verified(client, smtp.mailbox, email)
+    email = await verified_user(client, smtp.mailbox, "weak")
     access = (await login(client, email)).json()["access_token"]
     token = await requested_reset(client, smtp, email)
 
     weak = await reset(client, token, "password")
 
-    assert weak.status_code == 422
-    assert weak.json()["code"] == "WEAK_PASSWORD"
+    assert_problem(weak, 422, "WEAK_PASSWORD")
     await assert_session_state(client, access, live=True)
     assert (await login(client, email)).status_code == 200
     assert (await reset(client, token)).status_code == 200
@@ -171,33 +163,29 @@ async def test_a_weak_new_password_is_refused_and_changes_nothing(
 async def test_using_one_of_two_reset_links_spends_both(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    email = random_email("twice")
-    await register_verified(client, smtp.mailbox, email)
-    assert (await forgot(client, email)).status_code == 202
-    assert (await forgot(client, email)).status_code == 202
+    email = await verified_user(client, smtp.mailbox, "twice")
+    assert (await forgot_password(client, email)).status_code == 202
+    assert (await forgot_password(client, email)).status_code == 202
     first, second = await reset_tokens(smtp, email, count=2)
     assert first != second
 
     assert (await reset(client, second)).status_code == 200
 
     spent = await reset(client, first, "Yet-Another-Horse-9")
-    assert spent.status_code == 400
-    assert spent.json()["code"] == "TOKEN_INVALID"
+    assert_problem(spent, 400, "TOKEN_INVALID")
     assert (await login(client, email, NEW_PASSWORD)).status_code == 200
 
 
 async def test_an_unknown_reset_token_is_invalid(client: httpx.AsyncClient) -> None:
     response = await reset(client, "no-such-token")
-    assert response.status_code == 400
-    assert response.json()["code"] == "TOKEN_INVALID"
+    assert_problem(response, 400, "TOKEN_INVALID")
 
 
 async def test_a_reset_that_fails_midway_changes_nothing(
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:
     client, services = app
-    email = random_email("atomic")
-    await register_verified(client, smtp.mailbox, email)
+    email = await verified_user(client, smtp.mailbox, "atomic")
     access = (await login(client, email)).json()["access_token"]
     token = await requested_reset(client, smtp, email)
 

@@ -3,24 +3,25 @@ endpoints that are never limited. On memory and on Redis."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
 from bastion.core.clock import FrozenClock
 from tests.support import (
-    CLIENT_IP,
+    BEHIND_PROXY,
     STRONG_PASSWORD,
     SmtpServer,
     access_token,
     bearer,
+    forgot_password,
     make_settings,
     random_email,
     register,
     running_app,
 )
-
-BEHIND_PROXY: dict[str, Any] = {"trusted_proxies": [f"{CLIENT_IP}/32"]}
 
 
 def assert_rate_limited(response: httpx.Response) -> None:
@@ -32,67 +33,69 @@ def assert_rate_limited(response: httpx.Response) -> None:
     assert response.headers["RateLimit-Reset"] == response.headers["Retry-After"]
 
 
-async def forgot(client: httpx.AsyncClient, email: str) -> httpx.Response:
-    return await client.post("/api/v1/auth/forgot-password", json={"email": email})
-
-
 async def resend(client: httpx.AsyncClient, email: str) -> httpx.Response:
     return await client.post("/api/v1/auth/verify-email/resend", json={"email": email})
+
+
+async def register_from(client: httpx.AsyncClient, ip: str) -> httpx.Response:
+    """Sign up a new address from ``ip``, which the trusted proxy forwards."""
+    return await client.post(
+        "/api/v1/auth/register",
+        json={"email": random_email("burst"), "password": STRONG_PASSWORD},
+        headers={"X-Forwarded-For": ip},
+    )
+
+
+@asynccontextmanager
+async def limited_app(
+    database_url: str,
+    smtp: SmtpServer,
+    limiter_settings: dict[str, Any],
+    *,
+    clock: FrozenClock | None = None,
+    **settings: Any,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's client, its limits kept on this limiter backend."""
+    overrides: dict[str, Any] = {} if clock is None else {"clock": clock}
+    app_settings = make_settings(database_url, smtp.url, **limiter_settings, **settings)
+    async with running_app(app_settings, **overrides) as (client, _):
+        yield client
 
 
 async def test_registration_is_limited_to_five_per_ip_and_hour(
     database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
 ) -> None:
-    settings = make_settings(database_url, smtp.url, **limiter_settings, **BEHIND_PROXY)
-    async with running_app(settings) as (client, _):
-        here = {"X-Forwarded-For": "198.51.100.1"}
-        accepted = [
-            await client.post(
-                "/api/v1/auth/register",
-                json={"email": random_email("burst"), "password": STRONG_PASSWORD},
-                headers=here,
-            )
-            for _ in range(5)
-        ]
+    async with limited_app(database_url, smtp, limiter_settings, **BEHIND_PROXY) as client:
+        accepted = [await register_from(client, "198.51.100.1") for _ in range(5)]
         assert [r.status_code for r in accepted] == [202] * 5
         assert [r.headers["RateLimit-Remaining"] for r in accepted] == ["4", "3", "2", "1", "0"]
         assert accepted[0].headers["RateLimit-Limit"] == "5"
 
-        refused = await client.post(
-            "/api/v1/auth/register",
-            json={"email": random_email("burst"), "password": STRONG_PASSWORD},
-            headers=here,
-        )
+        refused = await register_from(client, "198.51.100.1")
         assert_rate_limited(refused)
         assert 3590 <= int(refused.headers["Retry-After"]) <= 3600
 
-        elsewhere = await client.post(
-            "/api/v1/auth/register",
-            json={"email": random_email("burst"), "password": STRONG_PASSWORD},
-            headers={"X-Forwarded-For": "198.51.100.2"},
-        )
+        elsewhere = await register_from(client, "198.51.100.2")
         assert elsewhere.status_code == 202
 
 
 async def test_forgot_password_is_limited_per_email_whether_or_not_the_account_exists(
     database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
 ) -> None:
-    settings = make_settings(database_url, smtp.url, **limiter_settings)
-    async with running_app(settings) as (client, _):
+    async with limited_app(database_url, smtp, limiter_settings) as client:
         existing = random_email("forgot")
         assert (await register(client, existing, STRONG_PASSWORD)).status_code == 202
         for email in (existing, random_email("nobody")):
-            answers = [await forgot(client, email) for _ in range(3)]
+            answers = [await forgot_password(client, email) for _ in range(3)]
             assert [r.status_code for r in answers] == [202] * 3
-            assert_rate_limited(await forgot(client, email.upper()))
-        assert (await forgot(client, random_email("other"))).status_code == 202
+            assert_rate_limited(await forgot_password(client, email.upper()))
+        assert (await forgot_password(client, random_email("other"))).status_code == 202
 
 
 async def test_verification_resend_is_limited_per_email(
     database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
 ) -> None:
-    settings = make_settings(database_url, smtp.url, **limiter_settings)
-    async with running_app(settings) as (client, _):
+    async with limited_app(database_url, smtp, limiter_settings) as client:
         email = random_email("resend")
         assert [(await resend(client, email)).status_code for _ in range(3)] == [202] * 3
         assert_rate_limited(await resend(client, email))
@@ -102,10 +105,9 @@ async def test_verification_resend_is_limited_per_email(
 async def test_other_unauthenticated_endpoints_share_a_limit_per_ip(
     database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
 ) -> None:
-    settings = make_settings(
-        database_url, smtp.url, rate_limit_per_minute=3, **limiter_settings, **BEHIND_PROXY
-    )
-    async with running_app(settings) as (client, _):
+    async with limited_app(
+        database_url, smtp, limiter_settings, rate_limit_per_minute=3, **BEHIND_PROXY
+    ) as client:
         here = {"X-Forwarded-For": "198.51.100.3"}
         refresh = await client.post("/api/v1/auth/refresh", headers=here)
         assert refresh.status_code == 401
@@ -135,10 +137,9 @@ async def test_other_unauthenticated_endpoints_share_a_limit_per_ip(
 async def test_authenticated_endpoints_are_limited_per_user(
     database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
 ) -> None:
-    settings = make_settings(
-        database_url, smtp.url, user_rate_limit_per_minute=3, **limiter_settings
-    )
-    async with running_app(settings) as (client, _):
+    async with limited_app(
+        database_url, smtp, limiter_settings, user_rate_limit_per_minute=3
+    ) as client:
         first = await access_token(client, smtp.mailbox)
         second = await access_token(client, smtp.mailbox)
         me = [await client.get("/api/v1/auth/me", headers=bearer(first)) for _ in range(2)]
@@ -153,14 +154,9 @@ async def test_authenticated_endpoints_are_limited_per_user(
 async def test_token_verification_jwks_health_and_metrics_are_never_limited(
     database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
 ) -> None:
-    settings = make_settings(
-        database_url,
-        smtp.url,
-        rate_limit_per_minute=5,
-        user_rate_limit_per_minute=1,
-        **limiter_settings,
-    )
-    async with running_app(settings) as (client, _):
+    async with limited_app(
+        database_url, smtp, limiter_settings, rate_limit_per_minute=5, user_rate_limit_per_minute=1
+    ) as client:
         token = await access_token(client, smtp.mailbox)
         for _ in range(5):
             verified = await client.get("/api/v1/auth/verify-token", headers=bearer(token))
@@ -176,16 +172,15 @@ async def test_a_limit_frees_up_as_its_window_slides(
     database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
 ) -> None:
     clock = FrozenClock()
-    settings = make_settings(database_url, smtp.url, **limiter_settings)
-    async with running_app(settings, clock=clock) as (client, _):
+    async with limited_app(database_url, smtp, limiter_settings, clock=clock) as client:
         email = random_email("slide")
-        await forgot(client, email)
+        await forgot_password(client, email)
         clock.advance(1200)
-        await forgot(client, email)
-        await forgot(client, email)
-        refused = await forgot(client, email)
+        await forgot_password(client, email)
+        await forgot_password(client, email)
+        refused = await forgot_password(client, email)
         assert_rate_limited(refused)
         assert refused.headers["Retry-After"] == "2400"
         clock.advance(2400)
-        assert (await forgot(client, email)).status_code == 202
-        assert_rate_limited(await forgot(client, email))
+        assert (await forgot_password(client, email)).status_code == 202
+        assert_rate_limited(await forgot_password(client, email))

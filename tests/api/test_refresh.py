@@ -16,16 +16,18 @@ from bastion.core.secrets import hash_token, new_token
 from tests.support import (
     PUBLIC_URL,
     SmtpServer,
+    app_with_user,
+    assert_problem,
+    audit_events_of,
     bearer,
     login,
-    make_settings,
-    random_email,
     refresh,
     refresh_cookie_header,
     refresh_token_in,
-    register_verified,
     remembered_login,
-    running_app,
+    remembered_user,
+    verified_user,
+    verify_token,
 )
 
 DAY = 86400
@@ -55,8 +57,7 @@ async def test_remember_me_sets_a_strict_http_only_cookie_for_thirty_days(
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:
     client, _ = app
-    email = random_email("remember")
-    await register_verified(client, smtp.mailbox, email)
+    email = await verified_user(client, smtp.mailbox, "remember")
     response = await login(client, email, remember_me=True)
     assert response.status_code == 200
     token = refresh_token_in(response)
@@ -72,10 +73,9 @@ async def test_remember_me_sets_a_strict_http_only_cookie_for_thirty_days(
 async def test_the_cookie_is_not_secure_when_cookie_secure_is_false(
     database_url: str, smtp: SmtpServer
 ) -> None:
-    settings = make_settings(database_url, smtp.url, cookie_secure=False, remember_me_ttl=3600)
-    async with running_app(settings) as (client, _):
-        email = random_email("insecure")
-        await register_verified(client, smtp.mailbox, email)
+    async with app_with_user(
+        database_url, smtp, "insecure", cookie_secure=False, remember_me_ttl=3600
+    ) as (client, _, email):
         response = await login(client, email, remember_me=True)
         assert refresh_cookie_header(response) == (
             f"bastion_refresh={refresh_token_in(response)}; HttpOnly; SameSite=Strict; "
@@ -87,8 +87,7 @@ async def test_without_remember_me_there_is_no_cookie_and_the_session_lasts_a_da
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:
     client, _ = app
-    email = random_email("forgetful")
-    await register_verified(client, smtp.mailbox, email)
+    email = await verified_user(client, smtp.mailbox, "forgetful")
     response = await login(client, email)
     assert response.status_code == 200
     assert not any(
@@ -103,9 +102,7 @@ async def test_refresh_gives_a_new_access_token_for_the_same_session_and_rotates
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:
     client, _ = app
-    email = random_email("rotate")
-    await register_verified(client, smtp.mailbox, email)
-    access, token = await remembered_login(client, email)
+    email, access, token = await remembered_user(client, smtp.mailbox, "rotate")
     session_id = (await the_only_session(client, access))["id"]
 
     rotated = await refresh(client, token)
@@ -118,7 +115,7 @@ async def test_refresh_gives_a_new_access_token_for_the_same_session_and_rotates
     assert body["access_token"] != access
     new_refresh = refresh_token_in(rotated)
     assert new_refresh != token
-    verified = await client.get("/api/v1/auth/verify-token", headers=bearer(body["access_token"]))
+    verified = await verify_token(client, body["access_token"])
     assert verified.status_code == 200
     assert verified.json()["sid"] == session_id
 
@@ -131,8 +128,7 @@ async def test_refresh_tokens_are_stored_only_as_hashes(
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:
     client, services = app
-    email = random_email("hashed")
-    await register_verified(client, smtp.mailbox, email)
+    email = await verified_user(client, smtp.mailbox, "hashed")
     response = await login(client, email, remember_me=True)
     token = refresh_token_in(response)
     async with services.engine.connect() as connection:
@@ -151,29 +147,21 @@ async def test_reusing_a_rotated_refresh_token_ends_the_whole_session(
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:
     client, services = app
-    email = random_email("stolen")
-    await register_verified(client, smtp.mailbox, email)
-    first_access, first_refresh = await remembered_login(client, email)
+    email, first_access, first_refresh = await remembered_user(client, smtp.mailbox, "stolen")
     rotated = await refresh(client, first_refresh)
     assert rotated.status_code == 200
     newest_access, newest_refresh = rotated.json()["access_token"], refresh_token_in(rotated)
 
     replayed = await refresh(client, first_refresh)
-    assert replayed.status_code == 401
-    assert replayed.json()["code"] == "REFRESH_TOKEN_REUSED"
+    assert_problem(replayed, 401, "REFRESH_TOKEN_REUSED")
 
     newest = await refresh(client, newest_refresh)
-    assert newest.status_code == 401
-    assert newest.json()["code"] == "INVALID_REFRESH_TOKEN"
+    assert_problem(newest, 401, "INVALID_REFRESH_TOKEN")
     for access in (first_access, newest_access):
-        checked = await client.get("/api/v1/auth/verify-token", headers=bearer(access))
-        assert checked.status_code == 401
-        assert checked.json()["code"] == "SESSION_REVOKED"
+        checked = await verify_token(client, access)
+        assert_problem(checked, 401, "SESSION_REVOKED")
 
-    async with services.uow(read_only=True) as uow:
-        user = await uow.users.get_by_email(email)
-        assert user is not None
-        events = await uow.audit.list(user_id=user.id, type="refresh_reuse_detected")
+    events = await audit_events_of(services, email, "refresh_reuse_detected")
     assert [e.details["session_id"] for e in events] == [rotated.json()["session_id"]]
     warning = await smtp.mailbox.wait_for(email, "ended for your safety")
     assert "presented twice" in str(warning.get_body(preferencelist=("plain",)))
@@ -183,9 +171,7 @@ async def test_twenty_parallel_refreshes_with_one_token_let_exactly_one_through(
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:
     client, services = app
-    email = random_email("race")
-    await register_verified(client, smtp.mailbox, email)
-    _, token = await remembered_login(client, email)
+    email, _, token = await remembered_user(client, smtp.mailbox, "race")
 
     responses = await asyncio.gather(*(refresh(client, token) for _ in range(20)))
 
@@ -194,10 +180,7 @@ async def test_twenty_parallel_refreshes_with_one_token_let_exactly_one_through(
     losers = {r.json()["code"] for r in responses if r.status_code == 401}
     assert losers <= {"REFRESH_TOKEN_REUSED", "INVALID_REFRESH_TOKEN"}
     # The losers presented a spent token, so the session was ended exactly once.
-    async with services.uow(read_only=True) as uow:
-        user = await uow.users.get_by_email(email)
-        assert user is not None
-        events = await uow.audit.list(user_id=user.id, type="refresh_reuse_detected")
+    events = await audit_events_of(services, email, "refresh_reuse_detected")
     assert len(events) == 1
     await smtp.mailbox.wait_for(email, "ended for your safety")
     await smtp.mailbox.count_after(email)
@@ -210,18 +193,16 @@ async def test_a_missing_or_unknown_refresh_token_is_invalid(
 ) -> None:
     for token in (None, new_token(), "not-a-token", ""):
         response = await refresh(client, token)
-        assert response.status_code == 401
-        assert response.json()["code"] == "INVALID_REFRESH_TOKEN"
+        assert_problem(response, 401, "INVALID_REFRESH_TOKEN")
 
 
 async def test_refreshing_never_extends_the_session_and_an_expired_token_is_invalid(
     database_url: str, smtp: SmtpServer
 ) -> None:
     clock = FrozenClock()
-    settings = make_settings(database_url, smtp.url, remember_me_ttl=1000, access_token_ttl=300)
-    async with running_app(settings, clock=clock) as (client, _):
-        email = random_email("fixed")
-        await register_verified(client, smtp.mailbox, email)
+    async with app_with_user(
+        database_url, smtp, "fixed", clock=clock, remember_me_ttl=1000, access_token_ttl=300
+    ) as (client, _, email):
         _, token = await remembered_login(client, email)
         clock.advance(900)
 
@@ -236,9 +217,8 @@ async def test_refreshing_never_extends_the_session_and_an_expired_token_is_inva
 
         clock.advance(100)
         expired = await refresh(client, refresh_token_in(rotated))
-        assert expired.status_code == 401
-        assert expired.json()["code"] == "INVALID_REFRESH_TOKEN"
-        checked = await client.get("/api/v1/auth/verify-token", headers=bearer(access))
+        assert_problem(expired, 401, "INVALID_REFRESH_TOKEN")
+        checked = await verify_token(client, access)
         assert checked.status_code == 401
 
 
@@ -246,30 +226,24 @@ async def test_an_access_token_never_outlives_its_session(
     database_url: str, smtp: SmtpServer
 ) -> None:
     clock = FrozenClock()
-    settings = make_settings(database_url, smtp.url, session_ttl=600, access_token_ttl=3600)
-    async with running_app(settings, clock=clock) as (client, _):
-        email = random_email("short")
-        await register_verified(client, smtp.mailbox, email)
+    async with app_with_user(
+        database_url, smtp, "short", clock=clock, session_ttl=600, access_token_ttl=3600
+    ) as (client, _, email):
         response = await login(client, email)
         assert response.json()["expires_in"] == 600
         access = response.json()["access_token"]
         clock.advance(599)
-        assert (
-            await client.get("/api/v1/auth/verify-token", headers=bearer(access))
-        ).status_code == 200
+        assert (await verify_token(client, access)).status_code == 200
         clock.advance(1)
-        checked = await client.get("/api/v1/auth/verify-token", headers=bearer(access))
-        assert checked.status_code == 401
-        assert checked.json()["code"] == "TOKEN_EXPIRED"
+        checked = await verify_token(client, access)
+        assert_problem(checked, 401, "TOKEN_EXPIRED")
 
 
 async def test_refresh_and_logout_from_another_site_are_rejected(
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:
     client, _ = app
-    email = random_email("csrf")
-    await register_verified(client, smtp.mailbox, email)
-    access, token = await remembered_login(client, email)
+    email, access, token = await remembered_user(client, smtp.mailbox, "csrf")
     for source in HOSTILE_SOURCES:
         refreshed = await refresh(client, token, **source)
         assert refreshed.status_code == 403, source
@@ -284,10 +258,9 @@ async def test_refresh_and_logout_from_another_site_are_rejected(
 async def test_our_own_origin_allowed_origins_and_no_origin_may_refresh(
     database_url: str, smtp: SmtpServer
 ) -> None:
-    settings = make_settings(database_url, smtp.url, allowed_origins=["https://app.example"])
-    async with running_app(settings) as (client, _):
-        email = random_email("origins")
-        await register_verified(client, smtp.mailbox, email)
+    async with app_with_user(
+        database_url, smtp, "origins", allowed_origins=["https://app.example"]
+    ) as (client, _, email):
         access, token = await remembered_login(client, email)
         for source in (
             {"Origin": PUBLIC_URL},
@@ -310,5 +283,4 @@ async def test_a_cross_site_request_is_rejected_before_its_credentials_are_read(
     client: httpx.AsyncClient, path: str
 ) -> None:
     response = await client.post(path, headers={"Origin": "https://evil.example"})
-    assert response.status_code == 403
-    assert response.json()["code"] == "CSRF_REJECTED"
+    assert_problem(response, 403, "CSRF_REJECTED")

@@ -7,32 +7,24 @@ import httpx
 from tests.support import (
     STRONG_PASSWORD,
     SmtpServer,
+    access_token,
     bearer,
     login,
     random_email,
-    register_verified,
 )
 
 EVENTS = "/api/v1/auth/me/security-events"
-
-
-async def signed_in(client: httpx.AsyncClient, smtp: SmtpServer, email: str) -> str:
-    await register_verified(client, smtp.mailbox, email)
-    response = await login(client, email)
-    assert response.status_code == 200
-    token: str = response.json()["access_token"]
-    return token
 
 
 async def test_a_user_sees_their_own_sign_ins_and_failures_newest_first(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
     email = random_email("trail")
-    token = await signed_in(client, smtp, email)
+    token = await access_token(client, smtp.mailbox, email)
     assert (await login(client, email, "Wrong-Password-1")).status_code == 401
     assert (await login(client, email)).status_code == 200
     someone_else = random_email("other")
-    await signed_in(client, smtp, someone_else)
+    await access_token(client, smtp.mailbox, someone_else)
 
     response = await client.get(EVENTS, headers=bearer(token))
     assert response.status_code == 200
@@ -57,7 +49,7 @@ async def test_a_user_sees_their_own_sign_ins_and_failures_newest_first(
 
 async def test_the_trail_pages_with_a_cursor(client: httpx.AsyncClient, smtp: SmtpServer) -> None:
     email = random_email("pages")
-    token = await signed_in(client, smtp, email)
+    token = await access_token(client, smtp.mailbox, email)
     for _ in range(3):
         await login(client, email, STRONG_PASSWORD)
     everything = (await client.get(EVENTS, headers=bearer(token))).json()["items"]
@@ -82,7 +74,7 @@ async def test_security_events_need_a_bearer_token(client: httpx.AsyncClient) ->
 
 
 async def test_the_page_size_is_bounded(client: httpx.AsyncClient, smtp: SmtpServer) -> None:
-    token = await signed_in(client, smtp, random_email("bounded"))
+    token = await access_token(client, smtp.mailbox, random_email("bounded"))
     for limit in ("0", "101", "many"):
         response = await client.get(EVENTS, params={"limit": limit}, headers=bearer(token))
         assert response.status_code == 422, limit
