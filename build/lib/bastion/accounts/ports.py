@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Protocol
+
+from bastion.accounts.model import Role, User
+from bastion.core.one_time_tokens import OneTimeToken
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> bool:
+        """Insert the user; False (and nothing written) if the email is already taken."""
+        ...
+
+    async def get(self, user_id: uuid.UUID) -> User | None: ...
+
+    async def get_by_email(self, email: str) -> User | None: ...
+
+    async def update(self, user: User) -> None: ...
+
+    async def delete(self, user_id: uuid.UUID) -> None: ...
+
+    async def search(
+        self, *, email_contains: str | None, role: Role | None, after: uuid.UUID | None, limit: int
+    ) -> list[User]:
+        """Users ordered by id, starting after the cursor ``after``."""
+        ...
+
+    async def count_active_admins(self) -> int: ...
+
+
+class OneTimeTokenRepository(Protocol):
+    async def add(self, token: OneTimeToken) -> None: ...
+
+    async def get(self, token_hash: str) -> OneTimeToken | None: ...
+
+    async def spend(self, token_hash: str, now: datetime) -> bool:
+        """Mark the token used; False if someone else spent it first."""
+        ...
+
+    async def spend_all_for_user(self, user_id: uuid.UUID, now: datetime) -> None: ...

@@ -1,0 +1,133 @@
+"""Sign-up and email verification."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from bastion.accounts.errors import WeakPassword
+from bastion.accounts.model import Role, User, new_user, normalize_email
+from bastion.audit.model import EventType, event
+from bastion.core.clock import Clock
+from bastion.core.context import RequestContext
+from bastion.core.errors import Conflict, NotFound
+from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
+from bastion.core.secrets import hash_token, new_token
+from bastion.mail import messages
+from bastion.passwords.hashing import PasswordHasher
+from bastion.passwords.policy import PasswordPolicy, check_password, describe
+from bastion.storage import UnitOfWork, UnitOfWorkFactory
+
+
+class EmailTaken(Conflict):
+    """An account with this email already exists."""
+
+    detail = "An account with this email already exists."
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRules:
+    policy: PasswordPolicy
+    verification_token_ttl: int
+    links: messages.Links
+
+
+class AccountService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        hasher: PasswordHasher,
+        clock: Clock,
+        rules: AccountRules,
+        mail_queued: Callable[[], None],
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._clock = clock
+        self._rules = rules
+        self._mail_queued = mail_queued
+
+    async def register(self, email: str, password: str, context: RequestContext) -> None:
+        """Create an unverified account and mail a verification link.
+
+        The caller learns nothing about whether the address was taken: an existing account gets
+        an email instead, and both paths hash the password so they take the same time.
+        """
+        email = normalize_email(email)
+        self.ensure_strong(password, email)
+        password_hash = await self._hasher.hash(password)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user = new_user(email, password_hash, now)
+            if await uow.users.add(user):
+                await self._send_verification(uow, user)
+                await uow.audit.record(event(EventType.REGISTERED, now, context, user.id))
+            else:
+                await uow.outbox.add(messages.already_registered(email, self._rules.links), now)
+            await uow.commit()
+        self._mail_queued()
+
+    async def create_user(self, email: str, password: str, role: Role) -> User:
+        """An operator-created account: verified at once, no email."""
+        email = normalize_email(email)
+        self.ensure_strong(password, email)
+        user = new_user(
+            email, await self._hasher.hash(password), self._clock.now(), role=role, verified=True
+        )
+        async with self._uow() as uow:
+            if not await uow.users.add(user):
+                raise EmailTaken()
+            await uow.commit()
+        return user
+
+    async def verify_email(self, token: str, context: RequestContext) -> None:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            stored = ensure_usable(await uow.verification_tokens.get(hash_token(token)), now)
+            user = await uow.users.get(stored.user_id)
+            if user is None or not await uow.verification_tokens.spend(stored.token_hash, now):
+                raise TokenInvalid()
+            if not user.is_verified:
+                await uow.users.update(replace(user, is_verified=True, updated_at=now))
+                await uow.audit.record(event(EventType.EMAIL_VERIFIED, now, context, user.id))
+            await uow.commit()
+
+    async def resend_verification(self, email: str) -> None:
+        """Mail a fresh link to an unverified account; silently nothing otherwise."""
+        async with self._uow() as uow:
+            user = await uow.users.get_by_email(normalize_email(email))
+            if user is None or user.is_verified or not user.is_active:
+                return
+            await self._send_verification(uow, user)
+            await uow.commit()
+        self._mail_queued()
+
+    async def get_user(self, user_id: uuid.UUID) -> User:
+        async with self._uow(read_only=True) as uow:
+            user = await uow.users.get(user_id)
+        if user is None:
+            raise NotFound("User not found.")
+        return user
+
+    def ensure_strong(self, password: str, email: str) -> None:
+        violations = check_password(password, self._rules.policy, email)
+        if violations:
+            raise WeakPassword(describe(violations))
+
+    async def _send_verification(self, uow: UnitOfWork, user: User) -> None:
+        now = self._clock.now()
+        token = new_token()
+        ttl = self._rules.verification_token_ttl
+        await uow.verification_tokens.add(
+            OneTimeToken(
+                token_hash=hash_token(token),
+                user_id=user.id,
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl),
+            )
+        )
+        await uow.outbox.add(
+            messages.verify_email(user.email, self._rules.links, token, ttl / 3600), now
+        )

@@ -1,0 +1,67 @@
+"""In-process limits: exact for one process, and the fallback when Redis is unreachable."""
+
+from __future__ import annotations
+
+import secrets
+
+from bastion.ratelimit.model import Hit, LimiterStatus, WindowState, admit, live_hits
+
+# Expired keys are swept once the table holds this many, so memory stays bounded under attack.
+SWEEP_THRESHOLD = 10_000
+
+
+class MemoryLimiter:
+    """Every operation runs without awaiting, so each is atomic on the event loop."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[list[Hit], int]] = {}
+        self._blocks: dict[str, float] = {}
+
+    async def hit(self, key: str, window: int, limit: int, now: float) -> WindowState:
+        if len(self._windows) > SWEEP_THRESHOLD:
+            self._sweep(now)
+        hits, _ = self._windows.get(key, ([], window))
+        event = secrets.token_hex(8)
+        hits, allowed = admit(hits, (now, event), window, limit)
+        self._windows[key] = (hits, window)
+        return WindowState(
+            allowed=allowed,
+            count=len(hits),
+            oldest=hits[0][0] if hits else None,
+            event=event if allowed else None,
+        )
+
+    async def remove(self, key: str, event: str) -> None:
+        if key in self._windows:
+            hits, window = self._windows[key]
+            self._windows[key] = ([hit for hit in hits if hit[1] != event], window)
+
+    async def clear(self, key: str) -> None:
+        self._windows.pop(key, None)
+
+    async def block(self, key: str, until: float, now: float) -> bool:
+        if await self.blocked_until(key, now) is not None:
+            return False
+        if len(self._blocks) > SWEEP_THRESHOLD:
+            self._sweep(now)
+        self._blocks[key] = until
+        return True
+
+    async def blocked_until(self, key: str, now: float) -> float | None:
+        until = self._blocks.get(key)
+        return until if until is not None and until > now else None
+
+    def status(self) -> LimiterStatus:
+        return LimiterStatus.NOT_CONFIGURED
+
+    async def close(self) -> None:
+        self._windows.clear()
+        self._blocks.clear()
+
+    def _sweep(self, now: float) -> None:
+        self._windows = {
+            key: (live, window)
+            for key, (hits, window) in self._windows.items()
+            if (live := live_hits(hits, now, window))
+        }
+        self._blocks = {key: until for key, until in self._blocks.items() if until > now}

@@ -1,0 +1,178 @@
+"""Limits kept in Redis, shared by every worker and instance, and the fallback for outages."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from bastion.ratelimit.model import LimiterStatus, WindowState
+from bastion.ratelimit.ports import Limiter
+
+log = structlog.get_logger("bastion.ratelimit")
+T = TypeVar("T")
+# A limiter call sits on the login path: an unreachable Redis must cost little before we fall back.
+REDIS_TIMEOUT_SECONDS = 0.5
+# While Redis is down, one call per interval tries it again; the rest go straight to memory.
+PROBE_INTERVAL_SECONDS = 1.0
+
+# A sorted set per key: members are events, scores their times. Trimming, counting and adding run
+# as one script, so concurrent workers never both take the last slot.
+HIT_SCRIPT = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  count = count + 1
+  allowed = 1
+end
+if count > 0 then
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {allowed, count, oldest[2] or false}
+"""
+
+BLOCK_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+
+
+class RedisLimiter:
+    def __init__(self, url: str, prefix: str) -> None:
+        self._redis: Redis = Redis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            # One immediate retry survives a pooled connection that died with a Redis restart.
+            retry=Retry(NoBackoff(), 1),
+        )
+        self._prefix = prefix
+        self._hit = self._redis.register_script(HIT_SCRIPT)
+        self._block = self._redis.register_script(BLOCK_SCRIPT)
+
+    async def hit(self, key: str, window: int, limit: int, now: float) -> WindowState:
+        member = f"{now!r}:{secrets.token_hex(6)}"
+        allowed, count, oldest = await self._hit(
+            keys=[self._window(key)], args=[repr(now), window, limit, member]
+        )
+        return WindowState(
+            allowed=bool(allowed),
+            count=int(count),
+            oldest=float(oldest) if oldest else None,
+            event=member if allowed else None,
+        )
+
+    async def remove(self, key: str, event: str) -> None:
+        await self._redis.zrem(self._window(key), event)
+
+    async def clear(self, key: str) -> None:
+        await self._redis.delete(self._window(key))
+
+    async def block(self, key: str, until: float, now: float) -> bool:
+        ttl_ms = max(1, math.ceil((until - now) * 1000))
+        engaged = await self._block(
+            keys=[self._block_key(key)], args=[repr(until), repr(now), ttl_ms]
+        )
+        return bool(engaged)
+
+    async def blocked_until(self, key: str, now: float) -> float | None:
+        raw = await self._redis.get(self._block_key(key))
+        until = float(raw) if raw is not None else None
+        return until if until is not None and until > now else None
+
+    def status(self) -> LimiterStatus:
+        return LimiterStatus.OK
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    # Windows and blocks are different Redis types, so each gets its own namespace.
+    def _window(self, key: str) -> str:
+        return f"{self._prefix}window:{key}"
+
+    def _block_key(self, key: str) -> str:
+        return f"{self._prefix}block:{key}"
+
+
+class FallbackLimiter:
+    """Redis while it answers, in-process limits while it does not: never unlimited.
+
+    The outage is logged once when it starts and once when it ends; in between, one call per
+    probe interval tries Redis again, so the service returns to shared limits by itself.
+    Counts made in memory during the outage are not carried over to Redis.
+    """
+
+    def __init__(
+        self,
+        primary: RedisLimiter,
+        fallback: Limiter,
+        probe_interval: float = PROBE_INTERVAL_SECONDS,
+    ) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._probe_interval = probe_interval
+        self._down_since: float | None = None
+        self._next_probe = 0.0
+
+    async def hit(self, key: str, window: int, limit: int, now: float) -> WindowState:
+        return await self._call(lambda limiter: limiter.hit(key, window, limit, now))
+
+    async def remove(self, key: str, event: str) -> None:
+        await self._call(lambda limiter: limiter.remove(key, event))
+
+    async def clear(self, key: str) -> None:
+        await self._call(lambda limiter: limiter.clear(key))
+
+    async def block(self, key: str, until: float, now: float) -> bool:
+        return await self._call(lambda limiter: limiter.block(key, until, now))
+
+    async def blocked_until(self, key: str, now: float) -> float | None:
+        return await self._call(lambda limiter: limiter.blocked_until(key, now))
+
+    def status(self) -> LimiterStatus:
+        return LimiterStatus.OK if self._down_since is None else LimiterStatus.DEGRADED
+
+    async def close(self) -> None:
+        await self._primary.close()
+        await self._fallback.close()
+
+    async def _call(self, operation: Callable[[Limiter], Awaitable[T]]) -> T:
+        if self._down_since is not None and time.monotonic() < self._next_probe:
+            return await operation(self._fallback)
+        try:
+            result = await operation(self._primary)
+        except (RedisError, OSError) as exc:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                log.error(
+                    "limiter.redis_unavailable",
+                    error=type(exc).__name__,
+                    fallback="in-process limits until Redis answers again",
+                )
+            self._next_probe = time.monotonic() + self._probe_interval
+            return await operation(self._fallback)
+        if self._down_since is not None:
+            log.warning(
+                "limiter.redis_restored",
+                outage_seconds=round(time.monotonic() - self._down_since, 1),
+            )
+            self._down_since = None
+        return result

@@ -1,0 +1,168 @@
+"""The relational schema, shared by SQLite and PostgreSQL. Alembic migrations mirror it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite would otherwise hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+AutoIncrement = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _timestamp(name: str, **kwargs: Any) -> Column[datetime]:
+    return Column(name, UtcDateTime(), nullable=kwargs.pop("nullable", False), **kwargs)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("is_verified", Boolean(), nullable=False),
+    Column("is_active", Boolean(), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+)
+
+
+def _one_time_token_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("token_hash", String(64), primary_key=True),
+        Column(
+            "user_id",
+            Uuid(),
+            ForeignKey("users.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        _timestamp("created_at"),
+        _timestamp("expires_at"),
+        _timestamp("used_at", nullable=True),
+    )
+
+
+email_verification_tokens = _one_time_token_table("email_verification_tokens")
+password_reset_tokens = _one_time_token_table("password_reset_tokens")
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column(
+        "user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    _timestamp("created_at"),
+    _timestamp("expires_at"),
+    _timestamp("last_seen_at"),
+    Column("ip", String(45), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("remember_me", Boolean(), nullable=False),
+    _timestamp("revoked_at", nullable=True),
+    Column("revoke_reason", String(32), nullable=True),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "session_id",
+        Uuid(),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    _timestamp("created_at"),
+    _timestamp("rotated_at", nullable=True),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("algorithm", String(16), nullable=False),
+    Column("public_key", LargeBinary(), nullable=False),
+    Column("private_key_sealed", LargeBinary(), nullable=False),
+    _timestamp("created_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", AutoIncrement, primary_key=True, autoincrement=True),
+    Column("recipient", String(320), nullable=False, index=True),
+    Column("kind", String(48), nullable=False),
+    # Sealed (encrypted) subject and bodies: they carry one-time links until delivered.
+    Column("payload", LargeBinary(), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("next_attempt_at"),
+    Column("attempts", Integer(), nullable=False, default=0),
+    _timestamp("locked_until", nullable=True),
+    _timestamp("sent_at", nullable=True),
+    _timestamp("failed_at", nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Index("ix_outbox_due", "sent_at", "failed_at", "next_attempt_at"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", AutoIncrement, primary_key=True, autoincrement=True),
+    _timestamp("occurred_at"),
+    Column("type", String(48), nullable=False, index=True),
+    Column("user_id", Uuid(), nullable=True),
+    Column("ip", String(45), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("details", JSON(), nullable=False),
+    Index("ix_audit_events_user_id_id", "user_id", "id"),
+)

@@ -1,0 +1,132 @@
+"""The SQL unit of work: one connection, one transaction, every repository on it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+
+from bastion.adapters.sql import tables
+from bastion.adapters.sql.database import READ_ONLY
+from bastion.adapters.sql.repositories import (
+    SqlAuditLog,
+    SqlOneTimeTokenRepository,
+    SqlOutbox,
+    SqlSessionRepository,
+    SqlSigningKeyRepository,
+    SqlUserRepository,
+)
+from bastion.audit.ports import AuditObserver
+from bastion.core.errors import StorageUnavailable
+from bastion.core.secrets import Sealer
+
+# Failures that mean "the database is not reachable right now", as opposed to a bug.
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class SqlUnitOfWork:
+    users: SqlUserRepository
+    verification_tokens: SqlOneTimeTokenRepository
+    reset_tokens: SqlOneTimeTokenRepository
+    sessions: SqlSessionRepository
+    signing_keys: SqlSigningKeyRepository
+    outbox: SqlOutbox
+    audit: SqlAuditLog
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sealer: Sealer,
+        *,
+        read_only: bool = False,
+        audit_observer: AuditObserver | None = None,
+    ) -> None:
+        self._engine = engine
+        self._sealer = sealer
+        self._read_only = read_only
+        self._audit_observer = audit_observer
+        self._connection: AsyncConnection | None = None
+        self._transaction: AsyncTransaction | None = None
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        try:
+            connection = await self._engine.connect()
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise StorageUnavailable() from exc
+            raise
+        try:
+            if self._read_only:
+                connection = await connection.execution_options(**{READ_ONLY: True})
+            self._transaction = await connection.begin()
+        except Exception as exc:
+            await connection.close()
+            if is_unavailable(exc):
+                raise StorageUnavailable() from exc
+            raise
+        self._connection = connection
+        self.users = SqlUserRepository(connection)
+        self.verification_tokens = SqlOneTimeTokenRepository(
+            connection, tables.email_verification_tokens
+        )
+        self.reset_tokens = SqlOneTimeTokenRepository(connection, tables.password_reset_tokens)
+        self.sessions = SqlSessionRepository(connection)
+        self.signing_keys = SqlSigningKeyRepository(connection)
+        self.outbox = SqlOutbox(connection, self._sealer)
+        self.audit = SqlAuditLog(connection)
+        return self
+
+    async def commit(self) -> None:
+        if self._transaction is None:
+            raise RuntimeError("commit() outside the unit of work")
+        try:
+            await self._transaction.commit()
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise StorageUnavailable() from exc
+            raise
+        committed, self.audit.recorded = self.audit.recorded, []
+        if self._audit_observer is not None:
+            for event in committed:
+                self._audit_observer.recorded(event)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        transaction, self._transaction = self._transaction, None
+        try:
+            if transaction is not None and transaction.is_active:
+                await transaction.rollback()
+            if connection is not None:
+                await connection.close()
+        except Exception as cleanup_error:
+            if exc is None and not is_unavailable(cleanup_error):
+                raise
+        if exc is not None and is_unavailable(exc):
+            raise StorageUnavailable() from exc
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(
+        self, engine: AsyncEngine, sealer: Sealer, *, audit_observer: AuditObserver | None = None
+    ) -> None:
+        self._engine = engine
+        self._sealer = sealer
+        self._audit_observer = audit_observer
+
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(
+            self._engine, self._sealer, read_only=read_only, audit_observer=self._audit_observer
+        )

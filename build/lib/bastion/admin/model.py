@@ -1,0 +1,101 @@
+"""Who may do what in the admin API, and the rules about changing users."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from bastion.accounts.model import Role, User
+
+T = TypeVar("T")
+
+
+class Permission(StrEnum):
+    READ_USERS = "read_users"
+    MANAGE_USERS = "manage_users"
+    READ_AUDIT = "read_audit"
+
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.MANAGER: frozenset({Permission.READ_USERS, Permission.READ_AUDIT}),
+    Role.USER: frozenset(),
+    Role.GUEST: frozenset(),
+}
+
+
+def allows(role: str, permission: Permission) -> bool:
+    """Whether a role (as claimed in an access token) grants ``permission``.
+
+    An unknown role grants nothing: a token minted before a role was removed stays harmless.
+    """
+    try:
+        return permission in GRANTS[Role(role)]
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanges:
+    """The fields an admin may change; None leaves a field as it is."""
+
+    role: Role | None = None
+    is_active: bool | None = None
+    is_verified: bool | None = None
+
+
+def is_active_admin(user: User) -> bool:
+    return user.role is Role.ADMIN and user.is_active
+
+
+def removes_an_admin(before: User, after: User) -> bool:
+    """Whether the change takes an active admin away (demotion or deactivation)."""
+    return is_active_admin(before) and not is_active_admin(after)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def user_cursor(user_id: uuid.UUID) -> str:
+    return str(user_id)
+
+
+def parse_user_cursor(cursor: str) -> uuid.UUID:
+    """The user id a cursor points after; ValueError if it was not issued by us."""
+    return uuid.UUID(cursor)
+
+
+def event_cursor(event_id: int) -> str:
+    return str(event_id)
+
+
+def parse_event_cursor(cursor: str) -> int:
+    value = int(cursor)
+    if value < 1:
+        raise ValueError(cursor)
+    return value
+
+
+def apply_changes(user: User, changes: UserChanges, now: datetime) -> User:
+    updated = replace(
+        user,
+        role=user.role if changes.role is None else changes.role,
+        is_active=user.is_active if changes.is_active is None else changes.is_active,
+        is_verified=user.is_verified if changes.is_verified is None else changes.is_verified,
+    )
+    return updated if updated == user else replace(updated, updated_at=now)
+
+
+def page_of(items: list[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T]:
+    """A page from up to ``limit + 1`` rows: the extra row only tells that more exist."""
+    if len(items) <= limit:
+        return Page(items=items, next_cursor=None)
+    kept = items[:limit]
+    return Page(items=kept, next_cursor=cursor_of(kept[-1]))

@@ -1,0 +1,169 @@
+"""The admin API: users and the audit trail, for admins (read and write) and managers (read)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.accounts.model import Role, User
+from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
+from bastion.admin.model import UserChanges
+from bastion.audit.model import AuditEvent, EventType
+from bastion.core.errors import Forbidden
+from bastion.http.deps import AdminUser, AuditReader, ContextDep, ServicesDep, StaffUser
+from bastion.http.errors import openapi_responses
+from bastion.sessions.errors import SessionRevoked
+from bastion.tokens.errors import AccessTokenExpired, InvalidToken
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+CALLER_ERRORS = (InvalidToken, AccessTokenExpired, SessionRevoked, Forbidden)
+MAX_PAGE = 200
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=64, description="`next_cursor` from the previous page; omit for the first"),
+]
+
+
+class UserView(BaseModel):
+    id: uuid.UUID
+    email: str
+    role: Role
+    is_verified: bool
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserPage(BaseModel):
+    items: list[UserView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end")
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: bool | None = Field(default=None, description="false also ends every session")
+    is_verified: bool | None = None
+
+
+class EventView(BaseModel):
+    id: int
+    type: EventType
+    occurred_at: datetime
+    user_id: uuid.UUID | None
+    ip: str | None
+    user_agent: str | None
+    details: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    items: list[EventView]
+    next_cursor: str | None
+
+
+@router.get(
+    "/users",
+    responses=openapi_responses(*CALLER_ERRORS, InvalidCursor),
+    summary="Find users by email substring and role (admin, manager)",
+)
+async def list_users(
+    _: StaffUser,
+    services: ServicesDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    email: Annotated[str | None, Query(max_length=320, description="Part of the email")] = None,
+    role: Role | None = None,
+) -> UserPage:
+    page = await services.admin.list_users(
+        email_contains=email, role=role, cursor=cursor, limit=limit
+    )
+    return UserPage(items=[_user_view(user) for user in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/users/{user_id}",
+    responses=openapi_responses(*CALLER_ERRORS, UserNotFound),
+    summary="One user (admin, manager)",
+)
+async def get_user(user_id: uuid.UUID, _: StaffUser, services: ServicesDep) -> UserView:
+    return _user_view(await services.admin.get_user(user_id))
+
+
+@router.patch(
+    "/users/{user_id}",
+    responses=openapi_responses(*CALLER_ERRORS, UserNotFound, LastAdmin),
+    summary="Change a user's role or status (admin); a role change or deactivation logs them out",
+)
+async def update_user(
+    user_id: uuid.UUID,
+    body: UserUpdate,
+    admin: AdminUser,
+    services: ServicesDep,
+    context: ContextDep,
+) -> UserView:
+    changes = UserChanges(role=body.role, is_active=body.is_active, is_verified=body.is_verified)
+    user = await services.admin.update_user(admin.user_id, user_id, changes, context)
+    return _user_view(user)
+
+
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=openapi_responses(*CALLER_ERRORS, UserNotFound, LastAdmin),
+    summary="Delete a user and erase their email from the audit trail (admin)",
+)
+async def delete_user(
+    user_id: uuid.UUID, admin: AdminUser, services: ServicesDep, context: ContextDep
+) -> None:
+    await services.admin.delete_user(admin.user_id, user_id, context)
+
+
+@router.get(
+    "/audit-events",
+    responses=openapi_responses(*CALLER_ERRORS, InvalidCursor),
+    summary="Security events, newest first (admin, manager)",
+)
+async def list_audit_events(
+    _: AuditReader,
+    services: ServicesDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    user_id: uuid.UUID | None = None,
+    type: EventType | None = None,
+) -> EventPage:
+    page = await services.admin.list_events(
+        user_id=user_id, type=type, cursor=cursor, limit=limit
+    )
+    return EventPage(items=[_event_view(item) for item in page.items], next_cursor=page.next_cursor)
+
+
+def _user_view(user: User) -> UserView:
+    # Built field by field so that the password hash can never slip into a response.
+    return UserView(
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        is_verified=user.is_verified,
+        is_active=user.is_active,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+    )
+
+
+def _event_view(item: AuditEvent) -> EventView:
+    return EventView(
+        id=item.id or 0,
+        type=item.type,
+        occurred_at=item.occurred_at,
+        user_id=item.user_id,
+        ip=item.ip,
+        user_agent=item.user_agent,
+        details=item.details,
+    )

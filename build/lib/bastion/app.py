@@ -1,0 +1,118 @@
+"""The FastAPI application: routes, middleware, error handlers and the service lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.middleware.cors import CORSMiddleware
+
+from bastion import __version__
+from bastion.accounts import routes as accounts_routes
+from bastion.admin import routes as admin_routes
+from bastion.audit import routes as audit_routes
+from bastion.bootstrap import Services, build
+from bastion.http import health
+from bastion.http.client_ip import parse_networks
+from bastion.http.errors import install_error_handlers
+from bastion.http.middleware import RequestMiddleware
+from bastion.logging import configure_logging
+from bastion.passwords import routes as passwords_routes
+from bastion.sessions import routes as sessions_routes
+from bastion.settings import Settings, load_settings
+from bastion.tokens import routes as tokens_routes
+from bastion.web import routes as web_routes
+
+# What browser code on an allowed origin may read: how long to wait, and how much is left.
+CORS_EXPOSED_HEADERS = [
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "X-Request-ID",
+]
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details; `code` is stable and meant for programs.",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "examples": ["INVALID_CREDENTIALS"]},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    services = services or build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="Bastion",
+        version=__version__,
+        description="Self-hosted authentication: sign-up, login, sessions and signed tokens.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for module in (accounts_routes, sessions_routes, passwords_routes, tokens_routes, web_routes):
+        app.include_router(module.router)
+    app.include_router(audit_routes.router)
+    app.include_router(admin_routes.router)
+    app.include_router(health.router)
+    if settings.allowed_origins:
+        # Inside RequestMiddleware, so preflight answers get the security headers too.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        hsts=settings.public_url.startswith("https://"),
+        on_request=services.metrics.observe_request,
+    )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The factory the server workers call: settings come from the environment."""
+    settings = load_settings()
+    configure_logging(
+        json=settings.log_json if settings.log_json is not None else settings.is_production,
+        level=settings.log_level,
+    )
+    return create_app(settings)

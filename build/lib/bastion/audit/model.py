@@ -1,0 +1,86 @@
+"""Security events: what happened, to whom, from where."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bastion.core.context import RequestContext
+
+
+class EventType(StrEnum):
+    REGISTERED = "registered"
+    EMAIL_VERIFIED = "email_verified"
+    LOGIN_SUCCEEDED = "login_succeeded"
+    LOGIN_FAILED = "login_failed"
+    IP_BLOCKED = "ip_blocked"
+    ACCOUNT_PROTECTED = "account_protected"
+    REFRESH = "refresh"
+    REFRESH_REUSE_DETECTED = "refresh_reuse_detected"
+    LOGOUT = "logout"
+    SESSION_REVOKED = "session_revoked"
+    ALL_SESSIONS_REVOKED = "all_sessions_revoked"
+    RESET_REQUESTED = "reset_requested"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a label, not a secret
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a label, not a secret
+    ROLE_CHANGED = "role_changed"
+    USER_DISABLED = "user_disabled"
+    USER_ENABLED = "user_enabled"
+    USER_DELETED = "user_deleted"
+
+
+class LoginFailure(StrEnum):
+    UNKNOWN_EMAIL = "unknown_email"
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a label, not a secret
+    UNVERIFIED = "unverified"
+    DISABLED = "disabled"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    type: EventType
+    occurred_at: datetime
+    user_id: uuid.UUID | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+def event(
+    type: EventType,
+    now: datetime,
+    context: RequestContext,
+    user_id: uuid.UUID | None = None,
+    **details: Any,
+) -> AuditEvent:
+    return AuditEvent(
+        type=type,
+        occurred_at=now,
+        user_id=user_id,
+        ip=context.ip,
+        user_agent=context.user_agent,
+        details=details,
+    )
+
+
+ERASED = "[erased]"
+
+
+def scrub(value: Any, email: str) -> Any:
+    """``value`` (event details) with every occurrence of ``email`` replaced, at any depth.
+
+    Addresses are compared case-insensitively, as accounts are.
+    """
+    if isinstance(value, str):
+        return re.sub(re.escape(email), ERASED, value, flags=re.IGNORECASE)
+    if isinstance(value, dict):
+        return {scrub(key, email): scrub(item, email) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scrub(item, email) for item in value]
+    return value

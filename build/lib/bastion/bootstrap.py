@@ -1,0 +1,212 @@
+"""The composition root: the one place that decides which implementation serves each port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bastion.accounts.service import AccountRules, AccountService
+from bastion.adapters.mail import ConsoleTransport, SmtpTransport
+from bastion.adapters.memory.limiter import MemoryLimiter
+from bastion.adapters.redis.limiter import FallbackLimiter, RedisLimiter
+from bastion.adapters.sql.database import create_engine
+from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from bastion.admin.service import AdminService
+from bastion.audit.service import AuditService
+from bastion.core.clock import Clock, SystemClock
+from bastion.core.errors import StorageUnavailable
+from bastion.core.secrets import Sealer, Signer, derive_key
+from bastion.http.metrics import Metrics
+from bastion.mail.messages import Links
+from bastion.mail.ports import MailTransport
+from bastion.mail.worker import OutboxWorker
+from bastion.passwords.hashing import Argon2Parameters, PasswordHasher
+from bastion.passwords.policy import PasswordPolicy
+from bastion.passwords.service import PasswordService, ResetRules
+from bastion.ratelimit.model import HOUR, MINUTE, LoginRules, Rule
+from bastion.ratelimit.ports import Limiter
+from bastion.ratelimit.service import EndpointRules, LoginProtection, RateLimits
+from bastion.sessions.service import SessionRules, SessionService
+from bastion.settings import Settings, resolve_secret_key
+from bastion.tokens.service import TokenService
+
+log = structlog.get_logger("bastion")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    uow: SqlUnitOfWorkFactory
+    clock: Clock
+    hasher: PasswordHasher
+    tokens: TokenService
+    accounts: AccountService
+    sessions: SessionService
+    passwords: PasswordService
+    outbox_worker: OutboxWorker
+    admin: AdminService
+    metrics: Metrics
+    limiter: Limiter
+    limits: RateLimits
+    login_protection: LoginProtection
+    audit: AuditService
+
+    async def start(self) -> None:
+        try:
+            await self.tokens.ensure_key()
+        except StorageUnavailable:
+            # Start anyway: requests get 503 until the database is back, then keys load lazily.
+            log.error("startup.database_unavailable")
+        self.outbox_worker.start()
+
+    async def stop(self) -> None:
+        await self.outbox_worker.stop()
+        self.hasher.close()
+        await self.limiter.close()
+        await self.engine.dispose()
+
+
+def build(settings: Settings, **overrides: Any) -> Services:
+    """Wire every service from the settings. Tests pass overrides (``clock=``,
+    ``mail_transport=``) instead of patching."""
+    secret = resolve_secret_key(settings)
+    clock: Clock = overrides.get("clock") or SystemClock()
+    engine = create_engine(settings.database_url)
+    metrics: Metrics = overrides.get("metrics") or Metrics()
+    limiter: Limiter = overrides.get("limiter") or build_limiter(settings)
+    uow = SqlUnitOfWorkFactory(
+        engine,
+        Sealer(derive_key(secret, "bastion/storage-encryption")),
+        audit_observer=metrics,
+    )
+    transport: MailTransport = overrides.get("mail_transport") or (
+        SmtpTransport(settings.smtp_url, settings.smtp_timeout)
+        if settings.smtp_url
+        else ConsoleTransport()
+    )
+    outbox_worker = OutboxWorker(
+        uow,
+        transport,
+        clock,
+        sender=settings.mail_from,
+        poll_seconds=settings.outbox_poll_seconds,
+        max_attempts=settings.outbox_max_attempts,
+        observer=metrics,
+    )
+    hasher = PasswordHasher(
+        Argon2Parameters(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_cost,
+            parallelism=settings.argon2_parallelism,
+        ),
+        threads=settings.hash_threads,
+        on_hash_time=metrics.observe_hash_time,
+    )
+    tokens = TokenService(
+        uow,
+        Sealer(derive_key(secret, "bastion/signing-keys")),
+        clock,
+        issuer=settings.token_issuer,
+        audience=settings.audience,
+        access_token_ttl=settings.access_token_ttl,
+    )
+    links = Links(settings.public_url)
+    accounts = AccountService(
+        uow,
+        hasher,
+        clock,
+        AccountRules(
+            policy=PasswordPolicy(
+                min_length=settings.password_min_length,
+                require_uppercase=settings.password_require_uppercase,
+                require_lowercase=settings.password_require_lowercase,
+                require_digit=settings.password_require_digit,
+            ),
+            verification_token_ttl=settings.verification_token_ttl,
+            links=links,
+        ),
+        outbox_worker.wake,
+    )
+    sessions = SessionService(
+        uow,
+        hasher,
+        tokens,
+        clock,
+        SessionRules(
+            session_ttl=settings.session_ttl,
+            remember_me_ttl=settings.remember_me_ttl,
+            cache_seconds=settings.session_cache_seconds,
+        ),
+        outbox_worker.wake,
+    )
+    passwords = PasswordService(
+        uow,
+        hasher,
+        accounts,
+        sessions,
+        clock,
+        ResetRules(reset_token_ttl=settings.reset_token_ttl, links=links),
+        outbox_worker.wake,
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        uow=uow,
+        clock=clock,
+        hasher=hasher,
+        tokens=tokens,
+        accounts=accounts,
+        sessions=sessions,
+        passwords=passwords,
+        outbox_worker=outbox_worker,
+        admin=AdminService(uow, clock, sessions.forget),
+        metrics=metrics,
+        limiter=limiter,
+        limits=RateLimits(limiter, clock, endpoint_rules(settings)),
+        login_protection=LoginProtection(
+            sessions,
+            limiter,
+            uow,
+            clock,
+            login_rules(settings),
+            Signer(derive_key(secret, "bastion/device-cookie")),
+            links,
+            outbox_worker.wake,
+        ),
+        audit=AuditService(uow),
+    )
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    """Redis when configured (with in-process limits while it is unreachable), else memory."""
+    if settings.redis_url is None:
+        return MemoryLimiter()
+    return FallbackLimiter(
+        RedisLimiter(settings.redis_url, settings.redis_key_prefix), MemoryLimiter()
+    )
+
+
+def login_rules(settings: Settings) -> LoginRules:
+    return LoginRules(
+        max_failures=settings.login_max_failures,
+        failure_window=settings.login_failure_window,
+        block_seconds=settings.login_block_seconds,
+        account_max_failures=settings.account_max_failures,
+        account_block_seconds=settings.account_block_seconds,
+    )
+
+
+def endpoint_rules(settings: Settings) -> EndpointRules:
+    return EndpointRules(
+        per_ip=Rule("ip", settings.rate_limit_per_minute, MINUTE),
+        per_user=Rule("user", settings.user_rate_limit_per_minute, MINUTE),
+        register=Rule("register", settings.register_per_hour, HOUR),
+        forgot_password=Rule("forgot-password", settings.forgot_password_per_hour, HOUR),
+        verification_resend=Rule(
+            "verification-resend", settings.verification_resend_per_hour, HOUR
+        ),
+    )

@@ -1,0 +1,160 @@
+"""The ``bastion`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from bastion.accounts.model import Role
+from bastion.bootstrap import Services, build
+from bastion.core.errors import BastionError
+from bastion.http.metrics import MULTIPROCESS_DIR_ENV
+from bastion.migrate import upgrade
+from bastion.settings import Settings, SettingsError, load_settings, resolve_secret_key
+from bastion.tokens.model import KeyStatus
+
+app = typer.Typer(help="Bastion: self-hosted authentication.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Apply pending migrations (unless BASTION_AUTO_MIGRATE=false) and serve the API."""
+    from granian.constants import Interfaces
+    from granian.server import Server
+
+    settings = _settings()
+    # Created here, once, so that every worker reads the same development secret.
+    resolve_secret_key(settings)
+    if settings.auto_migrate:
+        upgrade(settings.database_url)
+    if workers > 1 and not settings.redis_url:
+        typer.echo(
+            "Warning: BASTION_REDIS_URL is not set, so rate limits and lockouts are kept per "
+            f"worker process: each of the {workers} workers counts on its own.",
+            err=True,
+        )
+    metrics_dir = _share_metrics_between_workers()
+    typer.echo(f"Bastion listening on http://{host}:{port} (docs at /docs)", err=True)
+    typer.echo(f"Workers pool their metrics in {os.environ[MULTIPROCESS_DIR_ENV]}", err=True)
+    try:
+        # On SIGTERM, granian stops accepting, lets in-flight requests finish (for up to
+        # workers_kill_timeout seconds) and then runs each worker's lifespan shutdown.
+        Server(
+            "bastion.app:app_from_environment",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            factory=True,
+            log_access=False,
+            respawn_failed_workers=True,
+            workers_kill_timeout=30,
+        ).serve()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _share_metrics_between_workers() -> str | None:
+    """Point prometheus_client's multiprocess mode at a fresh directory, unless the operator
+    chose one; returns the directory to remove on exit.
+
+    Set before the workers start, so that every worker writes its values there and a scrape,
+    whichever worker answers it, reports the sum. Stale files would add a previous run's counts.
+    """
+    if os.environ.get(MULTIPROCESS_DIR_ENV):
+        return None
+    path = tempfile.mkdtemp(prefix="bastion-metrics-")
+    os.environ[MULTIPROCESS_DIR_ENV] = path
+    return path
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo("Database is at the latest schema.")
+
+
+@app.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(help="The user's email address.")],
+    role: Annotated[Role, typer.Option(help="The user's role.")] = Role.USER,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a verified user (the way to bootstrap the first admin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = _settings()
+    user = _run(settings, lambda services: services.accounts.create_user(email, password, role))
+    typer.echo(f"Created {user.role.value} {user.email} ({user.id}).")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List signing keys and their status."""
+    settings = _settings()
+    for status in _run(settings, _key_statuses):
+        if status.verifies_until is None:
+            state = "signing"
+        else:
+            state = f"verifies tokens until {status.verifies_until:%Y-%m-%d %H:%M:%S} UTC"
+        typer.echo(
+            f"{status.key.kid}  created {status.key.created_at:%Y-%m-%d %H:%M:%S} UTC  {state}"
+        )
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Create a new signing key. Tokens signed by older keys stay valid until they expire."""
+    settings = _settings()
+    key = _run(settings, lambda services: services.tokens.rotate())
+    typer.echo(f"New signing key {key.kid}. Running instances switch to it within seconds.")
+
+
+async def _key_statuses(services: Services) -> list[KeyStatus]:
+    await services.tokens.ensure_key()
+    return await services.tokens.statuses()
+
+
+def _run(settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
+    async def main() -> T:
+        services = build(settings)
+        try:
+            return await action(services)
+        finally:
+            services.hasher.close()
+            await services.engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except BastionError as exc:
+        typer.echo(f"Error: {exc.detail}", err=True)
+        raise typer.Exit(code=1) from None

@@ -1,0 +1,182 @@
+"""ASGI middleware: request ids and logs, body limits, content types, security headers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bastion.http.client_ip import Network, client_ip
+from bastion.http.errors import unexpected_error
+from bastion.http.problems import problem
+from bastion.http.protection import RATE_LIMIT_HEADERS
+
+log = structlog.get_logger("bastion.access")
+# Called once per request with (method, route template, status, seconds): the metrics.
+RequestObserver = Callable[[str, str, int, float], None]
+BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
+HTML_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from inside the body stream; FastAPI lets HTTPExceptions through its body parser."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body must be at most {limit} bytes.")
+
+
+class RequestMiddleware:
+    """The outermost layer of the app.
+
+    It resolves the client IP once, gives every request an id (echoed as X-Request-ID), enforces
+    the body size limit and JSON content type on the API, adds security headers, turns any
+    unhandled exception into a problem document, and logs one line per request. The logged path
+    is the route template, so tokens in paths or query strings never reach a log.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        trusted_proxies: Sequence[Network],
+        hsts: bool,
+        on_request: RequestObserver | None = None,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.hsts = hsts
+        self.on_request = on_request
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = _safe_request_id(headers.get(b"x-request-id")) or uuid.uuid4().hex
+        peer = scope["client"][0] if scope.get("client") else None
+        forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1") or None
+        scope.setdefault("state", {})
+        scope["state"]["client_ip"] = client_ip(peer, forwarded, self.trusted_proxies)
+        scope["state"]["request_id"] = request_id
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = self._security_headers(scope, message["headers"], request_id)
+            await send(message)
+
+        rejection = self._reject(scope, headers)
+        try:
+            if rejection is not None:
+                await rejection(scope, receive, send_with_headers)
+            else:
+                await self.app(scope, self._limited(receive), send_with_headers)
+        except BodyTooLarge:
+            if not response_started:
+                await self._too_large()(scope, receive, send_with_headers)
+        except Exception as exc:
+            if response_started:
+                raise
+            await unexpected_error(exc)(scope, receive, send_with_headers)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+            duration = time.perf_counter() - started
+            log.info(
+                "request",
+                method=scope["method"],
+                route=route,
+                status=status,
+                duration_ms=round(duration * 1000, 2),
+                request_id=request_id,
+                ip=scope["state"]["client_ip"],
+            )
+            if self.on_request is not None:
+                self.on_request(scope["method"], route, status, duration)
+
+    def _reject(self, scope: Scope, headers: dict[bytes, bytes]) -> ASGIApp | None:
+        if scope["method"].encode() not in BODY_METHODS:
+            return None
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                return problem(400, "BAD_REQUEST", "Bad request", "Invalid Content-Length.")
+            if int(length) > self.max_body_bytes:
+                return self._too_large()
+        has_body = (length is not None and int(length) > 0) or b"transfer-encoding" in headers
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if has_body and scope["path"].startswith("/api/") and content_type != b"application/json":
+            return problem(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Unsupported media type",
+                "Send the request body as application/json.",
+            )
+        return None
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            return message
+
+        return limited_receive
+
+    def _too_large(self) -> ASGIApp:
+        return problem(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            "Payload too large",
+            f"The request body must be at most {self.max_body_bytes} bytes.",
+        )
+
+    def _security_headers(
+        self, scope: Scope, raw: list[tuple[bytes, bytes]], request_id: str
+    ) -> list[tuple[bytes, bytes]]:
+        present = {name.lower() for name, _ in raw}
+        added = [
+            (b"x-request-id", request_id.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        # Set by the rate-limit dependencies; added here so error responses carry them too.
+        rate_limit = scope["state"].get(RATE_LIMIT_HEADERS, {})
+        added.extend((name.lower().encode(), value.encode()) for name, value in rate_limit.items())
+        if self.hsts:
+            added.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+        if scope["path"].startswith("/api/") and b"cache-control" not in present:
+            added.append((b"cache-control", b"no-store"))
+        is_html = any(
+            name.lower() == b"content-type" and value.startswith(b"text/html")
+            for name, value in raw
+        )
+        if is_html and b"content-security-policy" not in present:
+            added.append((b"content-security-policy", HTML_CSP.encode()))
+        return [*raw, *(header for header in added if header[0] not in present)]
+
+
+def _safe_request_id(raw: bytes | None) -> str | None:
+    if not raw or len(raw) > 128:
+        return None
+    value = raw.decode("latin-1")
+    return value if all(c.isalnum() or c in "-_.:" for c in value) else None

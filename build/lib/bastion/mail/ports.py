@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from bastion.mail.model import EmailMessage, QueuedMessage
+
+
+class Outbox(Protocol):
+    async def add(self, message: EmailMessage, now: datetime) -> None: ...
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[QueuedMessage]:
+        """Lease due messages to this worker; a lease that lapses (crash) frees them again."""
+        ...
+
+    async def mark_sent(self, message_id: int, now: datetime) -> None: ...
+
+    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None: ...
+
+    async def mark_failed(self, message_id: int, now: datetime, error: str) -> None: ...
+
+    async def backlog(self) -> int: ...
+
+    async def forget_recipient(self, recipient: str) -> None: ...
+
+
+class MailTransport(Protocol):
+    async def send(self, message: EmailMessage, sender: str) -> None: ...

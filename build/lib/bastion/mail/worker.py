@@ -1,0 +1,126 @@
+"""Delivers the outbox: claims due messages, sends them, retries with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Protocol
+
+import structlog
+
+from bastion.core.clock import Clock
+from bastion.core.errors import StorageUnavailable
+from bastion.mail.model import CircuitBreaker, QueuedMessage, retry_at
+from bastion.mail.ports import MailTransport
+from bastion.storage import UnitOfWorkFactory
+
+log = structlog.get_logger("bastion.mail")
+LEASE = timedelta(seconds=120)
+BATCH = 20
+
+
+class DeliveryObserver(Protocol):
+    def sent(self, kind: str) -> None: ...
+
+    def failed(self, kind: str) -> None: ...
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        transport: MailTransport,
+        clock: Clock,
+        *,
+        sender: str,
+        poll_seconds: float,
+        max_attempts: int,
+        observer: DeliveryObserver | None = None,
+    ) -> None:
+        self._uow = uow
+        self._transport = transport
+        self._clock = clock
+        self._sender = sender
+        self._poll_seconds = poll_seconds
+        self._max_attempts = max_attempts
+        self._observer = observer
+        self._breaker = CircuitBreaker()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="bastion-outbox")
+
+    def wake(self) -> None:
+        """Deliver now rather than at the next poll: a use case just queued a message."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Finish the message in hand, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                delivered = await self.deliver_due()
+            except StorageUnavailable:
+                delivered = 0
+            except Exception:
+                log.exception("outbox.crashed")
+                delivered = 0
+            if delivered < BATCH:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                self._wake.clear()
+
+    async def deliver_due(self) -> int:
+        """One pass over the due messages; returns how many were attempted."""
+        now = self._clock.now()
+        if not self._breaker.allows(now):
+            return 0
+        async with self._uow() as uow:
+            batch = await uow.outbox.claim_due(now, BATCH, now + LEASE)
+            await uow.commit()
+        for queued in batch:
+            if self._stopping or not self._breaker.allows(self._clock.now()):
+                break  # the lease lapses and another pass (or instance) takes the rest
+            await self._deliver(queued)
+        return len(batch)
+
+    async def _deliver(self, queued: QueuedMessage) -> None:
+        kind = queued.message.kind
+        try:
+            await self._transport.send(queued.message, self._sender)
+        except Exception as exc:  # any transport failure is retried, never lost
+            now = self._clock.now()
+            self._breaker.record_failure(now)
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            async with self._uow() as uow:
+                if queued.attempts >= self._max_attempts:
+                    await uow.outbox.mark_failed(queued.id, now, error)
+                else:
+                    await uow.outbox.mark_retry(queued.id, retry_at(now, queued.attempts), error)
+                await uow.commit()
+            log.warning(
+                "mail.failed",
+                kind=kind,
+                message_id=queued.id,
+                attempts=queued.attempts,
+                error=type(exc).__name__,
+            )
+            if self._observer is not None:
+                self._observer.failed(kind)
+            return
+        self._breaker.record_success()
+        async with self._uow() as uow:
+            await uow.outbox.mark_sent(queued.id, self._clock.now())
+            await uow.commit()
+        log.info("mail.sent", kind=kind, message_id=queued.id)
+        if self._observer is not None:
+            self._observer.sent(kind)

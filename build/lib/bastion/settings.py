@@ -1,0 +1,273 @@
+"""Every setting Bastion reads, validated once at start-up.
+
+Each field is read from the environment variable ``BASTION_<FIELD>`` (or a ``.env`` file).
+Invalid or unsafe combinations stop the process with one message listing every problem.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from email.utils import parseaddr
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+DAY = 86400
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+Seconds = Annotated[int, Field(ge=1, le=400 * DAY)]
+Count = Annotated[int, Field(ge=1, le=100_000_000)]
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BASTION_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite+aiosqlite:///./bastion.db"
+    redis_url: str | None = None
+    redis_key_prefix: Annotated[str, Field(max_length=64)] = "bastion:"
+    public_url: str = "http://127.0.0.1:8000"
+    issuer: str | None = None
+    audience: Annotated[str, Field(min_length=1, max_length=256)] = "bastion"
+    secret_key: str | None = None
+    secret_key_file: Path = Path(".bastion_secret")
+    auto_migrate: bool = True
+
+    smtp_url: str | None = None
+    mail_from: str = "Bastion <no-reply@localhost>"
+    smtp_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+    access_token_ttl: Seconds = DAY
+    session_ttl: Seconds = DAY
+    remember_me_ttl: Seconds = 30 * DAY
+    verification_token_ttl: Seconds = DAY
+    reset_token_ttl: Seconds = 3600
+    cookie_secure: bool = True
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    # How long a worker may trust its cached view of a session; revocations done in another
+    # process become visible within this delay.
+    session_cache_seconds: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+    password_min_length: Annotated[int, Field(ge=1, le=256)] = 8
+    password_require_uppercase: bool = True
+    password_require_lowercase: bool = True
+    password_require_digit: bool = True
+    argon2_time_cost: Annotated[int, Field(ge=1, le=20)] = 2
+    argon2_memory_cost: Annotated[int, Field(ge=1024, le=4 * 1024 * 1024)] = 19456
+    argon2_parallelism: Annotated[int, Field(ge=1, le=16)] = 1
+    hash_threads: Annotated[int, Field(ge=1, le=64)] = max(os.cpu_count() or 1, 1)
+
+    login_max_failures: Count = 5
+    login_failure_window: Seconds = 600
+    login_block_seconds: Seconds = 1800
+    account_max_failures: Count = 50
+    account_block_seconds: Seconds = 900
+    register_per_hour: Count = 5
+    forgot_password_per_hour: Count = 3
+    verification_resend_per_hour: Count = 3
+    rate_limit_per_minute: Count = 100
+    user_rate_limit_per_minute: Count = 300
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+
+    outbox_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    outbox_max_attempts: Annotated[int, Field(ge=1, le=100)] = 12
+    log_json: bool | None = None
+    log_level: str = "info"
+    max_body_bytes: Annotated[int, Field(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
+
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_is_known(cls, value: str) -> str:
+        if value.lower() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.lower()
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL such as https://auth.example.com")
+        if parts.query or parts.fragment:
+            raise ValueError("must not contain a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return [origin.rstrip("/") for origin in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not an IP address or CIDR network") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_is_supported(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_redis(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must look like redis://host:6379/0 or rediss://host:6380/0")
+        return value or None
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_is_an_address(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        if "@" not in address:
+            raise ValueError("must be an address such as Bastion <no-reply@example.com>")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_is_smtp(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in {"smtp", "smtps"}:
+            raise ValueError("must look like smtp://user:pass@host:port or smtps://host:465")
+        return value or None
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def token_issuer(self) -> str:
+        return self.issuer or self.public_url
+
+    @property
+    def public_origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def production_problems(self) -> list[str]:
+        """Settings that are acceptable on a laptop but unsafe in production."""
+        if not self.is_production:
+            return []
+        problems = []
+        if not self.secret_key or len(self.secret_key) < MIN_SECRET_LENGTH:
+            problems.append(
+                f"BASTION_SECRET_KEY: must be set to at least {MIN_SECRET_LENGTH} characters "
+                "in production (generate one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        if not self.cookie_secure:
+            problems.append("BASTION_COOKIE_SECURE: must be true in production")
+        if urlsplit(self.public_url).scheme != "https":
+            problems.append("BASTION_PUBLIC_URL: must be https in production")
+        if not self.smtp_url:
+            problems.append(
+                "BASTION_SMTP_URL: must be set in production (without it, emails and the "
+                "one-time links in them are printed to the console)"
+            )
+        return problems
+
+
+class SettingsError(Exception):
+    """The configuration is invalid; the message lists every problem."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings, or raise SettingsError naming every invalid one."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = [
+            f"BASTION_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        invalid = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        problems += _production_problems_besides(invalid, overrides)
+        raise SettingsError(_format(problems)) from None
+    problems = settings.production_problems()
+    if problems:
+        raise SettingsError(_format(problems))
+    return settings
+
+
+def _production_problems_besides(invalid: set[str], overrides: dict[str, Any]) -> list[str]:
+    """The production problems of the settings that are otherwise valid, so that one message
+    lists every problem: the invalid ones are replaced by their defaults to check the rest."""
+    defaults = {
+        name: Settings.model_fields[name].get_default(call_default_factory=True)
+        for name in invalid
+        if name in Settings.model_fields
+    }
+    try:
+        rest = Settings(**{**overrides, **defaults})
+    except ValidationError:
+        return []
+    return [
+        problem
+        for problem in rest.production_problems()
+        if problem.split(":", 1)[0].removeprefix("BASTION_").lower() not in invalid
+    ]
+
+
+def _format(problems: list[str]) -> str:
+    return "Invalid settings:\n" + "\n".join(f"  - {problem}" for problem in problems)
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The configured secret, or in development one generated once and kept in a local file.
+
+    Several workers may start at once, so the file is created atomically: the first writer wins
+    and everyone reads its value.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.secret_key_file
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    candidate.write_text(secrets.token_urlsafe(48))
+    candidate.chmod(0o600)
+    try:
+        os.link(candidate, path)
+    except FileExistsError:
+        pass
+    finally:
+        candidate.unlink()
+    return path.read_text().strip()

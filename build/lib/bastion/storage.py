@@ -1,0 +1,52 @@
+"""The unit of work the use cases share: every repository over one transaction."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, Self
+
+from bastion.accounts.ports import OneTimeTokenRepository, UserRepository
+from bastion.audit.ports import AuditLog
+from bastion.mail.ports import Outbox
+from bastion.sessions.ports import SessionRepository
+from bastion.tokens.ports import SigningKeyRepository
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the block without ``commit()`` rolls everything back."""
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def verification_tokens(self) -> OneTimeTokenRepository: ...
+
+    @property
+    def reset_tokens(self) -> OneTimeTokenRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+    @property
+    def signing_keys(self) -> SigningKeyRepository: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    async def commit(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from bastion.core.errors import Unauthenticated
+
+
+class InvalidToken(Unauthenticated):
+    """The bearer token is missing, malformed, forged or not meant for us."""
+
+    detail = "The access token is invalid."
+
+
+class AccessTokenExpired(Unauthenticated):
+    """The bearer token is past its expiry."""
+
+    detail = "The access token has expired."

@@ -1,0 +1,68 @@
+"""Access-token claims and signing keys, as plain data and rules."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+ALGORITHM = "EdDSA"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    sub: uuid.UUID
+    email: str
+    role: str
+    sid: uuid.UUID
+    iat: datetime
+    exp: datetime
+    jti: str
+
+
+def access_token_expiry(
+    issued_at: datetime, ttl: timedelta, session_expires_at: datetime
+) -> datetime:
+    """An access token never outlives its session."""
+    return min(issued_at + ttl, session_expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    public_key: bytes  # raw 32-byte Ed25519 public key
+    private_key_sealed: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    key: SigningKey
+    signing: bool
+    # Until when tokens signed by this key can still be valid; None while it is the signer.
+    verifies_until: datetime | None
+
+
+def key_statuses(keys: list[SigningKey], access_token_ttl: timedelta) -> list[KeyStatus]:
+    """Which key signs, and until when each older key must stay published.
+
+    The newest key signs. A key stops signing when a newer one is created, and stays needed for
+    verification until every token it may have signed has expired. Two instances racing to create
+    the first key simply produce two keys; the newer wins and both verify.
+    """
+    ordered = sorted(keys, key=lambda k: (k.created_at, k.kid), reverse=True)
+    statuses = []
+    superseded_at: datetime | None = None
+    for key in ordered:
+        if superseded_at is None:
+            statuses.append(KeyStatus(key, signing=True, verifies_until=None))
+        else:
+            statuses.append(
+                KeyStatus(key, signing=False, verifies_until=superseded_at + access_token_ttl)
+            )
+        superseded_at = key.created_at
+    return statuses
+
+
+def published(statuses: list[KeyStatus], now: datetime) -> list[KeyStatus]:
+    return [s for s in statuses if s.verifies_until is None or s.verifies_until > now]

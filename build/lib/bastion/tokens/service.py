@@ -1,0 +1,250 @@
+"""Signing and verifying access tokens; managing the signing keys."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from bastion.core.clock import Clock
+from bastion.core.secrets import Sealer, new_token
+from bastion.storage import UnitOfWorkFactory
+from bastion.tokens.errors import AccessTokenExpired, InvalidToken
+from bastion.tokens.model import (
+    ALGORITHM,
+    AccessClaims,
+    KeyStatus,
+    SigningKey,
+    key_statuses,
+    published,
+)
+
+KEY_REFRESH_SECONDS = 10.0
+UNKNOWN_KID_REFRESH_SECONDS = 1.0
+VERIFIED_CACHE_SIZE = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class _LoadedKeys:
+    signer_kid: str
+    signer: Ed25519PrivateKey
+    verifiers: dict[str, Ed25519PublicKey]
+    statuses: list[KeyStatus]
+    loaded_at: float
+
+
+class TokenService:
+    """Issues Ed25519 JWTs and verifies them offline against the published keys.
+
+    Keys live in the database so every instance signs with the same key; each process keeps them
+    in memory and reloads periodically, or at once (rate-limited) when it meets an unknown kid.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        sealer: Sealer,
+        clock: Clock,
+        *,
+        issuer: str,
+        audience: str,
+        access_token_ttl: int,
+    ) -> None:
+        self._uow = uow
+        self._sealer = sealer
+        self._clock = clock
+        self.issuer = issuer
+        self.audience = audience
+        self.access_token_ttl = timedelta(seconds=access_token_ttl)
+        self._keys: _LoadedKeys | None = None
+        self._verified = VerifiedTokens(VERIFIED_CACHE_SIZE)
+        self._lock = asyncio.Lock()
+
+    async def ensure_key(self) -> None:
+        """Create the first signing key if there is none, then load the keys."""
+        await self._reload()
+
+    async def rotate(self) -> SigningKey:
+        key = self._new_key()
+        async with self._uow() as uow:
+            await uow.signing_keys.add(key)
+            await uow.commit()
+        await self._reload()
+        return key
+
+    async def statuses(self) -> list[KeyStatus]:
+        return (await self._current(max_age=KEY_REFRESH_SECONDS)).statuses
+
+    async def jwks(self) -> dict[str, list[dict[str, str]]]:
+        keys = await self._current(max_age=KEY_REFRESH_SECONDS)
+        return {
+            "keys": [
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": _b64(status.key.public_key),
+                    "kid": status.key.kid,
+                    "use": "sig",
+                    "alg": ALGORITHM,
+                }
+                for status in published(keys.statuses, self._clock.now())
+            ]
+        }
+
+    async def issue(self, claims: AccessClaims) -> str:
+        keys = await self._current(max_age=KEY_REFRESH_SECONDS)
+        payload = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(claims.sub),
+            "email": claims.email,
+            "role": claims.role,
+            "sid": str(claims.sid),
+            "iat": int(claims.iat.timestamp()),
+            "exp": int(claims.exp.timestamp()),
+            "jti": claims.jti,
+        }
+        return jwt.encode(
+            payload, keys.signer, algorithm=ALGORITHM, headers={"kid": keys.signer_kid}
+        )
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims, if it is an unexpired EdDSA token signed by one of our keys."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = await self._verify_signature(token)
+            self._verified.put(token, claims)
+        if claims["exp"] <= self._clock.now().timestamp():
+            raise AccessTokenExpired()
+        return claims
+
+    async def _verify_signature(self, token: str) -> dict[str, Any]:
+        kid = _signing_kid(token)
+        keys = await self._current(max_age=KEY_REFRESH_SECONDS)
+        if kid not in keys.verifiers:
+            keys = await self._current(max_age=UNKNOWN_KID_REFRESH_SECONDS)
+        key = keys.verifiers.get(kid)
+        if key is None:
+            raise InvalidToken()
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                # Expiry is judged against the injected clock, not the library's.
+                options={
+                    "require": ["exp", "iat", "iss", "aud", "sub", "sid", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.PyJWTError:
+            raise InvalidToken() from None
+        if not isinstance(claims["exp"], int):
+            raise InvalidToken()
+        return claims
+
+    def new_jti(self) -> str:
+        return new_token()
+
+    async def _current(self, *, max_age: float) -> _LoadedKeys:
+        keys = self._keys
+        if keys is not None and time.monotonic() - keys.loaded_at < max_age:
+            return keys
+        async with self._lock:
+            keys = self._keys
+            if keys is None or time.monotonic() - keys.loaded_at >= max_age:
+                keys = await self._reload()
+        return keys
+
+    async def _reload(self) -> _LoadedKeys:
+        async with self._uow() as uow:
+            stored = await uow.signing_keys.list()
+            if not stored:
+                stored = [self._new_key()]
+                await uow.signing_keys.add(stored[0])
+                await uow.commit()
+        statuses = key_statuses(stored, self.access_token_ttl)
+        signer = statuses[0].key
+        self._keys = _LoadedKeys(
+            signer_kid=signer.kid,
+            signer=Ed25519PrivateKey.from_private_bytes(
+                self._sealer.open(signer.private_key_sealed)
+            ),
+            verifiers={
+                s.key.kid: Ed25519PublicKey.from_public_bytes(s.key.public_key)
+                for s in published(statuses, self._clock.now())
+            },
+            statuses=statuses,
+            loaded_at=time.monotonic(),
+        )
+        return self._keys
+
+    def _new_key(self) -> SigningKey:
+        private = Ed25519PrivateKey.generate()
+        return SigningKey(
+            kid=uuid.uuid4().hex,
+            public_key=private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+            private_key_sealed=self._sealer.seal(
+                private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+            ),
+            created_at=self._clock.now(),
+        )
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _signing_kid(token: str) -> str:
+    """The kid of an EdDSA token's header, read without trusting it yet."""
+    header_segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(
+            base64.urlsafe_b64decode(header_segment + "=" * (-len(header_segment) % 4))
+        )
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidToken() from None
+    if not isinstance(header, dict) or header.get("alg") != ALGORITHM:
+        raise InvalidToken()
+    kid = header.get("kid")
+    if not isinstance(kid, str):
+        raise InvalidToken()
+    return kid
+
+
+class VerifiedTokens:
+    """Claims of tokens whose signature already verified, keyed by the exact token.
+
+    Resource servers present the same token many times; checking its Ed25519 signature once
+    is enough, since the same bytes verify the same way. Expiry is still checked on every use.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._claims: dict[str, dict[str, Any]] = {}
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        return self._claims.get(token)
+
+    def put(self, token: str, claims: dict[str, Any]) -> None:
+        if len(self._claims) >= self._capacity:
+            # Dicts keep insertion order: drop the oldest entry.
+            del self._claims[next(iter(self._claims))]
+        self._claims[token] = claims
