@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench wrk
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/bastion serve
 
 ## Set up and run the whole suite: lint, type check, tests on SQLite and PostgreSQL
-test: $(STAMP) lint
+test: $(STAMP) lint wrk
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -27,9 +27,12 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src
 
 ## Benchmark Bastion against its own ceilings and FastAPI-Users (about 5 minutes; bench/README.md)
-bench: $(STAMP)
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+bench: $(STAMP) wrk
 	@test -x bench/.venv-peer/bin/granian || { $(PYTHON) -m venv bench/.venv-peer && \
 		bench/.venv-peer/bin/pip install --quiet -r bench/peer/requirements.txt \
 		"granian==$$($(BIN)/python -c 'import granian; print(granian.__version__)')"; }
 	$(BIN)/python -m bench.run
+
+## wrk drives the benchmark (and its smoke test); it comes from Debian's packages
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

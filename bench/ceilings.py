@@ -24,6 +24,7 @@ class HashCeiling:
     time_cost: int
     memory_cost: int
     parallelism: int
+    cpu_ms_per_verification: float
     other_cpu_cores: float = 0.0
     attempts: int = 1
 
@@ -66,4 +67,6 @@ def hash_ceiling(seconds: float) -> HashCeiling:
         time_cost=ARGON2_TIME_COST,
         memory_cost=ARGON2_MEMORY_COST,
         parallelism=ARGON2_PARALLELISM,
+        # Each process verifies without pause, so it spends one core-second per wall second.
+        cpu_ms_per_verification=round(processes * 1000 / per_second, 3),
     )

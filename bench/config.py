@@ -64,8 +64,8 @@ class Profile:
 
 FULL = Profile(
     name="full",
-    phase_seconds=15,
-    warmup_seconds=3,
+    phase_seconds=10,
+    warmup_seconds=2,
     hash_seconds=8.0,
     seed_users=16,
     login_concurrency=(4, 32),
@@ -74,7 +74,7 @@ FULL = Profile(
     register_concurrency=16,
     enumeration_concurrency=4,
     wrk_threads=1,
-    retry_budget_seconds=200,
+    retry_budget_seconds=240,
 )
 
 SMOKE = Profile(

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from bench import procs
 from bench.config import BENCH_DIR
@@ -49,6 +49,8 @@ class PhaseResult:
     latency_ms: dict[str, float]
     loadgen_cpu_cores: float
     worker_cpu_share: list[float]
+    # Less sensitive than req/s to other processes on the machine: they take time, not CPU.
+    worker_cpu_ms_per_request: float
     machine_busy: float
     other_cpu_cores: float
     attempts: int = 1
@@ -159,7 +161,10 @@ def run_together(
                     other=other,
                 )
             )
-        return results
+        # Loads run together share the workers, so their CPU is spread over all their responses.
+        responses = sum(result.requests for result in results)
+        cpu_ms = round(sum(deltas) * 1000 / responses, 3) if responses else 0.0
+        return [replace(result, worker_cpu_ms_per_request=cpu_ms) for result in results]
 
 
 def _result(
@@ -199,6 +204,7 @@ def _result(
             round(delta / total_worker_cpu, 3) if total_worker_cpu else 0.0
             for delta in worker_deltas
         ],
+        worker_cpu_ms_per_request=0.0,
         machine_busy=round(busy, 3),
         other_cpu_cores=round(other, 3),
     )

@@ -203,14 +203,15 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
         f"Lifted limits: {', '.join(f'{k}={v}' for k, v in meta['lifted_limits'].items())}.",
         "",
         f"Hash ceiling: {results['ceilings']['hash']['per_second']:.1f} verifications/s "
-        f"({results['ceilings']['hash']['processes']} processes, other CPU "
+        f"({results['ceilings']['hash']['processes']} processes, "
+        f"{results['ceilings']['hash']['cpu_ms_per_verification']:.1f} CPU ms each, other CPU "
         f"{results['ceilings']['hash']['other_cpu_cores']:.2f} cores). HTTP ceiling (bare FastAPI "
         f"/ping, granian {meta['workers']} workers): "
         f"{results['ceilings']['http']['rps']:.0f} req/s.",
         "",
         "| phase | conc | req/s | p50 ms | p95 ms | p99 ms | unexpected | worker CPU split "
-        "| wrk CPU (cores) | machine busy | other CPU (cores) | attempts |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| worker CPU ms/req | wrk CPU (cores) | machine busy | other CPU (cores) | attempts |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     all_phases = [("", results["ceilings"]["http"])]
     all_phases += [("", phase) for phase in results["phases"].values()]
@@ -221,7 +222,8 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
         lines.append(
             f"| {prefix}{phase['name']} | {phase['concurrency']} | {phase['rps']:.1f} "
             f"| {latency['p50']:.1f} | {latency['p95']:.1f} | {latency['p99']:.1f} "
-            f"| {phase['unexpected']} | {split} | {phase['loadgen_cpu_cores']:.2f} "
+            f"| {phase['unexpected']} | {split} | {phase['worker_cpu_ms_per_request']:.2f} "
+            f"| {phase['loadgen_cpu_cores']:.2f} "
             f"| {phase['machine_busy']:.0%} | {phase['other_cpu_cores']:.2f} "
             f"| {phase['attempts']} |"
         )

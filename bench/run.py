@@ -53,7 +53,7 @@ T = TypeVar("T")
 READY_TIMEOUT = 120.0
 MAX_ATTEMPTS = 3
 # Before each attempt, wait up to this long for other processes to leave the CPU.
-QUIET_WAIT_SECONDS = 15.0
+QUIET_WAIT_SECONDS = 20.0
 QUIET_SAMPLE_SECONDS = 1.0
 SESSIONS_FOR_TOKENS = 8
 
