@@ -72,7 +72,8 @@ FULL = Profile(
     token_concurrency=(16, 64),
     refresh_concurrency=16,
     register_concurrency=16,
-    enumeration_concurrency=4,
+    # One connection per kind: no queueing, so the medians compare the two paths' own time.
+    enumeration_concurrency=1,
     wrk_threads=1,
     retry_budget_seconds=240,
 )
@@ -87,7 +88,7 @@ SMOKE = Profile(
     token_concurrency=(2, 4),
     refresh_concurrency=2,
     register_concurrency=2,
-    enumeration_concurrency=2,
+    enumeration_concurrency=1,
     wrk_threads=1,
     retry_budget_seconds=0,
 )

@@ -56,16 +56,19 @@ MAX_ATTEMPTS = 3
 QUIET_WAIT_SECONDS = 20.0
 QUIET_SAMPLE_SECONDS = 1.0
 SESSIONS_FOR_TOKENS = 8
+# Before each phase, wait up to this long for the workers to fall idle.
+IDLE_WAIT_SECONDS = 15.0
+IDLE_SAMPLE_SECONDS = 0.5
+IDLE_CPU_CORES = 0.05
 
 
 class Bench:
     """One run: its profile, identity, scratch space, and the cleanup it owes."""
 
-    def __init__(self, profile: Profile, output: Path, cleanup: contextlib.ExitStack) -> None:
+    def __init__(self, profile: Profile, logs: Path, cleanup: contextlib.ExitStack) -> None:
         self.profile = profile
         self.run_id = secrets.token_hex(4)
-        self.output = output
-        self.logs = output.parent / "logs"
+        self.logs = logs
         self.logs.mkdir(parents=True, exist_ok=True)
         self.scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         self.cleanup = cleanup
@@ -94,6 +97,7 @@ class Bench:
     ) -> list[PhaseResult]:
         """Warm up, then time several loads running at once against the same server."""
         workers = server.workers()
+        self._wait_for_idle(workers)
 
         def tagged(suffix: str) -> list[loadgen.Load]:
             return [
@@ -166,6 +170,17 @@ class Bench:
             log.info("other processes used %.2f cores; measuring again", other)
         assert best is not None
         return best[0]
+
+    def _wait_for_idle(self, workers: list[int]) -> None:
+        """Let the server finish what the previous phase left (queued email, pool cleanup)."""
+        started = time.monotonic()
+        while time.monotonic() - started < IDLE_WAIT_SECONDS:
+            before = sum(procs.cpu_seconds(pid) for pid in workers)
+            time.sleep(IDLE_SAMPLE_SECONDS)
+            busy = (sum(procs.cpu_seconds(pid) for pid in workers) - before) / IDLE_SAMPLE_SECONDS
+            if busy <= IDLE_CPU_CORES:
+                return
+        log.info("workers still busy after %.0f s; measuring anyway", IDLE_WAIT_SECONDS)
 
     def _wait_for_quiet(self, server_group: int) -> None:
         """Hold the next attempt, within the retry budget, while other processes take CPU."""
@@ -432,7 +447,8 @@ def peer_versions() -> dict[str, str]:
 
 def run(profile: Profile, output: Path, *, skip_peer: bool, database: str) -> dict[str, Any]:
     with contextlib.ExitStack() as cleanup:
-        bench = Bench(profile, output, cleanup)
+        # Server logs land beside the JSON, where a failed run can be looked into.
+        bench = Bench(profile, output.parent / "logs", cleanup)
         results: dict[str, Any] = {
             "meta": {
                 "started_at": report.now(),
