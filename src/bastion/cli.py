@@ -24,6 +24,7 @@ app = typer.Typer(help="Bastion: self-hosted authentication.", no_args_is_help=T
 keys_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 T = TypeVar("T")
+HASH_THREADS_ENV = "BASTION_HASH_THREADS"
 
 
 def _settings() -> Settings:
@@ -55,6 +56,9 @@ def serve(
             f"worker process: each of the {workers} workers counts on its own.",
             err=True,
         )
+    # Workers share the cores: more hashing threads than cores only adds context switches
+    # and cache misses to every Argon2 computation.
+    os.environ.setdefault(HASH_THREADS_ENV, str(max(1, (os.cpu_count() or 1) // workers)))
     metrics_dir = _share_metrics_between_workers()
     typer.echo(f"Bastion listening on http://{host}:{port} (docs at /docs)", err=True)
     typer.echo(f"Workers pool their metrics in {os.environ[MULTIPROCESS_DIR_ENV]}", err=True)

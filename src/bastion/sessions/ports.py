@@ -14,7 +14,9 @@ class SessionRepository(Protocol):
 
     async def list_active(self, user_id: uuid.UUID, now: datetime) -> list[Session]: ...
 
-    async def touch(self, session_id: uuid.UUID, now: datetime) -> None: ...
+    async def touch(self, session_id: uuid.UUID, now: datetime) -> Session | None:
+        """Record that the session was just used; the session as it now stands."""
+        ...
 
     async def revoke(
         self,

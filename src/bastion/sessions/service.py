@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -74,6 +75,7 @@ class SessionService:
         self._rules = rules
         self._mail_queued = mail_queued
         self._liveness = SessionLiveness(rules.cache_seconds)
+        self._lookups: dict[uuid.UUID, asyncio.Future[Session | None]] = {}
 
     async def login(
         self, email: str, password: str, remember_me: bool, context: RequestContext
@@ -152,18 +154,19 @@ class SessionService:
             if session_id is None:
                 await self._detect_reuse(uow, token_hash, now, context)
                 raise InvalidRefreshToken()
-            session = await uow.sessions.get(session_id)
+            # Touching returns the session: one statement instead of a read and a write. An
+            # inactive session's touch is rolled back with the rest when we refuse below.
+            session = await uow.sessions.touch(session_id, now)
             user = await uow.users.get(session.user_id) if session else None
             if session is None or user is None or not session.is_active(now) or not user.is_active:
                 raise InvalidRefreshToken()
             new_refresh_token = new_token()
             await uow.sessions.add_refresh_token(hash_token(new_refresh_token), session.id, now)
-            await uow.sessions.touch(session.id, now)
             await uow.audit.record(
                 event(EventType.REFRESH, now, context, user.id, session_id=str(session.id))
             )
             await uow.commit()
-        return await self._issue(user, replace(session, last_seen_at=now), new_refresh_token)
+        return await self._issue(user, session, new_refresh_token)
 
     async def authenticate(self, access_token: str) -> Principal:
         """The caller, if the token verifies and its session is still live."""
@@ -274,16 +277,41 @@ class SessionService:
     async def _ensure_live(self, principal: Principal) -> None:
         if self._liveness.known_live(principal.session_id):
             return
-        now = self._clock.now()
-        async with self._uow(read_only=True) as uow:
-            session = await uow.sessions.get(principal.session_id)
-        if session is None or session.user_id != principal.user_id or not session.is_active(now):
+        session = await self._shared_lookup(principal.session_id)
+        if (
+            session is None
+            or session.user_id != principal.user_id
+            or not session.is_active(self._clock.now())
+        ):
             raise SessionRevoked()
         self._liveness.remember(session.id)
-        if needs_touch(session.last_seen_at, now):
+
+    async def _shared_lookup(self, session_id: uuid.UUID) -> Session | None:
+        """One database lookup per session at a time, however many requests wait for it.
+
+        When a session's cached liveness lapses, every request in flight for it misses at once;
+        without this they would all query (and overflow the pool) for the same row.
+        """
+        lookup = self._lookups.get(session_id)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(session_id))
+            self._lookups[session_id] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(session_id, None))
+        return await asyncio.shield(lookup)
+
+    async def _look_up(self, session_id: uuid.UUID) -> Session | None:
+        now = self._clock.now()
+        async with self._uow(read_only=True) as uow:
+            session = await uow.sessions.get(session_id)
+        if (
+            session is not None
+            and session.is_active(now)
+            and needs_touch(session.last_seen_at, now)
+        ):
             async with self._uow() as uow:
                 await uow.sessions.touch(session.id, now)
                 await uow.commit()
+        return session
 
     async def _issue(self, user: User, session: Session, refresh_token: str | None) -> IssuedTokens:
         now = self._clock.now()

@@ -184,12 +184,15 @@ class SqlSessionRepository:
         )
         return [Session(**row) for row in (await self._db.execute(query)).mappings()]
 
-    async def touch(self, session_id: uuid.UUID, now: datetime) -> None:
-        await self._db.execute(
+    async def touch(self, session_id: uuid.UUID, now: datetime) -> Session | None:
+        result = await self._db.execute(
             update(tables.sessions)
             .where(tables.sessions.c.id == session_id)
             .values(last_seen_at=now)
+            .returning(*tables.sessions.c)
         )
+        row = result.mappings().first()
+        return Session(**row) if row else None
 
     async def revoke(
         self,
