@@ -20,7 +20,9 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it would cost a round trip per transaction. After an outage, the first
+        # request on a dead connection fails (503) and SQLAlchemy then recycles the whole pool.
+        pool_pre_ping=False,
         pool_timeout=5,
         pool_recycle=1800,
         connect_args={"timeout": 5, "command_timeout": 15},
