@@ -12,12 +12,12 @@ from bastion.admin.model import (
     UserChanges,
     allows,
     apply_changes,
-    page_of,
     parse_event_cursor,
     parse_user_cursor,
     removes_an_admin,
 )
 from bastion.audit.model import ERASED, scrub
+from bastion.core.pagination import page_of
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

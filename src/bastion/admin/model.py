@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
 
 from bastion.accounts.model import Role, User
-
-T = TypeVar("T")
 
 
 class Permission(StrEnum):
@@ -57,12 +53,6 @@ def removes_an_admin(before: User, after: User) -> bool:
     return is_active_admin(before) and not is_active_admin(after)
 
 
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
-
-
 def user_cursor(user_id: uuid.UUID) -> str:
     return str(user_id)
 
@@ -91,11 +81,3 @@ def apply_changes(user: User, changes: UserChanges, now: datetime) -> User:
         is_verified=user.is_verified if changes.is_verified is None else changes.is_verified,
     )
     return updated if updated == user else replace(updated, updated_at=now)
-
-
-def page_of(items: list[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T]:
-    """A page from up to ``limit + 1`` rows: the extra row only tells that more exist."""
-    if len(items) <= limit:
-        return Page(items=items, next_cursor=None)
-    kept = items[:limit]
-    return Page(items=kept, next_cursor=cursor_of(kept[-1]))

@@ -138,9 +138,7 @@ async def list_audit_events(
     user_id: uuid.UUID | None = None,
     type: EventType | None = None,
 ) -> EventPage:
-    page = await services.admin.list_events(
-        user_id=user_id, type=type, cursor=cursor, limit=limit
-    )
+    page = await services.admin.list_events(user_id=user_id, type=type, cursor=cursor, limit=limit)
     return EventPage(items=[_event_view(item) for item in page.items], next_cursor=page.next_cursor)
 
 

@@ -9,12 +9,10 @@ from typing import TypeVar
 from bastion.accounts.model import Role, User
 from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
 from bastion.admin.model import (
-    Page,
     UserChanges,
     apply_changes,
     event_cursor,
     is_active_admin,
-    page_of,
     parse_event_cursor,
     parse_user_cursor,
     removes_an_admin,
@@ -23,6 +21,7 @@ from bastion.admin.model import (
 from bastion.audit.model import AuditEvent, EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
+from bastion.core.pagination import Page, page_of
 from bastion.sessions.model import RevokeReason
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -43,7 +42,7 @@ class AdminService:
 
     async def list_users(
         self, *, email_contains: str | None, role: Role | None, cursor: str | None, limit: int
-    ) -> Page[User]:
+    ) -> Page[User, str]:
         after = _parse(parse_user_cursor, cursor)
         async with self._uow(read_only=True) as uow:
             users = await uow.users.search(
@@ -130,7 +129,7 @@ class AdminService:
         type: EventType | None,
         cursor: str | None,
         limit: int,
-    ) -> Page[AuditEvent]:
+    ) -> Page[AuditEvent, str]:
         before = _parse(parse_event_cursor, cursor)
         async with self._uow(read_only=True) as uow:
             events = await uow.audit.list(

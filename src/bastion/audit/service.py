@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from bastion.audit.model import AuditEvent
+from bastion.core.pagination import Page, page_of
 from bastion.storage import UnitOfWorkFactory
-
-
-@dataclass(frozen=True, slots=True)
-class EventPage:
-    items: list[AuditEvent]
-    next_cursor: int | None
 
 
 class AuditService:
@@ -21,9 +15,8 @@ class AuditService:
 
     async def security_events(
         self, user_id: uuid.UUID, *, limit: int, before: int | None = None
-    ) -> EventPage:
+    ) -> Page[AuditEvent, int]:
         """A user's own events, newest first; ``next_cursor`` is the ``before`` of the next page."""
         async with self._uow(read_only=True) as uow:
             events = await uow.audit.list(user_id=user_id, before=before, limit=limit + 1)
-        page = events[:limit]
-        return EventPage(page, page[-1].id if len(events) > limit and page else None)
+        return page_of(events, limit, lambda item: item.id or 0)
