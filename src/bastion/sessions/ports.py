@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -11,6 +12,10 @@ class SessionRepository(Protocol):
     async def add(self, session: Session) -> None: ...
 
     async def get(self, session_id: uuid.UUID) -> Session | None: ...
+
+    async def get_many(self, session_ids: Sequence[uuid.UUID]) -> list[Session]:
+        """The sessions among ``session_ids`` that exist, in no particular order."""
+        ...
 
     async def list_active(self, user_id: uuid.UUID, now: datetime) -> list[Session]: ...
 

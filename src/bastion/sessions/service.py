@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -25,6 +23,7 @@ from bastion.sessions.errors import (
     SessionNotFound,
     SessionRevoked,
 )
+from bastion.sessions.liveness import BatchedLookup, SessionLiveness
 from bastion.sessions.model import RevokeReason, Session, needs_touch, new_session, session_lifetime
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 from bastion.tokens.errors import InvalidToken
@@ -75,7 +74,7 @@ class SessionService:
         self._rules = rules
         self._mail_queued = mail_queued
         self._liveness = SessionLiveness(rules.cache_seconds)
-        self._lookups: dict[uuid.UUID, asyncio.Future[Session | None]] = {}
+        self._lookups = BatchedLookup(self._look_up)
 
     async def login(
         self, email: str, password: str, remember_me: bool, context: RequestContext
@@ -277,7 +276,7 @@ class SessionService:
     async def _ensure_live(self, principal: Principal) -> None:
         if self._liveness.known_live(principal.session_id):
             return
-        session = await self._shared_lookup(principal.session_id)
+        session = await self._lookups.get(principal.session_id)
         if (
             session is None
             or session.user_id != principal.user_id
@@ -286,32 +285,17 @@ class SessionService:
             raise SessionRevoked()
         self._liveness.remember(session.id)
 
-    async def _shared_lookup(self, session_id: uuid.UUID) -> Session | None:
-        """One database lookup per session at a time, however many requests wait for it.
-
-        When a session's cached liveness lapses, every request in flight for it misses at once;
-        without this they would all query (and overflow the pool) for the same row.
-        """
-        lookup = self._lookups.get(session_id)
-        if lookup is None:
-            lookup = asyncio.ensure_future(self._look_up(session_id))
-            self._lookups[session_id] = lookup
-            lookup.add_done_callback(lambda _: self._lookups.pop(session_id, None))
-        return await asyncio.shield(lookup)
-
-    async def _look_up(self, session_id: uuid.UUID) -> Session | None:
+    async def _look_up(self, session_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Session]:
         now = self._clock.now()
         async with self._uow(read_only=True) as uow:
-            session = await uow.sessions.get(session_id)
-        if (
-            session is not None
-            and session.is_active(now)
-            and needs_touch(session.last_seen_at, now)
-        ):
+            found = {session.id: session for session in await uow.sessions.get_many(session_ids)}
+        stale = [s for s in found.values() if s.is_active(now) and needs_touch(s.last_seen_at, now)]
+        if stale:
             async with self._uow() as uow:
-                await uow.sessions.touch(session.id, now)
+                for session in stale:
+                    await uow.sessions.touch(session.id, now)
                 await uow.commit()
-        return session
+        return found
 
     async def _issue(self, user: User, session: Session, refresh_token: str | None) -> IssuedTokens:
         now = self._clock.now()
@@ -352,33 +336,3 @@ class SessionService:
                 )
             )
             await uow.commit()
-
-
-class SessionLiveness:
-    """A per-process memory of sessions recently seen live in the database.
-
-    Checking the database on every request would make token validation as slow as a query.
-    Remembering a live session for a fraction of a second keeps revocation visible everywhere
-    within that delay, while most requests never touch the database.
-    """
-
-    def __init__(self, ttl_seconds: float) -> None:
-        self._ttl = ttl_seconds
-        self._seen: dict[uuid.UUID, float] = {}
-
-    def known_live(self, session_id: uuid.UUID) -> bool:
-        seen = self._seen.get(session_id)
-        return seen is not None and time.monotonic() - seen < self._ttl
-
-    def remember(self, session_id: uuid.UUID) -> None:
-        if len(self._seen) > 100_000:
-            self._prune()
-        self._seen[session_id] = time.monotonic()
-
-    def forget(self, session_ids: list[uuid.UUID]) -> None:
-        for session_id in session_ids:
-            self._seen.pop(session_id, None)
-
-    def _prune(self) -> None:
-        horizon = time.monotonic() - self._ttl
-        self._seen = {sid: seen for sid, seen in self._seen.items() if seen >= horizon}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -174,6 +175,10 @@ class SqlSessionRepository:
         query = select(tables.sessions).where(tables.sessions.c.id == session_id)
         row = (await self._db.execute(query)).mappings().first()
         return Session(**row) if row else None
+
+    async def get_many(self, session_ids: Sequence[uuid.UUID]) -> list[Session]:
+        query = select(tables.sessions).where(tables.sessions.c.id.in_(session_ids))
+        return [Session(**row) for row in (await self._db.execute(query)).mappings()]
 
     async def list_active(self, user_id: uuid.UUID, now: datetime) -> list[Session]:
         s = tables.sessions.c
