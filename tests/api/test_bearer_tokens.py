@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import httpx
 import jwt
 import pytest
+from sqlalchemy import event
 
-from tests.support import SmtpServer, access_token, bearer
+from tests.support import SmtpServer, access_token, app_with_user, bearer, login, verify_token
 
 
 @pytest.mark.parametrize("path", ["/api/v1/auth/verify-token", "/api/v1/auth/me"])
@@ -52,3 +56,33 @@ async def test_the_jwks_publishes_the_ed25519_signing_key(
     public_key = jwt.PyJWK(key).key
     claims = jwt.decode(token, public_key, algorithms=["EdDSA"], audience="bastion")
     assert claims["iss"] == "https://bastion.test"
+
+
+async def test_sessions_in_use_are_confirmed_together_in_one_query(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    async with app_with_user(database_url, smtp, "batch", session_cache_seconds=1.0) as (
+        client,
+        services,
+        email,
+    ):
+        tokens = [(await login(client, email)).json()["access_token"] for _ in range(6)]
+        session_queries: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if "FROM sessions" in statement:
+                session_queries.append(statement)
+
+        event.listen(services.engine.sync_engine, "before_cursor_execute", count)
+
+        async def verify_all() -> int:
+            before = len(session_queries)
+            for token in tokens:
+                assert (await verify_token(client, token)).status_code == 200
+            return len(session_queries) - before
+
+        assert await verify_all() == len(tokens)  # each confirmed on its own
+        await asyncio.sleep(0.6)  # in use past half their trusted second
+        assert await verify_all() == 0
+        await asyncio.sleep(0.5)  # now lapsed: the first lookup confirms them all
+        assert await verify_all() == 1

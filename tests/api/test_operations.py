@@ -75,6 +75,17 @@ async def test_metrics_count_a_failed_login_by_reason_and_route(
     assert "bastion_outbox_backlog" in after
 
 
+async def test_metrics_count_made_up_methods_as_one_series(client: httpx.AsyncClient) -> None:
+    for method in ("BREW", "WHEN", "PROPFIND"):
+        assert (await client.request(method, "/healthz")).status_code == 405
+    text = (await client.get("/metrics")).text
+
+    requests = "bastion_http_requests_total"
+    labels = {"route": "/healthz", "status": "405"}
+    assert metric(text, requests, method="OTHER", **labels) == 3
+    assert metric(text, requests, method="BREW", **labels) == 0
+
+
 async def test_metrics_count_successful_logins_and_delivered_emails(
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -96,3 +97,18 @@ def test_the_refresh_cookie_is_http_only_strict_and_scoped_to_the_auth_api() -> 
 
 def test_clearing_the_refresh_cookie_expires_it_at_once() -> None:
     assert refresh_cookie("", -5, secure=True).endswith("; Max-Age=0")
+
+
+def test_only_sessions_in_use_past_half_their_trusted_time_are_lapsing() -> None:
+    liveness = SessionLiveness(ttl_seconds=10)
+    used_old, unused_old, used_fresh = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    six_seconds_ago = time.monotonic() - 6
+    liveness.remember(used_old, confirmed_at=six_seconds_ago)
+    liveness.remember(unused_old, confirmed_at=six_seconds_ago)
+    liveness.remember(used_fresh)
+    assert liveness.known_live(used_old) and liveness.known_live(used_fresh)
+
+    assert liveness.lapsing(limit=10) == [used_old]
+    assert liveness.lapsing(limit=0) == []
+    liveness.remember(used_old)
+    assert liveness.lapsing(limit=10) == []

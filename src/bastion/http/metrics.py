@@ -27,6 +27,8 @@ REQUEST_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 HASH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LOGIN_FAILURE_REASONS = frozenset(reason.value for reason in LoginFailure)
 LOCKOUT_SCOPES = {EventType.IP_BLOCKED: "ip", EventType.ACCOUNT_PROTECTED: "account"}
+# Clients choose the method: anything else is counted as OTHER, or each would be a new series.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -54,6 +56,7 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.login_successes = Counter(
             "bastion_login_successes", "Successful logins.", registry=registry
         )
@@ -100,9 +103,17 @@ class Metrics:
         )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        labels = (method, route, str(status))
-        self.requests.labels(*labels).inc()
-        self.request_duration.labels(*labels).observe(seconds)
+        # Route templates, methods and statuses are few, so this stays small.
+        key = (method if method in HTTP_METHODS else "OTHER", route, status)
+        series = self._request_series.get(key)
+        if series is None:
+            # Looking a labelled series up costs more than updating it: keep them.
+            labels = (key[0], route, str(status))
+            series = (self.requests.labels(*labels), self.request_duration.labels(*labels))
+            self._request_series[key] = series
+        count, duration = series
+        count.inc()
+        duration.observe(seconds)
 
     def recorded(self, event: AuditEvent) -> None:
         if event.type is EventType.LOGIN_SUCCEEDED:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from bastion.sessions.model import Session
 
@@ -25,23 +25,43 @@ class SessionLiveness:
     def __init__(self, ttl_seconds: float) -> None:
         self._ttl = ttl_seconds
         self._seen: dict[uuid.UUID, float] = {}
+        # Sessions used since they were last confirmed: the ones worth confirming early.
+        self._in_use: set[uuid.UUID] = set()
 
     def known_live(self, session_id: uuid.UUID) -> bool:
         seen = self._seen.get(session_id)
-        return seen is not None and time.monotonic() - seen < self._ttl
+        if seen is None or time.monotonic() - seen >= self._ttl:
+            return False
+        self._in_use.add(session_id)
+        return True
 
-    def remember(self, session_id: uuid.UUID) -> None:
+    def remember(self, session_id: uuid.UUID, confirmed_at: float | None = None) -> None:
+        """Trust the session until ``ttl`` after ``confirmed_at`` (a ``time.monotonic()``
+        reading taken before the database said it was live), or after now."""
         if len(self._seen) > 100_000:
             self._prune()
-        self._seen[session_id] = time.monotonic()
+        self._seen[session_id] = time.monotonic() if confirmed_at is None else confirmed_at
+        self._in_use.discard(session_id)
 
-    def forget(self, session_ids: list[uuid.UUID]) -> None:
+    def forget(self, session_ids: Iterable[uuid.UUID]) -> None:
         for session_id in session_ids:
             self._seen.pop(session_id, None)
+            self._in_use.discard(session_id)
+
+    def lapsing(self, limit: int) -> list[uuid.UUID]:
+        """Up to ``limit`` sessions in use that are past half their trusted time.
+
+        A query that runs anyway can confirm them too: sessions in use then lapse together
+        and share queries, instead of each costing one when its own time runs out.
+        """
+        horizon = time.monotonic() - self._ttl / 2
+        lapsing = [sid for sid in self._in_use if self._seen.get(sid, horizon) <= horizon]
+        return lapsing[:limit]
 
     def _prune(self) -> None:
         horizon = time.monotonic() - self._ttl
         self._seen = {sid: seen for sid, seen in self._seen.items() if seen >= horizon}
+        self._in_use &= self._seen.keys()
 
 
 class BatchedLookup:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from bastion.sessions.errors import (
     SessionNotFound,
     SessionRevoked,
 )
-from bastion.sessions.liveness import BatchedLookup, SessionLiveness
+from bastion.sessions.liveness import MAX_LOOKUP_BATCH, BatchedLookup, SessionLiveness
 from bastion.sessions.model import RevokeReason, Session, needs_touch, new_session, session_lifetime
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 from bastion.tokens.errors import InvalidToken
@@ -282,19 +283,31 @@ class SessionService:
             or session.user_id != principal.user_id
             or not session.is_active(self._clock.now())
         ):
+            # Also forgotten when the session is live but not this caller's.
+            self._liveness.forget([principal.session_id])
             raise SessionRevoked()
-        self._liveness.remember(session.id)
 
     async def _look_up(self, session_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Session]:
+        """The sessions asked for, confirming in the same query the sessions in use that will
+        lapse soon, and remembering every one found live."""
+        asked = set(session_ids)
+        riding = [sid for sid in self._liveness.lapsing(MAX_LOOKUP_BATCH) if sid not in asked][
+            : MAX_LOOKUP_BATCH - len(asked)
+        ]
+        started = time.monotonic()
         now = self._clock.now()
         async with self._uow(read_only=True) as uow:
-            found = {session.id: session for session in await uow.sessions.get_many(session_ids)}
-        stale = [s for s in found.values() if s.is_active(now) and needs_touch(s.last_seen_at, now)]
+            found = {s.id: s for s in await uow.sessions.get_many([*session_ids, *riding])}
+        live = [s for s in found.values() if s.is_active(now)]
+        stale = [s for s in live if needs_touch(s.last_seen_at, now)]
         if stale:
             async with self._uow() as uow:
                 for session in stale:
                     await uow.sessions.touch(session.id, now)
                 await uow.commit()
+        for session in live:
+            self._liveness.remember(session.id, confirmed_at=started)
+        self._liveness.forget(asked.union(riding).difference(s.id for s in live))
         return found
 
     async def _issue(self, user: User, session: Session, refresh_token: str | None) -> IssuedTokens:
