@@ -8,7 +8,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, and_, cast, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +33,39 @@ from bastion.mail.model import EmailMessage, QueuedMessage
 from bastion.sessions.model import Session
 from bastion.tokens.model import SigningKey
 
+# The statements of the busy paths are built once. (In an UPDATE, a parameter may not share
+# a column's name.) SQLAlchemy then skips building them and
+# computing their cache keys on every call, which costs as much as the round trip itself.
+_users = tables.users.c
+INSERT_USER = insert(tables.users)
+USER_BY_ID = select(tables.users).where(_users.id == bindparam("id"))
+USER_BY_EMAIL = select(tables.users).where(_users.email == bindparam("email"))
+UPDATE_USER = update(tables.users).where(_users.id == bindparam("user_id"))
+_sessions = tables.sessions.c
+INSERT_SESSION = insert(tables.sessions)
+SESSION_BY_ID = select(tables.sessions).where(_sessions.id == bindparam("id"))
+SESSIONS_BY_ID = select(tables.sessions).where(_sessions.id.in_(bindparam("ids", expanding=True)))
+TOUCH_SESSION = (
+    update(tables.sessions)
+    .where(_sessions.id == bindparam("session_id"))
+    .values(last_seen_at=bindparam("now"))
+    .returning(*tables.sessions.c)
+)
+_refresh = tables.refresh_tokens.c
+INSERT_REFRESH_TOKEN = insert(tables.refresh_tokens)
+ROTATE_REFRESH_TOKEN = (
+    update(tables.refresh_tokens)
+    .where(_refresh.token_hash == bindparam("spent_hash"), _refresh.rotated_at.is_(None))
+    .values(rotated_at=bindparam("now"))
+    .returning(_refresh.session_id)
+)
+REFRESH_TOKEN_SESSION = select(_refresh.session_id).where(
+    _refresh.token_hash == bindparam("token_hash")
+)
+INSERT_OUTBOX_MESSAGE = insert(tables.outbox)
+UPDATE_OUTBOX_MESSAGE = update(tables.outbox).where(tables.outbox.c.id == bindparam("message_id"))
+INSERT_AUDIT_EVENT = insert(tables.audit_events)
+
 
 class SqlUserRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -29,21 +74,20 @@ class SqlUserRepository:
     async def add(self, user: User) -> bool:
         try:
             async with self._db.begin_nested():
-                await self._db.execute(insert(tables.users).values(**_user_row(user)))
+                await self._db.execute(INSERT_USER, _user_row(user))
         except IntegrityError:
             return False
         return True
 
     async def get(self, user_id: uuid.UUID) -> User | None:
-        return await self._one(tables.users.c.id == user_id)
+        return await self._one(USER_BY_ID, {"id": user_id})
 
     async def get_by_email(self, email: str) -> User | None:
-        return await self._one(tables.users.c.email == email)
+        return await self._one(USER_BY_EMAIL, {"email": email})
 
     async def update(self, user: User) -> None:
-        await self._db.execute(
-            update(tables.users).where(tables.users.c.id == user.id).values(**_user_row(user))
-        )
+        changes = _user_row(user)
+        await self._db.execute(UPDATE_USER, {"user_id": changes.pop("id"), **changes})
 
     async def delete(self, user_id: uuid.UUID) -> None:
         await self._db.execute(delete(tables.users).where(tables.users.c.id == user_id))
@@ -75,8 +119,8 @@ class SqlUserRepository:
             query = query.with_for_update()
         return len((await self._db.execute(query)).all())
 
-    async def _one(self, condition: Any) -> User | None:
-        row = (await self._db.execute(select(tables.users).where(condition))).mappings().first()
+    async def _one(self, query: Any, parameters: dict[str, Any]) -> User | None:
+        row = (await self._db.execute(query, parameters)).mappings().first()
         return _user(row) if row else None
 
 
@@ -157,28 +201,28 @@ class SqlSessionRepository:
 
     async def add(self, session: Session) -> None:
         await self._db.execute(
-            insert(tables.sessions).values(
-                id=session.id,
-                user_id=session.user_id,
-                created_at=session.created_at,
-                expires_at=session.expires_at,
-                last_seen_at=session.last_seen_at,
-                ip=session.ip,
-                user_agent=session.user_agent,
-                remember_me=session.remember_me,
-                revoked_at=session.revoked_at,
-                revoke_reason=session.revoke_reason,
-            )
+            INSERT_SESSION,
+            {
+                "id": session.id,
+                "user_id": session.user_id,
+                "created_at": session.created_at,
+                "expires_at": session.expires_at,
+                "last_seen_at": session.last_seen_at,
+                "ip": session.ip,
+                "user_agent": session.user_agent,
+                "remember_me": session.remember_me,
+                "revoked_at": session.revoked_at,
+                "revoke_reason": session.revoke_reason,
+            },
         )
 
     async def get(self, session_id: uuid.UUID) -> Session | None:
-        query = select(tables.sessions).where(tables.sessions.c.id == session_id)
-        row = (await self._db.execute(query)).mappings().first()
+        row = (await self._db.execute(SESSION_BY_ID, {"id": session_id})).mappings().first()
         return Session(**row) if row else None
 
     async def get_many(self, session_ids: Sequence[uuid.UUID]) -> list[Session]:
-        query = select(tables.sessions).where(tables.sessions.c.id.in_(session_ids))
-        return [Session(**row) for row in (await self._db.execute(query)).mappings()]
+        rows = (await self._db.execute(SESSIONS_BY_ID, {"ids": list(session_ids)})).mappings()
+        return [Session(**row) for row in rows]
 
     async def list_active(self, user_id: uuid.UUID, now: datetime) -> list[Session]:
         s = tables.sessions.c
@@ -190,12 +234,7 @@ class SqlSessionRepository:
         return [Session(**row) for row in (await self._db.execute(query)).mappings()]
 
     async def touch(self, session_id: uuid.UUID, now: datetime) -> Session | None:
-        result = await self._db.execute(
-            update(tables.sessions)
-            .where(tables.sessions.c.id == session_id)
-            .values(last_seen_at=now)
-            .returning(*tables.sessions.c)
-        )
+        result = await self._db.execute(TOUCH_SESSION, {"session_id": session_id, "now": now})
         row = result.mappings().first()
         return Session(**row) if row else None
 
@@ -225,26 +264,19 @@ class SqlSessionRepository:
         self, token_hash: str, session_id: uuid.UUID, now: datetime
     ) -> None:
         await self._db.execute(
-            insert(tables.refresh_tokens).values(
-                token_hash=token_hash, session_id=session_id, created_at=now
-            )
+            INSERT_REFRESH_TOKEN,
+            {"token_hash": token_hash, "session_id": session_id, "created_at": now},
         )
 
     async def rotate_refresh_token(self, token_hash: str, now: datetime) -> uuid.UUID | None:
-        r = tables.refresh_tokens.c
-        result = await self._db.execute(
-            update(tables.refresh_tokens)
-            .where(r.token_hash == token_hash, r.rotated_at.is_(None))
-            .values(rotated_at=now)
-            .returning(r.session_id)
-        )
+        parameters = {"spent_hash": token_hash, "now": now}
+        result = await self._db.execute(ROTATE_REFRESH_TOKEN, parameters)
         session_id: uuid.UUID | None = result.scalar_one_or_none()
         return session_id
 
     async def refresh_token_session(self, token_hash: str) -> uuid.UUID | None:
-        r = tables.refresh_tokens.c
-        query = select(r.session_id).where(r.token_hash == token_hash)
-        session_id: uuid.UUID | None = (await self._db.execute(query)).scalar_one_or_none()
+        result = await self._db.execute(REFRESH_TOKEN_SESSION, {"token_hash": token_hash})
+        session_id: uuid.UUID | None = result.scalar_one_or_none()
         return session_id
 
 
@@ -288,14 +320,15 @@ class SqlOutbox:
             {"subject": message.subject, "text": message.text, "html": message.html}
         ).encode()
         await self._db.execute(
-            insert(tables.outbox).values(
-                recipient=message.recipient,
-                kind=message.kind,
-                payload=self._sealer.seal(payload),
-                created_at=now,
-                next_attempt_at=now,
-                attempts=0,
-            )
+            INSERT_OUTBOX_MESSAGE,
+            {
+                "recipient": message.recipient,
+                "kind": message.kind,
+                "payload": self._sealer.seal(payload),
+                "created_at": now,
+                "next_attempt_at": now,
+                "attempts": 0,
+            },
         )
 
     async def claim_due(
@@ -349,9 +382,7 @@ class SqlOutbox:
         await self._db.execute(delete(tables.outbox).where(tables.outbox.c.recipient == recipient))
 
     async def _set(self, message_id: int, **values: Any) -> None:
-        await self._db.execute(
-            update(tables.outbox).where(tables.outbox.c.id == message_id).values(**values)
-        )
+        await self._db.execute(UPDATE_OUTBOX_MESSAGE, {"message_id": message_id, **values})
 
 
 class SqlAuditLog:
@@ -363,14 +394,15 @@ class SqlAuditLog:
     async def record(self, event: AuditEvent) -> None:
         self.recorded.append(event)
         await self._db.execute(
-            insert(tables.audit_events).values(
-                occurred_at=event.occurred_at,
-                type=event.type.value,
-                user_id=event.user_id,
-                ip=event.ip,
-                user_agent=event.user_agent[:512] if event.user_agent else None,
-                details=event.details,
-            )
+            INSERT_AUDIT_EVENT,
+            {
+                "occurred_at": event.occurred_at,
+                "type": event.type.value,
+                "user_id": event.user_id,
+                "ip": event.ip,
+                "user_agent": event.user_agent[:512] if event.user_agent else None,
+                "details": event.details,
+            },
         )
 
     async def list(
