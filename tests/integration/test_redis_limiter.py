@@ -49,38 +49,43 @@ async def test_events_leave_the_window_one_window_later(limiter: Limiter) -> Non
     assert later.allowed and later.count == 2 and later.oldest == T0 + 30.5
 
 
-async def test_clearing_a_key_forgets_its_events(limiter: Limiter) -> None:
-    for i in range(3):
-        await limiter.hit("cleared", 600, 3, T0 + i)
-    await limiter.clear("cleared")
+async def test_discarding_windows_forgets_all_their_events(limiter: Limiter) -> None:
+    for key in ("cleared", "also-cleared", "kept"):
+        for i in range(3):
+            await limiter.hit(key, 600, 3, T0 + i)
+    await limiter.discard({}, ["cleared", "also-cleared"])
     assert (await limiter.hit("cleared", 600, 3, T0 + 4)).count == 1
+    assert (await limiter.hit("also-cleared", 600, 3, T0 + 4)).count == 1
+    assert not (await limiter.hit("kept", 600, 3, T0 + 4)).allowed
 
 
 async def test_a_block_engages_once_and_lifts_on_time(limiter: Limiter) -> None:
-    assert await limiter.blocked_until("blocked", T0) is None
+    assert await limiter.blocked_until(["blocked"], T0) == [None]
     assert await limiter.block("blocked", T0 + 1800, T0)
     assert not await limiter.block("blocked", T0 + 3600, T0 + 10)
-    assert await limiter.blocked_until("blocked", T0 + 1799) == T0 + 1800
-    assert await limiter.blocked_until("blocked", T0 + 1800) is None
+    assert await limiter.blocked_until(["blocked", "other"], T0 + 1799) == [T0 + 1800, None]
+    assert await limiter.blocked_until(["blocked"], T0 + 1800) == [None]
     assert await limiter.block("blocked", T0 + 3600, T0 + 1800)
 
 
-async def test_a_counted_event_can_be_taken_back(limiter: Limiter) -> None:
+async def test_counted_events_can_be_taken_back(limiter: Limiter) -> None:
     first = await limiter.hit("taken-back", 600, 2, T0)
     second = await limiter.hit("taken-back", 600, 2, T0 + 1)
-    assert first.event is not None and second.event is not None
+    other = await limiter.hit("other", 600, 1, T0)
+    assert first.event is not None and second.event is not None and other.event is not None
     assert first.event != second.event
     assert (await limiter.hit("taken-back", 600, 2, T0 + 2)).event is None, "refused: no event"
-    await limiter.remove("taken-back", first.event)
+    await limiter.discard({"taken-back": first.event, "other": other.event})
     again = await limiter.hit("taken-back", 600, 2, T0 + 3)
     assert again.allowed and again.count == 2 and again.oldest == T0 + 1
+    assert (await limiter.hit("other", 600, 1, T0 + 3)).allowed
 
 
 async def test_keys_are_independent(limiter: Limiter) -> None:
     await limiter.hit("a", 60, 1, T0)
     assert (await limiter.hit("b", 60, 1, T0)).allowed
     await limiter.block("a", T0 + 60, T0)
-    assert await limiter.blocked_until("b", T0) is None
+    assert await limiter.blocked_until(["b"], T0) == [None]
 
 
 async def test_redis_hands_out_each_slot_once_under_concurrency(
@@ -178,7 +183,9 @@ async def test_the_fallback_keeps_limiting_in_memory_and_returns_to_redis(
             assert [s.allowed for s in outage] == [True, True, False], "never unlimited"
             assert limiter.status() is LimiterStatus.DEGRADED
             assert await limiter.block("b", T0 + 60, T0)
-            assert await limiter.blocked_until("b", T0 + 1) == T0 + 60
+            assert await limiter.blocked_until(["b"], T0 + 1) == [T0 + 60]
+            await limiter.discard({}, ["k"])
+            assert (await limiter.hit("k", 60, 2, T0 + 4)).count == 1
 
             spare_redis.start()
             await asyncio.sleep(0.1)

@@ -128,10 +128,10 @@ async def test_the_memory_limiter_counts_a_sliding_window() -> None:
     assert [s.count for s in states] == [1, 2, 2]
     assert states[-1].oldest == T0
     assert (await limiter.hit("k", 60, 2, T0 + 60)).allowed
-    await limiter.clear("k")
+    await limiter.discard({}, ["k"])
     first = await limiter.hit("k", 60, 2, T0 + 61)
     assert first.count == 1 and first.event is not None
-    await limiter.remove("k", first.event)
+    await limiter.discard({"k": first.event})
     assert (await limiter.hit("k", 60, 2, T0 + 62)).count == 1, "a removed event is forgotten"
 
 
@@ -139,7 +139,7 @@ async def test_the_memory_limiter_engages_a_block_once_until_it_lifts() -> None:
     limiter = MemoryLimiter()
     assert await limiter.block("ip", T0 + 100, T0)
     assert not await limiter.block("ip", T0 + 200, T0 + 1), "already engaged"
-    assert await limiter.blocked_until("ip", T0 + 50) == T0 + 100
-    assert await limiter.blocked_until("ip", T0 + 100) is None
+    assert await limiter.blocked_until(["ip"], T0 + 50) == [T0 + 100]
+    assert await limiter.blocked_until(["ip"], T0 + 100) == [None]
     assert await limiter.block("ip", T0 + 300, T0 + 100), "a new engagement after it lifted"
-    assert await limiter.blocked_until("other", T0) is None
+    assert await limiter.blocked_until(["other"], T0) == [None]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from bastion.ratelimit.model import LimiterStatus, WindowState
@@ -17,12 +18,9 @@ class Limiter(Protocol):
         in it; ``allowed`` says whether it was counted."""
         ...
 
-    async def remove(self, key: str, event: str) -> None:
-        """Take back one counted event, such as an attempt that turned out not to fail."""
-        ...
-
-    async def clear(self, key: str) -> None:
-        """Forget every event counted under ``key``."""
+    async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
+        """Take back counted events (key → event), such as attempts that turned out not to
+        fail, and forget every event counted under each of ``windows``: one round trip."""
         ...
 
     async def block(self, key: str, until: float, now: float) -> bool:
@@ -30,8 +28,8 @@ class Limiter(Protocol):
         engaged it, so whatever announces a block happens once per engagement."""
         ...
 
-    async def blocked_until(self, key: str, now: float) -> float | None:
-        """When the block on ``key`` ends, or None when it is not blocked."""
+    async def blocked_until(self, keys: Sequence[str], now: float) -> list[float | None]:
+        """When the block on each key ends (None where none is in force): one round trip."""
         ...
 
     def status(self) -> LimiterStatus: ...

@@ -156,8 +156,7 @@ class LoginProtection:
         except Exception:
             await self._release(keys, attempt)
             raise
-        await self._release(keys, attempt)
-        await self._limiter.clear(keys.account_failures)
+        await self._release(keys, attempt, right_password=True)
         tokens = await self._sessions.start_session(user, remember_me, context)
         return ProtectedLogin(tokens, self._devices.sign(f"{user.id}:{secrets.token_hex(8)}"))
 
@@ -170,19 +169,22 @@ class LoginProtection:
         ip_slot = await self._limiter.hit(
             keys.ip_failures, rules.failure_window, rules.max_failures, now
         )
-        # Checked after taking the slot: a block engaged meanwhile is then always seen.
-        retry_after = block_remaining(await self._limiter.blocked_until(keys.ip_block, now), now)
+        # Read after taking the slot: a block engaged meanwhile is then always seen.
+        ip_block, account_block = await self._limiter.blocked_until(
+            [keys.ip_block, keys.account_block], now
+        )
+        retry_after = block_remaining(ip_block, now)
         if retry_after is None and not ip_slot.allowed:
             retry_after = seconds_until((ip_slot.oldest or now) + rules.failure_window, now)
         account_slot = None
         if retry_after is None:
             account_slot, retry_after = await self._admit_account(
-                keys, email, device_cookie, context, now
+                keys, email, device_cookie, context, now, account_block
             )
         if retry_after is None:
             return _Attempt(ip_slot, account_slot)
         if ip_slot.event is not None:
-            await self._limiter.remove(keys.ip_failures, ip_slot.event)
+            await self._limiter.discard({keys.ip_failures: ip_slot.event})
         await self._record_blocked(email, context)
         raise TooManyAttempts(retry_after)
 
@@ -193,9 +195,10 @@ class LoginProtection:
         device_cookie: str | None,
         context: RequestContext,
         now: float,
+        block_end: float | None,
     ) -> tuple[WindowState | None, int | None]:
         """The account slot and the seconds to wait (None when the attempt may go ahead)."""
-        blocked = block_remaining(await self._limiter.blocked_until(keys.account_block, now), now)
+        blocked = block_remaining(block_end, now)
         if blocked is not None:
             if await self._is_known_device(email, device_cookie):
                 return None, None
@@ -209,8 +212,8 @@ class LoginProtection:
         # try its password; everyone else waits for the new block to end.
         if await self._engage_account_protection(keys, email, context, slot.count):
             return None, None
-        remaining = block_remaining(await self._limiter.blocked_until(keys.account_block, now), now)
-        return None, remaining or self._rules.account_block_seconds
+        [block_end] = await self._limiter.blocked_until([keys.account_block], now)
+        return None, block_remaining(block_end, now) or self._rules.account_block_seconds
 
     async def _is_known_device(self, email: str, device_cookie: str | None) -> bool:
         """Whether the cookie was issued by us to a device that signed in to this account."""
@@ -220,12 +223,18 @@ class LoginProtection:
         user = await self._user(email)
         return user is not None and signed.partition(":")[0] == str(user.id)
 
-    async def _release(self, keys: _Keys, attempt: _Attempt) -> None:
-        """Give back the slots of an attempt whose password was right."""
-        if attempt.ip.event is not None:
-            await self._limiter.remove(keys.ip_failures, attempt.ip.event)
+    async def _release(
+        self, keys: _Keys, attempt: _Attempt, *, right_password: bool = False
+    ) -> None:
+        """Give back the slots of an attempt that did not fail. The right password also
+        forgets the account's failures (its own slot among them)."""
+        events = {} if attempt.ip.event is None else {keys.ip_failures: attempt.ip.event}
+        if right_password:
+            await self._limiter.discard(events, [keys.account_failures])
+            return
         if attempt.account is not None and attempt.account.event is not None:
-            await self._limiter.remove(keys.account_failures, attempt.account.event)
+            events[keys.account_failures] = attempt.account.event
+        await self._limiter.discard(events)
 
     async def _count_failure(
         self, keys: _Keys, attempt: _Attempt, email: str, context: RequestContext
@@ -238,7 +247,7 @@ class LoginProtection:
             keys.ip_block, moment + rules.block_seconds, moment
         ):
             # The block replaces the count: once it lifts, the address starts afresh.
-            await self._limiter.clear(keys.ip_failures)
+            await self._limiter.discard({}, [keys.ip_failures])
             await self._record_engagement(
                 EventType.IP_BLOCKED, None, context, now, rules.block_seconds, attempt.ip.count
             )

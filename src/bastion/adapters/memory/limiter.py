@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 
 from bastion.ratelimit.model import Hit, LimiterStatus, WindowState, admit, live_hits
 
@@ -31,25 +32,24 @@ class MemoryLimiter:
             event=event if allowed else None,
         )
 
-    async def remove(self, key: str, event: str) -> None:
-        if key in self._windows:
-            hits, window = self._windows[key]
-            self._windows[key] = ([hit for hit in hits if hit[1] != event], window)
-
-    async def clear(self, key: str) -> None:
-        self._windows.pop(key, None)
+    async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
+        for key, event in events.items():
+            if key in self._windows:
+                hits, window = self._windows[key]
+                self._windows[key] = ([hit for hit in hits if hit[1] != event], window)
+        for key in windows:
+            self._windows.pop(key, None)
 
     async def block(self, key: str, until: float, now: float) -> bool:
-        if await self.blocked_until(key, now) is not None:
+        if self._block_end(key, now) is not None:
             return False
         if len(self._blocks) > SWEEP_THRESHOLD:
             self._sweep(now)
         self._blocks[key] = until
         return True
 
-    async def blocked_until(self, key: str, now: float) -> float | None:
-        until = self._blocks.get(key)
-        return until if until is not None and until > now else None
+    async def blocked_until(self, keys: Sequence[str], now: float) -> list[float | None]:
+        return [self._block_end(key, now) for key in keys]
 
     def status(self) -> LimiterStatus:
         return LimiterStatus.NOT_CONFIGURED
@@ -57,6 +57,10 @@ class MemoryLimiter:
     async def close(self) -> None:
         self._windows.clear()
         self._blocks.clear()
+
+    def _block_end(self, key: str, now: float) -> float | None:
+        until = self._blocks.get(key)
+        return until if until is not None and until > now else None
 
     def _sweep(self, now: float) -> None:
         self._windows = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 import structlog
@@ -80,11 +80,13 @@ class RedisLimiter:
             event=member if allowed else None,
         )
 
-    async def remove(self, key: str, event: str) -> None:
-        await self._redis.zrem(self._window(key), event)
-
-    async def clear(self, key: str) -> None:
-        await self._redis.delete(self._window(key))
+    async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
+        pipeline = self._redis.pipeline(transaction=False)
+        for key, event in events.items():
+            pipeline.zrem(self._window(key), event)
+        if windows:
+            pipeline.delete(*(self._window(key) for key in windows))
+        await pipeline.execute()
 
     async def block(self, key: str, until: float, now: float) -> bool:
         ttl_ms = max(1, math.ceil((until - now) * 1000))
@@ -93,10 +95,12 @@ class RedisLimiter:
         )
         return bool(engaged)
 
-    async def blocked_until(self, key: str, now: float) -> float | None:
-        raw = await self._redis.get(self._block_key(key))
-        until = float(raw) if raw is not None else None
-        return until if until is not None and until > now else None
+    async def blocked_until(self, keys: Sequence[str], now: float) -> list[float | None]:
+        ends = [
+            float(raw) if raw is not None else None
+            for raw in await self._redis.mget([self._block_key(key) for key in keys])
+        ]
+        return [until if until is not None and until > now else None for until in ends]
 
     def status(self) -> LimiterStatus:
         return LimiterStatus.OK
@@ -135,17 +139,14 @@ class FallbackLimiter:
     async def hit(self, key: str, window: int, limit: int, now: float) -> WindowState:
         return await self._call(lambda limiter: limiter.hit(key, window, limit, now))
 
-    async def remove(self, key: str, event: str) -> None:
-        await self._call(lambda limiter: limiter.remove(key, event))
-
-    async def clear(self, key: str) -> None:
-        await self._call(lambda limiter: limiter.clear(key))
+    async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
+        await self._call(lambda limiter: limiter.discard(events, windows))
 
     async def block(self, key: str, until: float, now: float) -> bool:
         return await self._call(lambda limiter: limiter.block(key, until, now))
 
-    async def blocked_until(self, key: str, now: float) -> float | None:
-        return await self._call(lambda limiter: limiter.blocked_until(key, now))
+    async def blocked_until(self, keys: Sequence[str], now: float) -> list[float | None]:
+        return await self._call(lambda limiter: limiter.blocked_until(keys, now))
 
     def status(self) -> LimiterStatus:
         return LimiterStatus.OK if self._down_since is None else LimiterStatus.DEGRADED
