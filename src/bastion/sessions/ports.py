@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from bastion.accounts.model import User
 from bastion.sessions.model import Session
 
 
@@ -18,6 +19,10 @@ class SessionRepository(Protocol):
         ...
 
     async def list_active(self, user_id: uuid.UUID, now: datetime) -> list[Session]: ...
+
+    async def resume(self, session_id: uuid.UUID, now: datetime) -> tuple[Session, User] | None:
+        """Record that the session was just used; the session as it now stands, and its user."""
+        ...
 
     async def touch(self, session_id: uuid.UUID, now: datetime) -> Session | None:
         """Record that the session was just used; the session as it now stands."""
@@ -39,8 +44,11 @@ class SessionRepository(Protocol):
         self, token_hash: str, session_id: uuid.UUID, now: datetime
     ) -> None: ...
 
-    async def rotate_refresh_token(self, token_hash: str, now: datetime) -> uuid.UUID | None:
-        """Atomically spend an unspent refresh token; its session id, or None if not spendable."""
+    async def rotate_refresh_token(
+        self, token_hash: str, successor_hash: str, now: datetime
+    ) -> uuid.UUID | None:
+        """Atomically spend an unspent refresh token and store its successor in the same
+        session; the session id, or None (and nothing stored) if it was not spendable."""
         ...
 
     async def refresh_token_session(self, token_hash: str) -> uuid.UUID | None:

@@ -150,18 +150,22 @@ class SessionService:
         token_hash = hash_token(refresh_token)
         now = self._clock.now()
         async with self._uow() as uow:
-            session_id = await uow.sessions.rotate_refresh_token(token_hash, now)
+            new_refresh_token = new_token()
+            session_id = await uow.sessions.rotate_refresh_token(
+                token_hash, hash_token(new_refresh_token), now
+            )
             if session_id is None:
                 await self._detect_reuse(uow, token_hash, now, context)
                 raise InvalidRefreshToken()
-            # Touching returns the session: one statement instead of a read and a write. An
-            # inactive session's touch is rolled back with the rest when we refuse below.
-            session = await uow.sessions.touch(session_id, now)
-            user = await uow.users.get(session.user_id) if session else None
-            if session is None or user is None or not session.is_active(now) or not user.is_active:
+            # Resuming returns the session and its user: on PostgreSQL, one statement instead
+            # of a write and two reads. An inactive session's touch is rolled back with the
+            # rest when we refuse below.
+            resumed = await uow.sessions.resume(session_id, now)
+            if resumed is None:
                 raise InvalidRefreshToken()
-            new_refresh_token = new_token()
-            await uow.sessions.add_refresh_token(hash_token(new_refresh_token), session.id, now)
+            session, user = resumed
+            if not session.is_active(now) or not user.is_active:
+                raise InvalidRefreshToken()
             await uow.audit.record(
                 event(EventType.REFRESH, now, context, user.id, session_id=str(session.id))
             )

@@ -52,12 +52,32 @@ TOUCH_SESSION = (
     .values(last_seen_at=bindparam("now"))
     .returning(*tables.sessions.c)
 )
+# PostgreSQL returns the user's columns from the same UPDATE (SQLite's RETURNING cannot).
+RESUME_SESSION = (
+    update(tables.sessions)
+    .where(_sessions.id == bindparam("session_id"), _sessions.user_id == _users.id)
+    .values(last_seen_at=bindparam("now"))
+    .returning(*tables.sessions.c, *(column.label(f"account_{column.name}") for column in _users))
+)
 _refresh = tables.refresh_tokens.c
 INSERT_REFRESH_TOKEN = insert(tables.refresh_tokens)
 ROTATE_REFRESH_TOKEN = (
     update(tables.refresh_tokens)
     .where(_refresh.token_hash == bindparam("spent_hash"), _refresh.rotated_at.is_(None))
     .values(rotated_at=bindparam("now"))
+    .returning(_refresh.session_id)
+)
+# On PostgreSQL the successor is stored by the same statement that spends the token.
+ROTATE_AND_STORE_SUCCESSOR = (
+    insert(tables.refresh_tokens)
+    .from_select(
+        ["token_hash", "session_id", "created_at"],
+        select(
+            bindparam("successor_hash", type_=_refresh.token_hash.type),
+            ROTATE_REFRESH_TOKEN.cte("spent").c.session_id,
+            bindparam("now", type_=_refresh.created_at.type),
+        ),
+    )
     .returning(_refresh.session_id)
 )
 REFRESH_TOKEN_SESSION = select(_refresh.session_id).where(
@@ -263,6 +283,18 @@ class SqlSessionRepository:
         )
         return [Session(**row) for row in (await self._db.execute(query)).mappings()]
 
+    async def resume(self, session_id: uuid.UUID, now: datetime) -> tuple[Session, User] | None:
+        if self._db.dialect.name != "postgresql":
+            session = await self.touch(session_id, now)
+            user = await SqlUserRepository(self._db).get(session.user_id) if session else None
+            return (session, user) if session and user else None
+        parameters = {"session_id": session_id, "now": now}
+        row = (await self._db.execute(RESUME_SESSION, parameters)).mappings().first()
+        if row is None:
+            return None
+        session = Session(**{column.name: row[column.name] for column in tables.sessions.c})
+        return session, _user({column.name: row[f"account_{column.name}"] for column in _users})
+
     async def touch(self, session_id: uuid.UUID, now: datetime) -> Session | None:
         result = await self._db.execute(TOUCH_SESSION, {"session_id": session_id, "now": now})
         row = result.mappings().first()
@@ -298,10 +330,16 @@ class SqlSessionRepository:
             {"token_hash": token_hash, "session_id": session_id, "created_at": now},
         )
 
-    async def rotate_refresh_token(self, token_hash: str, now: datetime) -> uuid.UUID | None:
-        parameters = {"spent_hash": token_hash, "now": now}
-        result = await self._db.execute(ROTATE_REFRESH_TOKEN, parameters)
+    async def rotate_refresh_token(
+        self, token_hash: str, successor_hash: str, now: datetime
+    ) -> uuid.UUID | None:
+        parameters = {"spent_hash": token_hash, "successor_hash": successor_hash, "now": now}
+        in_one_statement = self._db.dialect.name == "postgresql"
+        statement = ROTATE_AND_STORE_SUCCESSOR if in_one_statement else ROTATE_REFRESH_TOKEN
+        result = await self._db.execute(statement, parameters)
         session_id: uuid.UUID | None = result.scalar_one_or_none()
+        if session_id is not None and not in_one_statement:
+            await self.add_refresh_token(successor_hash, session_id, now)
         return session_id
 
     async def refresh_token_session(self, token_hash: str) -> uuid.UUID | None:
