@@ -21,7 +21,6 @@ def configure_logging(*, json: bool, level: str = "info") -> None:
     )
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             # Frames only: their local variables hold passwords, tokens and cookies.

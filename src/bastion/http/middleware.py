@@ -18,7 +18,14 @@ from bastion.http.protection import RATE_LIMIT_HEADERS
 log = structlog.get_logger("bastion.access")
 # Called once per request with (method, route template, status, seconds): the metrics.
 RequestObserver = Callable[[str, str, int, float], None]
-BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Added to every response that does not set them itself.
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 HTML_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -108,7 +115,7 @@ class RequestMiddleware:
                 self.on_request(scope["method"], route, status, duration)
 
     def _reject(self, scope: Scope, headers: dict[bytes, bytes]) -> ASGIApp | None:
-        if scope["method"].encode() not in BODY_METHODS:
+        if scope["method"] not in BODY_METHODS:
             return None
         length = headers.get(b"content-length")
         if length is not None:
@@ -152,25 +159,19 @@ class RequestMiddleware:
     def _security_headers(
         self, scope: Scope, raw: list[tuple[bytes, bytes]], request_id: str
     ) -> list[tuple[bytes, bytes]]:
-        present = {name.lower() for name, _ in raw}
-        added = [
-            (b"x-request-id", request_id.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"x-frame-options", b"DENY"),
-        ]
+        present = {name.lower(): value for name, value in raw}
+        added = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
         # Set by the rate-limit dependencies; added here so error responses carry them too.
-        rate_limit = scope["state"].get(RATE_LIMIT_HEADERS, {})
-        added.extend((name.lower().encode(), value.encode()) for name, value in rate_limit.items())
+        rate_limit = scope["state"].get(RATE_LIMIT_HEADERS)
+        if rate_limit:
+            added.extend(
+                (name.lower().encode(), value.encode()) for name, value in rate_limit.items()
+            )
         if self.hsts:
-            added.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
-        if scope["path"].startswith("/api/") and b"cache-control" not in present:
+            added.append(HSTS)
+        if scope["path"].startswith("/api/"):
             added.append((b"cache-control", b"no-store"))
-        is_html = any(
-            name.lower() == b"content-type" and value.startswith(b"text/html")
-            for name, value in raw
-        )
-        if is_html and b"content-security-policy" not in present:
+        if present.get(b"content-type", b"").startswith(b"text/html"):
             added.append((b"content-security-policy", HTML_CSP.encode()))
         return [*raw, *(header for header in added if header[0] not in present)]
 
