@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bastion.adapters.sql import tables
 from bastion.bootstrap import build
@@ -80,3 +81,34 @@ async def test_a_failed_delivery_is_retried_later_not_dropped(
     assert row.sent_at is None and row.failed_at is None
     assert row.next_attempt_at > services.clock.now()
     assert row.last_error
+
+
+async def test_a_burst_of_messages_is_delivered_and_recorded_in_one_update(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    emails = [random_email("burst") for _ in range(5)]
+    services = build(make_settings(database_url, smtp.url))
+    updates: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE outbox") and "sent_at" in statement.split("WHERE")[0]:
+            updates.append(statement)
+
+    try:
+        for email in emails:
+            await services.accounts.register(email, STRONG_PASSWORD, CONTEXT)
+        event.listen(services.engine.sync_engine, "before_cursor_execute", count)
+        while await services.outbox_worker.deliver_due():
+            pass
+        async with services.engine.connect() as connection:
+            o = tables.outbox.c
+            query = select(o.sent_at, o.locked_until).where(o.recipient.in_(emails))
+            rows = (await connection.execute(query)).all()
+    finally:
+        services.hasher.close()
+        await services.engine.dispose()
+    for email in emails:
+        await smtp.mailbox.wait_for(email, "confirm your email", timeout=5)
+    assert len(rows) == 5
+    assert all(row.sent_at is not None and row.locked_until is None for row in rows)
+    assert len(updates) == 1

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -15,7 +16,7 @@ class Outbox(Protocol):
         """Lease due messages to this worker; a lease that lapses (crash) frees them again."""
         ...
 
-    async def mark_sent(self, message_id: int, now: datetime) -> None: ...
+    async def mark_sent(self, message_ids: Sequence[int], now: datetime) -> None: ...
 
     async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None: ...
 

@@ -18,6 +18,9 @@ from bastion.storage import UnitOfWorkFactory
 log = structlog.get_logger("bastion.mail")
 LEASE = timedelta(seconds=120)
 BATCH = 20
+# After a wake-up, messages queued in the next moments join the same claim and the same
+# "sent" update: under a burst of sign-ups that is two transactions per batch, not per email.
+GATHER_SECONDS = 0.05
 
 
 class DeliveryObserver(Protocol):
@@ -77,6 +80,7 @@ class OutboxWorker:
             if delivered < BATCH:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                    await asyncio.sleep(GATHER_SECONDS)
                 self._wake.clear()
 
     async def deliver_due(self) -> int:
@@ -87,13 +91,31 @@ class OutboxWorker:
         async with self._uow() as uow:
             batch = await uow.outbox.claim_due(now, BATCH, now + LEASE)
             await uow.commit()
-        for queued in batch:
-            if self._stopping or not self._breaker.allows(self._clock.now()):
-                break  # the lease lapses and another pass (or instance) takes the rest
-            await self._deliver(queued)
+        sent: list[QueuedMessage] = []
+        try:
+            for queued in batch:
+                if self._stopping or not self._breaker.allows(self._clock.now()):
+                    break  # the lease lapses and another pass (or instance) takes the rest
+                if await self._deliver(queued):
+                    sent.append(queued)
+        finally:
+            # Recorded together once the batch is done: a crash before this line delivers
+            # these messages again when their lease lapses (at least once, never lost).
+            if sent:
+                await self._record_sent(sent)
         return len(batch)
 
-    async def _deliver(self, queued: QueuedMessage) -> None:
+    async def _record_sent(self, sent: list[QueuedMessage]) -> None:
+        async with self._uow() as uow:
+            await uow.outbox.mark_sent([queued.id for queued in sent], self._clock.now())
+            await uow.commit()
+        for queued in sent:
+            log.info("mail.sent", kind=queued.message.kind, message_id=queued.id)
+            if self._observer is not None:
+                self._observer.sent(queued.message.kind)
+
+    async def _deliver(self, queued: QueuedMessage) -> bool:
+        """Send one message; a failure is scheduled for a retry (or given up on) at once."""
         kind = queued.message.kind
         try:
             await self._transport.send(queued.message, self._sender)
@@ -116,11 +138,6 @@ class OutboxWorker:
             )
             if self._observer is not None:
                 self._observer.failed(kind)
-            return
+            return False
         self._breaker.record_success()
-        async with self._uow() as uow:
-            await uow.outbox.mark_sent(queued.id, self._clock.now())
-            await uow.commit()
-        log.info("mail.sent", kind=kind, message_id=queued.id)
-        if self._observer is not None:
-            self._observer.sent(kind)
+        return True

@@ -84,6 +84,11 @@ REFRESH_TOKEN_SESSION = select(_refresh.session_id).where(
     _refresh.token_hash == bindparam("token_hash")
 )
 INSERT_OUTBOX_MESSAGE = insert(tables.outbox)
+MARK_SENT = (
+    update(tables.outbox)
+    .where(tables.outbox.c.id.in_(bindparam("message_ids", expanding=True)))
+    .values(sent_at=bindparam("now"), locked_until=None, last_error=None)
+)
 UPDATE_OUTBOX_MESSAGE = update(tables.outbox).where(tables.outbox.c.id == bindparam("message_id"))
 INSERT_AUDIT_EVENT = insert(tables.audit_events)
 
@@ -411,8 +416,8 @@ class SqlOutbox:
             claimed.append(QueuedMessage(id=row["id"], message=message, attempts=row["attempts"]))
         return sorted(claimed, key=lambda queued: queued.id)
 
-    async def mark_sent(self, message_id: int, now: datetime) -> None:
-        await self._set(message_id, sent_at=now, locked_until=None, last_error=None)
+    async def mark_sent(self, message_ids: Sequence[int], now: datetime) -> None:
+        await self._db.execute(MARK_SENT, {"message_ids": list(message_ids), "now": now})
 
     async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
         await self._set(
