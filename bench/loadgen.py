@@ -15,11 +15,13 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from urllib.parse import urlsplit
 
 from bench import procs
 from bench.config import BENCH_DIR
 
 LUA_DIR = BENCH_DIR / "lua"
+CONNECTIONS_SAMPLED_AFTER_SECONDS = 1.0
 LuaValue = str | int | bool | Sequence[str]
 
 
@@ -49,6 +51,10 @@ class PhaseResult:
     latency_ms: dict[str, float]
     loadgen_cpu_cores: float
     worker_cpu_share: list[float]
+    # Keep-alive connections stay where they were accepted: a worker holding more of them than
+    # its share answers each one more slowly, whatever its CPU share. Loads run together
+    # share the count, as they share the CPU split.
+    worker_connections: list[int]
     # Less sensitive than req/s to other processes on the machine: they take time, not CPU.
     worker_cpu_ms_per_request: float
     machine_busy: float
@@ -126,6 +132,9 @@ def run_together(
                 )
                 started_loads.append((load, threads, process, output))
                 own_groups.add(process.pid)
+            # Counted once wrk has opened its connections, well before the phase ends.
+            time.sleep(min(CONNECTIONS_SAMPLED_AFTER_SECONDS, seconds / 2))
+            connections = procs.established_connections(workers, urlsplit(url).port or 80)
             usages = [
                 procs.wait_with_usage(process, timeout=seconds + 30)
                 for _, _, process, _ in started_loads
@@ -157,6 +166,7 @@ def run_together(
                     threads=threads,
                     loadgen_cpu_cores=usage.cpu_seconds / wall,
                     worker_deltas=deltas,
+                    worker_connections=connections,
                     busy=busy,
                     other=other,
                 )
@@ -176,6 +186,7 @@ def _result(
     threads: int,
     loadgen_cpu_cores: float,
     worker_deltas: list[float],
+    worker_connections: list[int],
     busy: float,
     other: float,
 ) -> PhaseResult:
@@ -204,6 +215,7 @@ def _result(
             round(delta / total_worker_cpu, 3) if total_worker_cpu else 0.0
             for delta in worker_deltas
         ],
+        worker_connections=worker_connections,
         worker_cpu_ms_per_request=0.0,
         machine_busy=round(busy, 3),
         other_cpu_cores=round(other, 3),

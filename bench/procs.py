@@ -6,6 +6,7 @@ Every process is started in a session of its own, so stopping it stops everythin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+TCP_ESTABLISHED = "01"  # the state column of /proc/net/tcp
 
 
 def free_port() -> int:
@@ -124,6 +126,25 @@ def cpu_seconds(pid: int) -> float:
     # The command name may hold spaces; the numeric fields start after its closing paren.
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def established_connections(pids: Sequence[int], port: int) -> list[int]:
+    """How many established TCP connections to local ``port`` each process holds."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if fields[3] == TCP_ESTABLISHED and local_port == port:
+                sockets.add(f"socket:[{fields[9]}]")
+    counts = []
+    for pid in pids:
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                held += os.readlink(fd) in sockets
+        counts.append(held)
+    return counts
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -210,8 +210,9 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
         f"{results['ceilings']['http']['rps']:.0f} req/s.",
         "",
         "| phase | conc | req/s | p50 ms | p95 ms | p99 ms | unexpected | worker CPU split "
-        "| worker CPU ms/req | wrk CPU (cores) | machine busy | other CPU (cores) | attempts |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| connections per worker | worker CPU ms/req | wrk CPU (cores) | machine busy "
+        "| other CPU (cores) | attempts |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     all_phases = [("", results["ceilings"]["http"])]
     all_phases += [("", phase) for phase in results["phases"].values()]
@@ -219,10 +220,12 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
     for prefix, phase in all_phases:
         latency = phase["latency_ms"]
         split = " / ".join(f"{share:.0%}" for share in phase["worker_cpu_share"])
+        connections = " / ".join(str(count) for count in phase["worker_connections"])
         lines.append(
             f"| {prefix}{phase['name']} | {phase['concurrency']} | {phase['rps']:.1f} "
             f"| {latency['p50']:.1f} | {latency['p95']:.1f} | {latency['p99']:.1f} "
-            f"| {phase['unexpected']} | {split} | {phase['worker_cpu_ms_per_request']:.2f} "
+            f"| {phase['unexpected']} | {split} | {connections} "
+            f"| {phase['worker_cpu_ms_per_request']:.2f} "
             f"| {phase['loadgen_cpu_cores']:.2f} "
             f"| {phase['machine_busy']:.0%} | {phase['other_cpu_cores']:.2f} "
             f"| {phase['attempts']} |"

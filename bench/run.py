@@ -117,7 +117,7 @@ class Bench:
         for result in results:
             log.info(
                 "%-22s c=%-3d %8.1f req/s  p50 %7.1f ms  p95 %7.1f ms  unexpected %d  split %s"
-                "  other CPU %.2f",
+                "  connections %s  other CPU %.2f",
                 result.name,
                 result.concurrency,
                 result.rps,
@@ -125,6 +125,7 @@ class Bench:
                 result.latency_ms["p95"],
                 result.unexpected,
                 result.worker_cpu_share,
+                result.worker_connections,
                 result.other_cpu_cores,
             )
         return results

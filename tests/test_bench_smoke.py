@@ -81,6 +81,9 @@ def test_smoke_run_writes_every_phase_and_target(tmp_path: Path) -> None:
     for name, phase in results["phases"].items():
         assert phase["requests"] > 0, name
         assert set(phase["latency_ms"]) >= {"p50", "p95", "p99"}, name
+        # wrk's connections (of every load run at the same time), found in the workers' sockets.
+        assert len(phase["worker_connections"]) == 2, name
+        assert sum(phase["worker_connections"]) > 0, name
     for target in results["targets"].values():
         assert set(target) >= {"value", "target", "met"}
     assert "| target | value | goal | met |" in result.stdout
