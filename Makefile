@@ -27,11 +27,17 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src
 
 ## Benchmark Bastion against its own ceilings and FastAPI-Users (about 5 minutes; bench/README.md)
-bench: $(STAMP) wrk
-	@test -x bench/.venv-peer/bin/granian || { $(PYTHON) -m venv bench/.venv-peer && \
-		bench/.venv-peer/bin/pip install --quiet -r bench/peer/requirements.txt \
-		"granian==$$($(BIN)/python -c 'import granian; print(granian.__version__)')"; }
+PEER_STAMP := bench/.venv-peer/.installed
+
+bench: $(STAMP) $(PEER_STAMP) wrk
 	$(BIN)/python -m bench.run
+
+# FastAPI-Users in a venv of its own, on the granian version Bastion's venv has.
+$(PEER_STAMP): bench/peer/requirements.txt $(STAMP)
+	test -x bench/.venv-peer/bin/python || $(PYTHON) -m venv bench/.venv-peer
+	bench/.venv-peer/bin/pip install --quiet -r bench/peer/requirements.txt \
+		"granian==$$($(BIN)/python -c 'import granian; print(granian.__version__)')"
+	touch $(PEER_STAMP)
 
 ## wrk drives the benchmark (and its smoke test); it comes from Debian's packages
 wrk:

@@ -68,6 +68,9 @@ def start_granian(
         str(venv / "bin" / "granian"),
         "--interface",
         "asgi",
+        # The event loop `bastion serve` runs on.
+        "--loop",
+        "uvloop",
         "--workers",
         str(WORKERS),
         "--host",

@@ -42,7 +42,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Apply pending migrations (unless BASTION_AUTO_MIGRATE=false) and serve the API."""
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
     from granian.server import Server
 
     settings = _settings()
@@ -70,6 +70,9 @@ def serve(
             address=host,
             port=port,
             interface=Interfaces.ASGI,
+            # libuv's event loop: each database and Redis round trip costs less CPU than on
+            # asyncio's own loop (login and refresh ~10 % less in-process).
+            loop=Loops.uvloop,
             workers=workers,
             factory=True,
             log_access=False,
