@@ -49,6 +49,13 @@ class Database:
         return {sid: self.rows[sid] for sid in session_ids if sid in self.rows}
 
 
+def stalled(session_id: uuid.UUID) -> tuple[Database, BatchedLookup]:
+    """Lookups over a database that holds one session and answers once the test opens its gate."""
+    database = Database([session_id])
+    database.gate.clear()
+    return database, BatchedLookup(database.look_up)
+
+
 async def test_sessions_asked_for_together_share_one_query() -> None:
     live = [uuid.uuid4() for _ in range(20)]
     gone = uuid.uuid4()
@@ -64,9 +71,7 @@ async def test_sessions_asked_for_together_share_one_query() -> None:
 
 async def test_requests_for_a_session_being_looked_up_wait_for_that_lookup() -> None:
     session_id = uuid.uuid4()
-    database = Database([session_id])
-    database.gate.clear()
-    lookups = BatchedLookup(database.look_up)
+    database, lookups = stalled(session_id)
     first = asyncio.ensure_future(lookups.get(session_id))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -109,9 +114,7 @@ async def test_a_failed_query_fails_every_request_waiting_for_it() -> None:
 
 async def test_a_caller_that_gives_up_does_not_cancel_the_lookup_of_others() -> None:
     session_id = uuid.uuid4()
-    database = Database([session_id])
-    database.gate.clear()
-    lookups = BatchedLookup(database.look_up)
+    database, lookups = stalled(session_id)
     impatient = asyncio.ensure_future(lookups.get(session_id))
     patient = asyncio.ensure_future(lookups.get(session_id))
     await asyncio.sleep(0)
