@@ -68,6 +68,19 @@ async def test_a_block_engages_once_and_lifts_on_time(limiter: Limiter) -> None:
     assert await limiter.block("blocked", T0 + 3600, T0 + 1800)
 
 
+async def test_a_hit_can_read_blocks_in_the_same_call(limiter: Limiter) -> None:
+    await limiter.block("engaged", T0 + 60, T0)
+    await limiter.block("lifted", T0 + 5, T0)
+
+    state, ends = await limiter.hit_reading_blocks(
+        "attempts", 60, 1, T0 + 10, ["engaged", "lifted", "never"]
+    )
+    assert state.allowed and state.count == 1 and state.event is not None
+    assert ends == [T0 + 60, None, None]
+    refused, _ = await limiter.hit_reading_blocks("attempts", 60, 1, T0 + 11, [])
+    assert not refused.allowed and refused.count == 1
+
+
 async def test_counted_events_can_be_taken_back(limiter: Limiter) -> None:
     first = await limiter.hit("taken-back", 600, 2, T0)
     second = await limiter.hit("taken-back", 600, 2, T0 + 1)

@@ -18,6 +18,13 @@ class Limiter(Protocol):
         in it; ``allowed`` says whether it was counted."""
         ...
 
+    async def hit_reading_blocks(
+        self, key: str, window: int, limit: int, now: float, blocks: Sequence[str]
+    ) -> tuple[WindowState, list[float | None]]:
+        """``hit``, then ``blocked_until(blocks)``, in one round trip: a block engaged before
+        the event was counted is always seen."""
+        ...
+
     async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
         """Take back counted events (key → event), such as attempts that turned out not to
         fail, and forget every event counted under each of ``windows``: one round trip."""

@@ -166,12 +166,13 @@ class LoginProtection:
         """The slots for this attempt, or TooManyAttempts (recorded) when it may not be made."""
         now = self._clock.now().timestamp()
         rules = self._rules
-        ip_slot = await self._limiter.hit(
-            keys.ip_failures, rules.failure_window, rules.max_failures, now
-        )
-        # Read after taking the slot: a block engaged meanwhile is then always seen.
-        ip_block, account_block = await self._limiter.blocked_until(
-            [keys.ip_block, keys.account_block], now
+        # The blocks are read after the slot is taken: a block engaged meanwhile is then seen.
+        ip_slot, (ip_block, account_block) = await self._limiter.hit_reading_blocks(
+            keys.ip_failures,
+            rules.failure_window,
+            rules.max_failures,
+            now,
+            [keys.ip_block, keys.account_block],
         )
         retry_after = block_remaining(ip_block, now)
         if retry_after is None and not ip_slot.allowed:

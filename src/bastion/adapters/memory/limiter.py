@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import random
 from collections.abc import Mapping, Sequence
 
 from bastion.ratelimit.model import Hit, LimiterStatus, WindowState, admit, live_hits
@@ -22,7 +22,7 @@ class MemoryLimiter:
         if len(self._windows) > SWEEP_THRESHOLD:
             self._sweep(now)
         hits, _ = self._windows.get(key, ([], window))
-        event = secrets.token_hex(8)
+        event = f"{random.getrandbits(64):016x}"
         hits, allowed = admit(hits, (now, event), window, limit)
         self._windows[key] = (hits, window)
         return WindowState(
@@ -31,6 +31,11 @@ class MemoryLimiter:
             oldest=hits[0][0] if hits else None,
             event=event if allowed else None,
         )
+
+    async def hit_reading_blocks(
+        self, key: str, window: int, limit: int, now: float, blocks: Sequence[str]
+    ) -> tuple[WindowState, list[float | None]]:
+        return await self.hit(key, window, limit, now), await self.blocked_until(blocks, now)
 
     async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
         for key, event in events.items():

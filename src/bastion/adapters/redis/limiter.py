@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import secrets
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
@@ -25,7 +25,8 @@ REDIS_TIMEOUT_SECONDS = 0.5
 PROBE_INTERVAL_SECONDS = 1.0
 
 # A sorted set per key: members are events, scores their times. Trimming, counting and adding run
-# as one script, so concurrent workers never both take the last slot.
+# as one script, so concurrent workers never both take the last slot. Any further keys are
+# blocks, read after the count and returned with it.
 HIT_SCRIPT = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -42,7 +43,11 @@ if count > 0 then
   redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {allowed, count, oldest[2] or false}
+local result = {allowed, count, oldest[2] or false}
+for i = 2, #KEYS do
+  result[#result + 1] = redis.call('GET', KEYS[i]) or false
+end
+return result
 """
 
 BLOCK_SCRIPT = """
@@ -69,16 +74,25 @@ class RedisLimiter:
         self._block = self._redis.register_script(BLOCK_SCRIPT)
 
     async def hit(self, key: str, window: int, limit: int, now: float) -> WindowState:
-        member = f"{now!r}:{secrets.token_hex(6)}"
-        allowed, count, oldest = await self._hit(
-            keys=[self._window(key)], args=[repr(now), window, limit, member]
+        state, _ = await self.hit_reading_blocks(key, window, limit, now, ())
+        return state
+
+    async def hit_reading_blocks(
+        self, key: str, window: int, limit: int, now: float, blocks: Sequence[str]
+    ) -> tuple[WindowState, list[float | None]]:
+        # Unique within the window is all an event id needs; no system call for randomness.
+        member = f"{now!r}:{random.getrandbits(48):012x}"
+        allowed, count, oldest, *ends = await self._hit(
+            keys=[self._window(key), *(self._block_key(block) for block in blocks)],
+            args=[repr(now), window, limit, member],
         )
-        return WindowState(
+        state = WindowState(
             allowed=bool(allowed),
             count=int(count),
             oldest=float(oldest) if oldest else None,
             event=member if allowed else None,
         )
+        return state, [_live_block_end(end, now) for end in ends]
 
     async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
         pipeline = self._redis.pipeline(transaction=False)
@@ -96,11 +110,8 @@ class RedisLimiter:
         return bool(engaged)
 
     async def blocked_until(self, keys: Sequence[str], now: float) -> list[float | None]:
-        ends = [
-            float(raw) if raw is not None else None
-            for raw in await self._redis.mget([self._block_key(key) for key in keys])
-        ]
-        return [until if until is not None and until > now else None for until in ends]
+        ends = await self._redis.mget([self._block_key(key) for key in keys])
+        return [_live_block_end(end, now) for end in ends]
 
     def status(self) -> LimiterStatus:
         return LimiterStatus.OK
@@ -114,6 +125,11 @@ class RedisLimiter:
 
     def _block_key(self, key: str) -> str:
         return f"{self._prefix}block:{key}"
+
+
+def _live_block_end(raw: bytes | str | None, now: float) -> float | None:
+    until = float(raw) if raw else None
+    return until if until is not None and until > now else None
 
 
 class FallbackLimiter:
@@ -138,6 +154,13 @@ class FallbackLimiter:
 
     async def hit(self, key: str, window: int, limit: int, now: float) -> WindowState:
         return await self._call(lambda limiter: limiter.hit(key, window, limit, now))
+
+    async def hit_reading_blocks(
+        self, key: str, window: int, limit: int, now: float, blocks: Sequence[str]
+    ) -> tuple[WindowState, list[float | None]]:
+        return await self._call(
+            lambda limiter: limiter.hit_reading_blocks(key, window, limit, now, blocks)
+        )
 
     async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
         await self._call(lambda limiter: limiter.discard(events, windows))
