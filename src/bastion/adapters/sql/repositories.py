@@ -23,11 +23,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert, Update
 
 from bastion.accounts.model import Role, User
 from bastion.adapters.sql import tables
+from bastion.adapters.sql.transaction import SqlTransaction
 from bastion.audit.model import AuditEvent, EventType, scrub
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.core.secrets import Sealer
@@ -43,7 +43,6 @@ USER_BY_ID = select(tables.users).where(_users.id == bindparam("id"))
 USER_BY_EMAIL = select(tables.users).where(_users.email == bindparam("email"))
 UPDATE_USER = update(tables.users).where(_users.id == bindparam("user_id"))
 _sessions = tables.sessions.c
-INSERT_SESSION = insert(tables.sessions)
 SESSION_BY_ID = select(tables.sessions).where(_sessions.id == bindparam("id"))
 SESSIONS_BY_ID = select(tables.sessions).where(_sessions.id.in_(bindparam("ids", expanding=True)))
 TOUCH_SESSION = (
@@ -60,7 +59,6 @@ RESUME_SESSION = (
     .returning(*tables.sessions.c, *(column.label(f"account_{column.name}") for column in _users))
 )
 _refresh = tables.refresh_tokens.c
-INSERT_REFRESH_TOKEN = insert(tables.refresh_tokens)
 ROTATE_REFRESH_TOKEN = (
     update(tables.refresh_tokens)
     .where(_refresh.token_hash == bindparam("spent_hash"), _refresh.rotated_at.is_(None))
@@ -83,14 +81,12 @@ ROTATE_AND_STORE_SUCCESSOR = (
 REFRESH_TOKEN_SESSION = select(_refresh.session_id).where(
     _refresh.token_hash == bindparam("token_hash")
 )
-INSERT_OUTBOX_MESSAGE = insert(tables.outbox)
 MARK_SENT = (
     update(tables.outbox)
     .where(tables.outbox.c.id.in_(bindparam("message_ids", expanding=True)))
     .values(sent_at=bindparam("now"), locked_until=None, last_error=None)
 )
 UPDATE_OUTBOX_MESSAGE = update(tables.outbox).where(tables.outbox.c.id == bindparam("message_id"))
-INSERT_AUDIT_EVENT = insert(tables.audit_events)
 
 
 @functools.cache
@@ -127,11 +123,11 @@ def claim_due_messages(dialect: str) -> Update:
 
 
 class SqlUserRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: SqlTransaction) -> None:
         self._db = connection
 
     async def add(self, user: User) -> bool:
-        statement = insert_user_unless_email_taken(self._db.dialect.name)
+        statement = insert_user_unless_email_taken(self._db.dialect)
         return (await self._db.execute(statement, _user_row(user))).rowcount == 1
 
     async def get(self, user_id: uuid.UUID) -> User | None:
@@ -170,7 +166,7 @@ class SqlUserRepository:
         """
         u = tables.users.c
         query = select(u.id).where(u.role == Role.ADMIN.value, u.is_active.is_(True)).order_by(u.id)
-        if self._db.dialect.name == "postgresql":
+        if self._db.dialect == "postgresql":
             query = query.with_for_update()
         return len((await self._db.execute(query)).all())
 
@@ -206,19 +202,20 @@ def _user(row: Any) -> User:
 
 
 class SqlOneTimeTokenRepository:
-    def __init__(self, connection: AsyncConnection, table: Table) -> None:
+    def __init__(self, connection: SqlTransaction, table: Table) -> None:
         self._db = connection
         self._table = table
 
     async def add(self, token: OneTimeToken) -> None:
-        await self._db.execute(
-            insert(self._table).values(
-                token_hash=token.token_hash,
-                user_id=token.user_id,
-                created_at=token.created_at,
-                expires_at=token.expires_at,
-                used_at=token.used_at,
-            )
+        self._db.insert_later(
+            self._table,
+            {
+                "token_hash": token.token_hash,
+                "user_id": token.user_id,
+                "created_at": token.created_at,
+                "expires_at": token.expires_at,
+                "used_at": token.used_at,
+            },
         )
 
     async def get(self, token_hash: str) -> OneTimeToken | None:
@@ -251,12 +248,12 @@ class SqlOneTimeTokenRepository:
 
 
 class SqlSessionRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: SqlTransaction) -> None:
         self._db = connection
 
     async def add(self, session: Session) -> None:
-        await self._db.execute(
-            INSERT_SESSION,
+        self._db.insert_later(
+            tables.sessions,
             {
                 "id": session.id,
                 "user_id": session.user_id,
@@ -289,7 +286,7 @@ class SqlSessionRepository:
         return [Session(**row) for row in (await self._db.execute(query)).mappings()]
 
     async def resume(self, session_id: uuid.UUID, now: datetime) -> tuple[Session, User] | None:
-        if self._db.dialect.name != "postgresql":
+        if self._db.dialect != "postgresql":
             session = await self.touch(session_id, now)
             user = await SqlUserRepository(self._db).get(session.user_id) if session else None
             return (session, user) if session and user else None
@@ -330,8 +327,8 @@ class SqlSessionRepository:
     async def add_refresh_token(
         self, token_hash: str, session_id: uuid.UUID, now: datetime
     ) -> None:
-        await self._db.execute(
-            INSERT_REFRESH_TOKEN,
+        self._db.insert_later(
+            tables.refresh_tokens,
             {"token_hash": token_hash, "session_id": session_id, "created_at": now},
         )
 
@@ -339,7 +336,7 @@ class SqlSessionRepository:
         self, token_hash: str, successor_hash: str, now: datetime
     ) -> uuid.UUID | None:
         parameters = {"spent_hash": token_hash, "successor_hash": successor_hash, "now": now}
-        in_one_statement = self._db.dialect.name == "postgresql"
+        in_one_statement = self._db.dialect == "postgresql"
         statement = ROTATE_AND_STORE_SUCCESSOR if in_one_statement else ROTATE_REFRESH_TOKEN
         result = await self._db.execute(statement, parameters)
         session_id: uuid.UUID | None = result.scalar_one_or_none()
@@ -354,7 +351,7 @@ class SqlSessionRepository:
 
 
 class SqlSigningKeyRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: SqlTransaction) -> None:
         self._db = connection
 
     async def list(self) -> list[SigningKey]:
@@ -384,7 +381,7 @@ class SqlSigningKeyRepository:
 class SqlOutbox:
     """The outbox table. Payloads are sealed: until delivered they carry one-time links."""
 
-    def __init__(self, connection: AsyncConnection, sealer: Sealer) -> None:
+    def __init__(self, connection: SqlTransaction, sealer: Sealer) -> None:
         self._db = connection
         self._sealer = sealer
 
@@ -392,8 +389,8 @@ class SqlOutbox:
         payload = json.dumps(
             {"subject": message.subject, "text": message.text, "html": message.html}
         ).encode()
-        await self._db.execute(
-            INSERT_OUTBOX_MESSAGE,
+        self._db.insert_later(
+            tables.outbox,
             {
                 "recipient": message.recipient,
                 "kind": message.kind,
@@ -407,7 +404,7 @@ class SqlOutbox:
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime
     ) -> list[QueuedMessage]:
-        statement = claim_due_messages(self._db.dialect.name)
+        statement = claim_due_messages(self._db.dialect)
         parameters = {"now": now, "limit": limit, "lease_until": lease_until}
         claimed = []
         for row in (await self._db.execute(statement, parameters)).mappings():
@@ -440,15 +437,15 @@ class SqlOutbox:
 
 
 class SqlAuditLog:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: SqlTransaction) -> None:
         self._db = connection
         # What this transaction recorded, for observers told once it commits.
         self.recorded: list[AuditEvent] = []
 
     async def record(self, event: AuditEvent) -> None:
         self.recorded.append(event)
-        await self._db.execute(
-            INSERT_AUDIT_EVENT,
+        self._db.insert_later(
+            tables.audit_events,
             {
                 "occurred_at": event.occurred_at,
                 "type": event.type.value,

@@ -6,7 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bastion.adapters.sql import tables
 from bastion.adapters.sql.database import READ_ONLY
@@ -18,6 +18,7 @@ from bastion.adapters.sql.repositories import (
     SqlSigningKeyRepository,
     SqlUserRepository,
 )
+from bastion.adapters.sql.transaction import SqlTransaction
 from bastion.audit.ports import AuditObserver
 from bastion.core.errors import StorageUnavailable
 from bastion.core.secrets import Sealer
@@ -53,8 +54,7 @@ class SqlUnitOfWork:
         self._sealer = sealer
         self._read_only = read_only
         self._audit_observer = audit_observer
-        self._connection: AsyncConnection | None = None
-        self._transaction: AsyncTransaction | None = None
+        self._transaction: SqlTransaction | None = None
 
     async def __aenter__(self) -> SqlUnitOfWork:
         try:
@@ -63,25 +63,18 @@ class SqlUnitOfWork:
             if is_unavailable(exc):
                 raise StorageUnavailable() from exc
             raise
-        try:
-            if self._read_only:
-                connection = await connection.execution_options(**_read_only_options(connection))
-            self._transaction = await connection.begin()
-        except Exception as exc:
-            await connection.close()
-            if is_unavailable(exc):
-                raise StorageUnavailable() from exc
-            raise
-        self._connection = connection
-        self.users = SqlUserRepository(connection)
+        if self._read_only:
+            connection = await connection.execution_options(**_read_only_options(connection))
+        transaction = self._transaction = SqlTransaction(connection)
+        self.users = SqlUserRepository(transaction)
         self.verification_tokens = SqlOneTimeTokenRepository(
-            connection, tables.email_verification_tokens
+            transaction, tables.email_verification_tokens
         )
-        self.reset_tokens = SqlOneTimeTokenRepository(connection, tables.password_reset_tokens)
-        self.sessions = SqlSessionRepository(connection)
-        self.signing_keys = SqlSigningKeyRepository(connection)
-        self.outbox = SqlOutbox(connection, self._sealer)
-        self.audit = SqlAuditLog(connection)
+        self.reset_tokens = SqlOneTimeTokenRepository(transaction, tables.password_reset_tokens)
+        self.sessions = SqlSessionRepository(transaction)
+        self.signing_keys = SqlSigningKeyRepository(transaction)
+        self.outbox = SqlOutbox(transaction, self._sealer)
+        self.audit = SqlAuditLog(transaction)
         return self
 
     async def commit(self) -> None:
@@ -104,13 +97,10 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        connection, self._connection = self._connection, None
         transaction, self._transaction = self._transaction, None
         try:
-            if transaction is not None and transaction.is_active:
-                await transaction.rollback()
-            if connection is not None:
-                await connection.close()
+            if transaction is not None:
+                await transaction.close()
         except Exception as cleanup_error:
             if exc is None and not is_unavailable(cleanup_error):
                 raise
