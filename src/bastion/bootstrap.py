@@ -152,6 +152,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         ResetRules(reset_token_ttl=settings.reset_token_ttl, links=links),
         outbox_worker.wake,
     )
+    rules = endpoint_rules(settings)
     return Services(
         settings=settings,
         engine=engine,
@@ -166,13 +167,14 @@ def build(settings: Settings, **overrides: Any) -> Services:
         admin=AdminService(uow, clock, sessions.forget),
         metrics=metrics,
         limiter=limiter,
-        limits=RateLimits(limiter, clock, endpoint_rules(settings)),
+        limits=RateLimits(limiter, clock, rules),
         login_protection=LoginProtection(
             sessions,
             limiter,
             uow,
             clock,
             login_rules(settings),
+            rules.per_ip,
             Signer(derive_key(secret, "bastion/device-cookie")),
             links,
             outbox_worker.wake,

@@ -14,7 +14,7 @@ import structlog
 
 from bastion.adapters.memory.limiter import MemoryLimiter
 from bastion.adapters.redis.limiter import FallbackLimiter, RedisLimiter
-from bastion.ratelimit.model import LimiterStatus
+from bastion.ratelimit.model import Count, LimiterStatus
 from bastion.ratelimit.ports import Limiter
 from tests.support import SmtpServer, free_port, make_settings, random_email, running_app
 
@@ -68,17 +68,32 @@ async def test_a_block_engages_once_and_lifts_on_time(limiter: Limiter) -> None:
     assert await limiter.block("blocked", T0 + 3600, T0 + 1800)
 
 
-async def test_a_hit_can_read_blocks_in_the_same_call(limiter: Limiter) -> None:
+async def test_hits_in_turn_read_blocks_in_the_same_call(limiter: Limiter) -> None:
     await limiter.block("engaged", T0 + 60, T0)
     await limiter.block("lifted", T0 + 5, T0)
 
-    state, ends = await limiter.hit_reading_blocks(
-        "attempts", 60, 1, T0 + 10, ["engaged", "lifted", "never"]
+    states, ends = await limiter.hit_in_turn(
+        [Count("attempts", 60, 1, ("lifted", "never")), Count("other", 60, 5)], T0 + 10
     )
-    assert state.allowed and state.count == 1 and state.event is not None
-    assert ends == [T0 + 60, None, None]
-    refused, _ = await limiter.hit_reading_blocks("attempts", 60, 1, T0 + 11, [])
-    assert not refused.allowed and refused.count == 1
+    assert [state.count if state else None for state in states] == [1, 1]
+    assert states[0] is not None and states[0].allowed and states[0].event is not None
+    assert ends == {"lifted": None, "never": None}
+    states, ends = await limiter.hit_in_turn([Count("attempts", 60, 5, ("engaged",))], T0 + 10)
+    assert states == [None], "a count is skipped while one of its blocks is in force"
+    assert ends == {"engaged": T0 + 60}
+
+
+async def test_the_first_full_window_ends_the_turn(limiter: Limiter) -> None:
+    await limiter.hit("full", 60, 1, T0)
+
+    states, _ = await limiter.hit_in_turn(
+        [Count("before", 60, 5), Count("full", 60, 1), Count("after", 60, 5)], T0 + 1
+    )
+    before, full, after = states
+    assert before is not None and before.allowed
+    assert full is not None and not full.allowed and full.count == 1 and full.oldest == T0
+    assert after is None
+    assert (await limiter.hit("after", 60, 1, T0 + 2)).allowed, "nothing was counted after it"
 
 
 async def test_counted_events_can_be_taken_back(limiter: Limiter) -> None:

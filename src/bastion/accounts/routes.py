@@ -65,7 +65,7 @@ BEARER_ERRORS = (InvalidToken, AccessTokenExpired, SessionRevoked)
     "/register",
     status_code=status.HTTP_202_ACCEPTED,
     responses=openapi_responses(WeakPassword, RateLimited),
-    dependencies=[PerIpLimit, RegistrationLimit],
+    dependencies=[RegistrationLimit],
     summary="Sign up; a verification link is emailed",
 )
 async def register(body: RegisterRequest, services: ServicesDep, context: ContextDep) -> Accepted:

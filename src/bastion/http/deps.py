@@ -102,8 +102,11 @@ async def limit_per_user(
 
 
 async def limit_registrations(request: Request, services: ServicesDep) -> None:
+    """The general per-IP limit, then the registration limit: one round trip for both."""
     limits = services.limits
-    enforce(request, await limits.per_ip(limits.rules.register, request.state.client_ip))
+    rules = [limits.rules.per_ip, limits.rules.register]
+    for usage in await limits.per_ip_in_turn(rules, request.state.client_ip):
+        enforce(request, usage)
 
 
 async def limit_password_resets(request: Request, services: ServicesDep) -> None:

@@ -36,6 +36,22 @@ class Rule:
     window: int
 
 
+@dataclass(frozen=True, slots=True)
+class Count:
+    """One event to count in the sliding ``window`` of ``key``, up to ``limit`` events; skipped
+    while any of the blocks ``unless_blocked`` is in force."""
+
+    key: str
+    window: int
+    limit: int
+    unless_blocked: tuple[str, ...] = ()
+
+
+def rate_count(rule: Rule, subject: str) -> Count:
+    """One request from ``subject`` (a client IP, a user, an account) against ``rule``."""
+    return Count(f"rate:{rule.name}:{subject}", rule.window, rule.limit)
+
+
 # An event in a window: when it happened, and an id to take it back by.
 Hit = tuple[float, str]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from bastion.ratelimit.model import LimiterStatus, WindowState
+from bastion.ratelimit.model import Count, LimiterStatus, WindowState
 
 
 class Limiter(Protocol):
@@ -18,11 +18,15 @@ class Limiter(Protocol):
         in it; ``allowed`` says whether it was counted."""
         ...
 
-    async def hit_reading_blocks(
-        self, key: str, window: int, limit: int, now: float, blocks: Sequence[str]
-    ) -> tuple[WindowState, list[float | None]]:
-        """``hit``, then ``blocked_until(blocks)``, in one round trip: a block engaged before
-        the event was counted is always seen."""
+    async def hit_in_turn(
+        self, counts: Sequence[Count], now: float
+    ) -> tuple[list[WindowState | None], dict[str, float | None]]:
+        """``hit`` each count's window in turn, atomically and in one round trip.
+
+        A count whose blocks are in force is skipped, and the first window that is full ends
+        the turn. Returns each window's state (None where nothing was counted) and when each
+        block named ends (None where none is in force).
+        """
         ...
 
     async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:

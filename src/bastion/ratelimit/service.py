@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import structlog
@@ -16,9 +16,10 @@ from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
 from bastion.core.secrets import Signer
 from bastion.mail import messages
-from bastion.ratelimit.errors import TooManyAttempts
+from bastion.ratelimit.errors import RateLimited, TooManyAttempts
 from bastion.ratelimit.model import (
     ACCOUNT_FAILURE_MEMORY,
+    Count,
     LoginRules,
     Rule,
     Usage,
@@ -28,6 +29,7 @@ from bastion.ratelimit.model import (
     block_remaining,
     ip_lockout_reached,
     ip_subject,
+    rate_count,
     seconds_until,
     usage,
 )
@@ -66,9 +68,19 @@ class RateLimits:
     async def per_user(self, rule: Rule, user_id: uuid.UUID) -> Usage:
         return await self._count(rule, str(user_id))
 
+    async def per_ip_in_turn(self, rules: Sequence[Rule], ip: str | None) -> list[Usage]:
+        """Count the request against each rule in turn, in one round trip, up to the first that
+        refuses it: the usage of each rule counted."""
+        now = self._clock.now().timestamp()
+        subject = ip_subject(ip)
+        states, _ = await self._limiter.hit_in_turn([rate_count(r, subject) for r in rules], now)
+        counted = zip(rules, states, strict=True)
+        return [usage(rule, state, now) for rule, state in counted if state is not None]
+
     async def _count(self, rule: Rule, subject: str) -> Usage:
         now = self._clock.now().timestamp()
-        state = await self._limiter.hit(f"rate:{rule.name}:{subject}", rule.window, rule.limit, now)
+        count = rate_count(rule, subject)
+        state = await self._limiter.hit(count.key, count.window, count.limit, now)
         return usage(rule, state, now)
 
 
@@ -109,6 +121,17 @@ class _Attempt:
     account: WindowState | None  # None for a known device, or the one probe after a block
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Where a log-in attempt stands before its password is checked."""
+
+    usage: Usage  # of the per-IP request limit, for the RateLimit-* headers
+    email: str
+    keys: _Keys
+    attempt: _Attempt | None = None  # None when the attempt may not be made
+    retry_after: int = 0  # when it may not be made for a lockout: seconds until it may
+
+
 class LoginProtection:
     """Log-in behind the lockout rules.
 
@@ -125,6 +148,7 @@ class LoginProtection:
         uow: UnitOfWorkFactory,
         clock: Clock,
         rules: LoginRules,
+        requests: Rule,
         devices: Signer,
         links: messages.Links,
         mail_queued: Callable[[], None],
@@ -134,20 +158,61 @@ class LoginProtection:
         self._uow = uow
         self._clock = clock
         self._rules = rules
+        self._requests = requests
         self._devices = devices
         self._links = links
         self._mail_queued = mail_queued
 
-    async def login(
-        self,
-        email: str,
-        password: str,
-        remember_me: bool,
-        context: RequestContext,
-        device_cookie: str | None,
-    ) -> ProtectedLogin:
+    async def admit(
+        self, email: str, context: RequestContext, device_cookie: str | None
+    ) -> Admission:
+        """Count the request against the per-IP limit and take the attempt's slots, in one
+        round trip; an attempt that may not be made is recorded here and refused by ``login``."""
         keys = _Keys.of(email, context.ip)
-        attempt = await self._admit(keys, email, device_cookie, context)
+        now = self._clock.now().timestamp()
+        rules = self._rules
+        (request, ip_slot, account_slot), ends = await self._limiter.hit_in_turn(
+            [
+                rate_count(self._requests, ip_subject(context.ip)),
+                Count(keys.ip_failures, rules.failure_window, rules.max_failures, (keys.ip_block,)),
+                Count(
+                    keys.account_failures,
+                    ACCOUNT_FAILURE_MEMORY,
+                    rules.account_max_failures,
+                    (keys.ip_block, keys.account_block),
+                ),
+            ],
+            now,
+        )
+        if request is None:
+            raise RuntimeError("the per-IP request count is never skipped")
+        admission = Admission(usage(self._requests, request, now), email, keys)
+        if not request.allowed:
+            return admission
+        retry_after = block_remaining(ends[keys.ip_block], now)
+        if retry_after is None and ip_slot is not None and not ip_slot.allowed:
+            retry_after = seconds_until((ip_slot.oldest or now) + rules.failure_window, now)
+        if retry_after is None and ip_slot is not None:
+            account_slot, retry_after = await self._admit_account(
+                keys, email, device_cookie, context, now, account_slot, ends[keys.account_block]
+            )
+        if retry_after is None and ip_slot is not None:
+            return replace(admission, attempt=_Attempt(ip_slot, account_slot))
+        if ip_slot is not None and ip_slot.event is not None:
+            await self._limiter.discard({keys.ip_failures: ip_slot.event})
+        await self._record_blocked(email, context)
+        return replace(admission, retry_after=retry_after or rules.block_seconds)
+
+    async def login(
+        self, admission: Admission, password: str, remember_me: bool, context: RequestContext
+    ) -> ProtectedLogin:
+        """Check the password of an admitted attempt; its slots count as a failure or are
+        given back."""
+        if not admission.usage.allowed:
+            raise RateLimited(admission.usage.reset_after)
+        attempt, keys, email = admission.attempt, admission.keys, admission.email
+        if attempt is None:
+            raise TooManyAttempts(admission.retry_after)
         try:
             user = await self._sessions.check_password(email, password, context)
         except InvalidCredentials:
@@ -160,35 +225,6 @@ class LoginProtection:
         tokens = await self._sessions.start_session(user, remember_me, context)
         return ProtectedLogin(tokens, self._devices.sign(f"{user.id}:{secrets.token_hex(8)}"))
 
-    async def _admit(
-        self, keys: _Keys, email: str, device_cookie: str | None, context: RequestContext
-    ) -> _Attempt:
-        """The slots for this attempt, or TooManyAttempts (recorded) when it may not be made."""
-        now = self._clock.now().timestamp()
-        rules = self._rules
-        # The blocks are read after the slot is taken: a block engaged meanwhile is then seen.
-        ip_slot, (ip_block, account_block) = await self._limiter.hit_reading_blocks(
-            keys.ip_failures,
-            rules.failure_window,
-            rules.max_failures,
-            now,
-            [keys.ip_block, keys.account_block],
-        )
-        retry_after = block_remaining(ip_block, now)
-        if retry_after is None and not ip_slot.allowed:
-            retry_after = seconds_until((ip_slot.oldest or now) + rules.failure_window, now)
-        account_slot = None
-        if retry_after is None:
-            account_slot, retry_after = await self._admit_account(
-                keys, email, device_cookie, context, now, account_block
-            )
-        if retry_after is None:
-            return _Attempt(ip_slot, account_slot)
-        if ip_slot.event is not None:
-            await self._limiter.discard({keys.ip_failures: ip_slot.event})
-        await self._record_blocked(email, context)
-        raise TooManyAttempts(retry_after)
-
     async def _admit_account(
         self,
         keys: _Keys,
@@ -196,17 +232,15 @@ class LoginProtection:
         device_cookie: str | None,
         context: RequestContext,
         now: float,
+        slot: WindowState | None,
         block_end: float | None,
     ) -> tuple[WindowState | None, int | None]:
         """The account slot and the seconds to wait (None when the attempt may go ahead)."""
-        blocked = block_remaining(block_end, now)
-        if blocked is not None:
+        if slot is None:
+            # Not counted: the account is blocked. Devices that signed in to it before pass.
             if await self._is_known_device(email, device_cookie):
                 return None, None
-            return None, blocked
-        slot = await self._limiter.hit(
-            keys.account_failures, ACCOUNT_FAILURE_MEMORY, self._rules.account_max_failures, now
-        )
+            return None, block_remaining(block_end, now) or self._rules.account_block_seconds
         if slot.allowed or await self._is_known_device(email, device_cookie):
             return (slot if slot.allowed else None), None
         # Still at the limit after a block lifted: the one attempt that re-engages the block may

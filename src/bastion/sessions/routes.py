@@ -20,7 +20,7 @@ from bastion.http.deps import (
     current_principal,
 )
 from bastion.http.errors import openapi_responses
-from bastion.http.protection import DEVICE_COOKIE, set_device_cookie
+from bastion.http.protection import DEVICE_COOKIE, enforce, set_device_cookie
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 from bastion.ratelimit.errors import RateLimited, TooManyAttempts
 from bastion.sessions.errors import (
@@ -81,7 +81,6 @@ class SessionInfo(BaseModel):
     responses=openapi_responses(
         InvalidCredentials, EmailNotVerified, AccountDisabled, TooManyAttempts, RateLimited
     ),
-    dependencies=[PerIpLimit],
     summary="Log in; remember_me also sets a 30-day refresh cookie",
 )
 async def login(
@@ -91,9 +90,11 @@ async def login(
     services: ServicesDep,
     context: ContextDep,
 ) -> TokenResponse:
-    result = await services.login_protection.login(
-        body.email, body.password, body.remember_me, context, request.cookies.get(DEVICE_COOKIE)
-    )
+    protection = services.login_protection
+    # The per-IP request limit is counted with the attempt's lockout slots, in one round trip.
+    admission = await protection.admit(body.email, context, request.cookies.get(DEVICE_COOKIE))
+    enforce(request, admission.usage)
+    result = await protection.login(admission, body.password, body.remember_me, context)
     set_device_cookie(response, result.device_cookie, services.settings.cookie_secure)
     return _token_response(result.tokens, response, services.settings.cookie_secure)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 
-from bastion.ratelimit.model import Hit, LimiterStatus, WindowState, admit, live_hits
+from bastion.ratelimit.model import Count, Hit, LimiterStatus, WindowState, admit, live_hits
 
 # Expired keys are swept once the table holds this many, so memory stays bounded under attack.
 SWEEP_THRESHOLD = 10_000
@@ -32,10 +32,20 @@ class MemoryLimiter:
             event=event if allowed else None,
         )
 
-    async def hit_reading_blocks(
-        self, key: str, window: int, limit: int, now: float, blocks: Sequence[str]
-    ) -> tuple[WindowState, list[float | None]]:
-        return await self.hit(key, window, limit, now), await self.blocked_until(blocks, now)
+    async def hit_in_turn(
+        self, counts: Sequence[Count], now: float
+    ) -> tuple[list[WindowState | None], dict[str, float | None]]:
+        ends = {key: self._block_end(key, now) for count in counts for key in count.unless_blocked}
+        states: list[WindowState | None] = []
+        refused = False
+        for count in counts:
+            if refused or any(ends[key] is not None for key in count.unless_blocked):
+                states.append(None)
+                continue
+            state = await self.hit(count.key, count.window, count.limit, now)
+            states.append(state)
+            refused = not state.allowed
+        return states, ends
 
     async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
         for key, event in events.items():

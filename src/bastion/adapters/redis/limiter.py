@@ -14,7 +14,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from bastion.ratelimit.model import LimiterStatus, WindowState
+from bastion.ratelimit.model import Count, LimiterStatus, WindowState
 from bastion.ratelimit.ports import Limiter
 
 log = structlog.get_logger("bastion.ratelimit")
@@ -24,28 +24,59 @@ REDIS_TIMEOUT_SECONDS = 0.5
 # While Redis is down, one call per interval tries it again; the rest go straight to memory.
 PROBE_INTERVAL_SECONDS = 1.0
 
-# A sorted set per key: members are events, scores their times. Trimming, counting and adding run
-# as one script, so concurrent workers never both take the last slot. Any further keys are
-# blocks, read after the count and returned with it.
-HIT_SCRIPT = """
+# A sorted set per window: members are events, scores their times. Blocks are plain keys holding
+# when they end. Reading the blocks, then trimming, counting and adding in each window in turn,
+# run as one script, so concurrent workers never both take the last slot and a block engaged by
+# another worker is seen before any slot is taken.
+# KEYS: the windows in turn, then the blocks. ARGV: now, the event id, then for each window its
+# length, its limit and the positions in KEYS of the blocks that skip it.
+HIT_IN_TURN_SCRIPT = """
 local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
-  count = count + 1
-  allowed = 1
+local windows = (#ARGV - 2) / 3
+local live = {}
+for i = windows + 1, #KEYS do
+  local ends = redis.call('GET', KEYS[i])
+  if ends and tonumber(ends) > now then
+    live[i] = ends
+  end
 end
-if count > 0 then
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+local result = {}
+local refused = false
+for i = 1, windows do
+  local window = tonumber(ARGV[i * 3])
+  local limit = tonumber(ARGV[i * 3 + 1])
+  local skipped = refused
+  for position in string.gmatch(ARGV[i * 3 + 2], '%d+') do
+    if live[tonumber(position)] then
+      skipped = true
+    end
+  end
+  if skipped then
+    result[#result + 1] = -1
+    result[#result + 1] = 0
+    result[#result + 1] = false
+  else
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+    local count = redis.call('ZCARD', KEYS[i])
+    local allowed = 0
+    if count < limit then
+      redis.call('ZADD', KEYS[i], now, ARGV[2])
+      count = count + 1
+      allowed = 1
+    else
+      refused = true
+    end
+    if count > 0 then
+      redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000))
+    end
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    result[#result + 1] = allowed
+    result[#result + 1] = count
+    result[#result + 1] = oldest[2] or false
+  end
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local result = {allowed, count, oldest[2] or false}
-for i = 2, #KEYS do
-  result[#result + 1] = redis.call('GET', KEYS[i]) or false
+for i = windows + 1, #KEYS do
+  result[#result + 1] = live[i] or false
 end
 return result
 """
@@ -70,29 +101,50 @@ class RedisLimiter:
             retry=Retry(NoBackoff(), 1),
         )
         self._prefix = prefix
-        self._hit = self._redis.register_script(HIT_SCRIPT)
+        self._hit_in_turn = self._redis.register_script(HIT_IN_TURN_SCRIPT)
         self._block = self._redis.register_script(BLOCK_SCRIPT)
 
     async def hit(self, key: str, window: int, limit: int, now: float) -> WindowState:
-        state, _ = await self.hit_reading_blocks(key, window, limit, now, ())
+        [state], _ = await self.hit_in_turn([Count(key, window, limit)], now)
+        if state is None:
+            raise RuntimeError("a count that no block skips is always counted")
         return state
 
-    async def hit_reading_blocks(
-        self, key: str, window: int, limit: int, now: float, blocks: Sequence[str]
-    ) -> tuple[WindowState, list[float | None]]:
+    async def hit_in_turn(
+        self, counts: Sequence[Count], now: float
+    ) -> tuple[list[WindowState | None], dict[str, float | None]]:
+        blocks = list(dict.fromkeys(key for count in counts for key in count.unless_blocked))
+        position = {key: len(counts) + 1 + index for index, key in enumerate(blocks)}
         # Unique within the window is all an event id needs; no system call for randomness.
         member = f"{now!r}:{random.getrandbits(48):012x}"
-        allowed, count, oldest, *ends = await self._hit(
-            keys=[self._window(key), *(self._block_key(block) for block in blocks)],
-            args=[repr(now), window, limit, member],
+        args: list[str | int] = [repr(now), member]
+        for count in counts:
+            skipped_by = " ".join(str(position[key]) for key in count.unless_blocked)
+            args += [count.window, count.limit, skipped_by]
+        reply = await self._hit_in_turn(
+            keys=[
+                *(self._window(count.key) for count in counts),
+                *(self._block_key(key) for key in blocks),
+            ],
+            args=args,
         )
-        state = WindowState(
-            allowed=bool(allowed),
-            count=int(count),
-            oldest=float(oldest) if oldest else None,
-            event=member if allowed else None,
-        )
-        return state, [_live_block_end(end, now) for end in ends]
+        states: list[WindowState | None] = []
+        for index in range(len(counts)):
+            allowed, count, oldest = reply[index * 3 : index * 3 + 3]
+            states.append(
+                None
+                if allowed == -1
+                else WindowState(
+                    allowed=bool(allowed),
+                    count=int(count),
+                    oldest=float(oldest) if oldest else None,
+                    event=member if allowed else None,
+                )
+            )
+        ends = reply[len(counts) * 3 :]
+        return states, {
+            key: _live_block_end(end, now) for key, end in zip(blocks, ends, strict=True)
+        }
 
     async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
         pipeline = self._redis.pipeline(transaction=False)
@@ -155,12 +207,10 @@ class FallbackLimiter:
     async def hit(self, key: str, window: int, limit: int, now: float) -> WindowState:
         return await self._call(lambda limiter: limiter.hit(key, window, limit, now))
 
-    async def hit_reading_blocks(
-        self, key: str, window: int, limit: int, now: float, blocks: Sequence[str]
-    ) -> tuple[WindowState, list[float | None]]:
-        return await self._call(
-            lambda limiter: limiter.hit_reading_blocks(key, window, limit, now, blocks)
-        )
+    async def hit_in_turn(
+        self, counts: Sequence[Count], now: float
+    ) -> tuple[list[WindowState | None], dict[str, float | None]]:
+        return await self._call(lambda limiter: limiter.hit_in_turn(counts, now))
 
     async def discard(self, events: Mapping[str, str], windows: Sequence[str] = ()) -> None:
         await self._call(lambda limiter: limiter.discard(events, windows))
