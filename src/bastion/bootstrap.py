@@ -24,7 +24,7 @@ from bastion.mail.messages import Links
 from bastion.mail.ports import MailTransport
 from bastion.mail.worker import OutboxWorker
 from bastion.passwords.hashing import Argon2Parameters, PasswordHasher
-from bastion.passwords.policy import PasswordPolicy
+from bastion.passwords.policy import PasswordPolicy, common_passwords
 from bastion.passwords.service import PasswordService, ResetRules
 from bastion.ratelimit.model import HOUR, MINUTE, LoginRules, Rule
 from bastion.ratelimit.ports import Limiter
@@ -56,6 +56,8 @@ class Services:
     audit: AuditService
 
     async def start(self) -> None:
+        # Loaded now rather than by the first sign-up, which would otherwise wait for it.
+        common_passwords()
         try:
             await self.tokens.ensure_key()
         except StorageUnavailable:
