@@ -49,4 +49,7 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
+    def __call__(self, *, read_only: bool = False, single_statement: bool = False) -> UnitOfWork:
+        """A new unit of work. ``read_only`` promises it writes nothing; ``single_statement``
+        that its changes take one statement, so it may run without BEGIN and COMMIT."""
+        ...

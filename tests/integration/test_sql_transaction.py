@@ -3,6 +3,7 @@ work's all-or-nothing promise on both databases."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -10,6 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from bastion.accounts.errors import EmailTaken
 from bastion.accounts.model import Role, User
 from bastion.audit.model import EventType, event
 from bastion.bootstrap import Services, build
@@ -102,3 +104,32 @@ async def test_a_committed_unit_of_work_takes_no_further_writes(services: Servic
         await uow.commit()
         with pytest.raises(RuntimeError, match="committed"):
             await uow.sessions.add(a_session(services, user.id))
+
+
+async def test_a_second_account_with_an_email_fails_at_the_commit_and_writes_nothing(
+    services: Services,
+) -> None:
+    user = await a_user(services)
+    twin = dataclasses.replace(user, id=uuid.uuid4())
+    now = services.clock.now()
+
+    with pytest.raises(EmailTaken):
+        async with services.uow() as uow:
+            await uow.users.add(twin)
+            await uow.audit.record(event(EventType.REGISTERED, now, CONTEXT, twin.id))
+            await uow.commit()
+
+    assert await events_of(services, twin.id) == []
+    async with services.uow(read_only=True) as uow:
+        assert await uow.users.get(twin.id) is None
+
+
+async def test_a_single_statement_unit_of_work_refuses_a_second_statement(
+    services: Services,
+) -> None:
+    user = await a_user(services)
+
+    async with services.uow(single_statement=True) as uow:
+        assert await uow.users.get(user.id) == user
+        with pytest.raises(RuntimeError, match="second statement"):
+            await uow.users.get(user.id)

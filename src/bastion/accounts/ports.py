@@ -9,8 +9,9 @@ from bastion.core.one_time_tokens import OneTimeToken
 
 
 class UserRepository(Protocol):
-    async def add(self, user: User) -> bool:
-        """Insert the user; False (and nothing written) if the email is already taken."""
+    async def add(self, user: User) -> None:
+        """Insert the user with the unit of work's commit, which raises ``EmailTaken`` (and
+        writes nothing) if another account has the email."""
         ...
 
     async def get(self, user_id: uuid.UUID) -> User | None: ...

@@ -7,24 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from bastion.accounts.errors import WeakPassword
+from bastion.accounts.errors import EmailTaken, WeakPassword
 from bastion.accounts.model import Role, User, new_user, normalize_email
 from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
-from bastion.core.errors import Conflict, NotFound
+from bastion.core.errors import NotFound
 from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
 from bastion.passwords.hashing import PasswordHasher
 from bastion.passwords.policy import PasswordPolicy, check_password, describe
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
-
-
-class EmailTaken(Conflict):
-    """An account with this email already exists."""
-
-    detail = "An account with this email already exists."
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +53,17 @@ class AccountService:
         self.ensure_strong(password, email)
         password_hash = await self._hasher.hash(password)
         now = self._clock.now()
-        async with self._uow() as uow:
-            user = new_user(email, password_hash, now)
-            if await uow.users.add(user):
+        try:
+            async with self._uow() as uow:
+                user = new_user(email, password_hash, now)
+                await uow.users.add(user)
                 await self._send_verification(uow, user)
                 await uow.audit.record(event(EventType.REGISTERED, now, context, user.id))
-            else:
+                await uow.commit()
+        except EmailTaken:
+            async with self._uow() as uow:
                 await uow.outbox.add(messages.already_registered(email, self._rules.links), now)
-            await uow.commit()
+                await uow.commit()
         self._mail_queued()
 
     async def create_user(self, email: str, password: str, role: Role) -> User:
@@ -77,8 +74,7 @@ class AccountService:
             email, await self._hasher.hash(password), self._clock.now(), role=role, verified=True
         )
         async with self._uow() as uow:
-            if not await uow.users.add(user):
-                raise EmailTaken()
+            await uow.users.add(user)
             await uow.commit()
         return user
 

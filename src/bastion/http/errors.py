@@ -12,8 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from bastion.accounts.errors import WeakPassword
-from bastion.accounts.service import EmailTaken
+from bastion.accounts.errors import EmailTaken, WeakPassword
 from bastion.adapters.sql.unit_of_work import is_unavailable
 from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
 from bastion.core.errors import (

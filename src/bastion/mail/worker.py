@@ -88,7 +88,7 @@ class OutboxWorker:
         now = self._clock.now()
         if not self._breaker.allows(now):
             return 0
-        async with self._uow() as uow:
+        async with self._uow(single_statement=True) as uow:
             batch = await uow.outbox.claim_due(now, BATCH, now + LEASE)
             await uow.commit()
         sent: list[QueuedMessage] = []
@@ -106,7 +106,7 @@ class OutboxWorker:
         return len(batch)
 
     async def _record_sent(self, sent: list[QueuedMessage]) -> None:
-        async with self._uow() as uow:
+        async with self._uow(single_statement=True) as uow:
             await uow.outbox.mark_sent([queued.id for queued in sent], self._clock.now())
             await uow.commit()
         for queued in sent:
@@ -123,7 +123,7 @@ class OutboxWorker:
             now = self._clock.now()
             self._breaker.record_failure(now)
             error = f"{type(exc).__name__}: {exc}"[:500]
-            async with self._uow() as uow:
+            async with self._uow(single_statement=True) as uow:
                 if queued.attempts >= self._max_attempts:
                     await uow.outbox.mark_failed(queued.id, now, error)
                 else:

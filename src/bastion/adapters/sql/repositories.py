@@ -22,8 +22,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Update
 
 from bastion.accounts.model import Role, User
 from bastion.adapters.sql import tables
@@ -90,13 +89,6 @@ UPDATE_OUTBOX_MESSAGE = update(tables.outbox).where(tables.outbox.c.id == bindpa
 
 
 @functools.cache
-def insert_user_unless_email_taken(dialect: str) -> Insert:
-    # ON CONFLICT, rather than catching the error inside a savepoint: two round trips fewer.
-    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return dialect_insert(tables.users).on_conflict_do_nothing(index_elements=[_users.email])
-
-
-@functools.cache
 def claim_due_messages(dialect: str) -> Update:
     o = tables.outbox.c
     now = bindparam("now", type_=o.next_attempt_at.type)
@@ -126,9 +118,9 @@ class SqlUserRepository:
     def __init__(self, connection: SqlTransaction) -> None:
         self._db = connection
 
-    async def add(self, user: User) -> bool:
-        statement = insert_user_unless_email_taken(self._db.dialect)
-        return (await self._db.execute(statement, _user_row(user))).rowcount == 1
+    async def add(self, user: User) -> None:
+        # A second account with the email fails at the commit: see SqlUnitOfWork.
+        self._db.insert_later(tables.users, _user_row(user))
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self._one(USER_BY_ID, {"id": user_id})

@@ -23,11 +23,18 @@ Shape = tuple[tuple[Table, tuple[str, ...]], ...]
 
 
 class SqlTransaction:
-    def __init__(self, connection: AsyncConnection) -> None:
+    """The connection of one unit of work.
+
+    ``single_statement`` promises that the unit of work sends one statement; the caller runs
+    the connection in autocommit on PostgreSQL, and a second statement is refused.
+    """
+
+    def __init__(self, connection: AsyncConnection, *, single_statement: bool = False) -> None:
         self._connection = connection
         self._transaction: AsyncTransaction | None = None
         self._waiting: list[tuple[Table, Row]] = []
         self._committed = False
+        self._statements_left = 1 if single_statement else None
         self.dialect = connection.dialect.name
 
     async def execute(
@@ -36,7 +43,7 @@ class SqlTransaction:
         """Run ``statement`` in the transaction, after the inserts still waiting."""
         await self._begin()
         await self._send_waiting()
-        return await self._connection.execute(statement, parameters)
+        return await self._send(statement, parameters)
 
     def insert_later(self, table: Table, row: Row) -> None:
         """Insert ``row`` with the next statement or at the commit; its outcome is not read."""
@@ -75,10 +82,10 @@ class SqlTransaction:
         if self.dialect != "postgresql":
             # SQLite has no INSERT inside WITH, and its statements cost no network round trip.
             for table, row in waiting:
-                await self._connection.execute(_insert(table), row)
+                await self._send(_insert(table), row)
         elif len(waiting) == 1:
             [(table, row)] = waiting
-            await self._connection.execute(_insert(table), row)
+            await self._send(_insert(table), row)
         else:
             shape = tuple((table, tuple(row)) for table, row in waiting)
             parameters = {
@@ -86,7 +93,14 @@ class SqlTransaction:
                 for index, (_, row) in enumerate(waiting)
                 for column, value in row.items()
             }
-            await self._connection.execute(_inserts_together(shape), parameters)
+            await self._send(_inserts_together(shape), parameters)
+
+    async def _send(self, statement: Executable, parameters: Row | None) -> CursorResult[Any]:
+        if self._statements_left is not None:
+            if self._statements_left == 0:
+                raise RuntimeError("a single-statement unit of work sent a second statement")
+            self._statements_left -= 1
+        return await self._connection.execute(statement, parameters)
 
     def _ensure_open(self) -> None:
         if self._committed:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bastion.accounts.errors import EmailTaken
 from bastion.adapters.sql import tables
 from bastion.adapters.sql.database import READ_ONLY
 from bastion.adapters.sql.repositories import (
@@ -48,11 +49,13 @@ class SqlUnitOfWork:
         sealer: Sealer,
         *,
         read_only: bool = False,
+        single_statement: bool = False,
         audit_observer: AuditObserver | None = None,
     ) -> None:
         self._engine = engine
         self._sealer = sealer
         self._read_only = read_only
+        self._single_statement = single_statement
         self._audit_observer = audit_observer
         self._transaction: SqlTransaction | None = None
 
@@ -65,7 +68,12 @@ class SqlUnitOfWork:
             raise
         if self._read_only:
             connection = await connection.execution_options(**_read_only_options(connection))
-        transaction = self._transaction = SqlTransaction(connection)
+        elif self._single_statement and connection.dialect.name == "postgresql":
+            # One statement is atomic by itself: BEGIN and COMMIT would only add round trips.
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        transaction = self._transaction = SqlTransaction(
+            connection, single_statement=self._single_statement
+        )
         self.users = SqlUserRepository(transaction)
         self.verification_tokens = SqlOneTimeTokenRepository(
             transaction, tables.email_verification_tokens
@@ -106,6 +114,17 @@ class SqlUnitOfWork:
                 raise
         if exc is not None and is_unavailable(exc):
             raise StorageUnavailable() from exc
+        if exc is not None and is_email_taken(exc):
+            raise EmailTaken() from exc
+
+
+def is_email_taken(exc: BaseException) -> bool:
+    """Whether ``exc`` is the users table refusing a second account with the same email (named
+    by its constraint on PostgreSQL, by its column on SQLite)."""
+    message = str(exc)
+    return isinstance(exc, IntegrityError) and (
+        "uq_users_email" in message or "users.email" in message
+    )
 
 
 def _read_only_options(connection: AsyncConnection) -> dict[str, object]:
@@ -124,7 +143,11 @@ class SqlUnitOfWorkFactory:
         self._sealer = sealer
         self._audit_observer = audit_observer
 
-    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+    def __call__(self, *, read_only: bool = False, single_statement: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(
-            self._engine, self._sealer, read_only=read_only, audit_observer=self._audit_observer
+            self._engine,
+            self._sealer,
+            read_only=read_only,
+            single_statement=single_statement,
+            audit_observer=self._audit_observer,
         )
