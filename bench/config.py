@@ -56,6 +56,10 @@ class Profile:
     refresh_concurrency: int
     register_concurrency: int
     enumeration_concurrency: int
+    # Connections sending authenticated GETs, each pausing between requests, beside logins at
+    # the high login concurrency: what a login storm does to everyone else on the workers.
+    storm_get_concurrency: int
+    storm_get_pause_ms: int
     # wrk's threads share the two cores with the server, so use as few as keep it ahead.
     wrk_threads: int
     # Seconds of phases that may be measured again because other processes took CPU.
@@ -74,6 +78,8 @@ FULL = Profile(
     register_concurrency=16,
     # One connection per kind: no queueing, so the medians compare the two paths' own time.
     enumeration_concurrency=1,
+    storm_get_concurrency=4,
+    storm_get_pause_ms=20,
     wrk_threads=1,
     retry_budget_seconds=240,
 )
@@ -89,6 +95,8 @@ SMOKE = Profile(
     refresh_concurrency=2,
     register_concurrency=2,
     enumeration_concurrency=1,
+    storm_get_concurrency=1,
+    storm_get_pause_ms=20,
     wrk_threads=1,
     retry_budget_seconds=0,
 )

@@ -222,8 +222,10 @@ def _result(
     )
 
 
-def scenario_get(path: str, tokens: Sequence[str] = ()) -> Scenario:
-    return Scenario("get", {"PATH": path, "TOKENS": list(tokens)}, expected_status=200)
+def scenario_get(path: str, tokens: Sequence[str] = (), *, pause_ms: int = 0) -> Scenario:
+    return Scenario(
+        "get", {"PATH": path, "TOKENS": list(tokens), "PAUSE_MS": pause_ms}, expected_status=200
+    )
 
 
 def scenario_credentials(

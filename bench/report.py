@@ -253,6 +253,8 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
         )
         + ".",
         "",
+        storm_line(results),
+        "",
         "| target | value | goal | met |",
         "|---|---:|---|---|",
     ]
@@ -262,6 +264,26 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
         note = f" ({row.note})" if row.note else ""
         lines.append(f"| {row.label} | {value} | {row.target} | {met}{note} |")
     return "\n".join(lines) + "\n"
+
+
+def storm_line(results: Mapping[str, Any]) -> str:
+    """Not a target: how the other requests fare while logins saturate the workers."""
+
+    def fared(name: str, phases: Mapping[str, Phase] | None) -> str | None:
+        if not phases or "me_beside_login_storm" not in phases:
+            return None
+        latency = phases["me_beside_login_storm"]["latency_ms"]
+        return f"{name} p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms"
+
+    storm = results["phases"]["login_storm"]
+    beside = results["phases"]["me_beside_login_storm"]
+    answers = [fared("Bastion", results["phases"]), fared("FastAPI-Users", results["peer_phases"])]
+    return (
+        f"Authenticated GETs beside a login storm ({storm['concurrency']} login connections, "
+        f"{beside['concurrency']} GET connections pausing between requests): "
+        + "; ".join(answer for answer in answers if answer)
+        + "."
+    )
 
 
 def write(results: dict[str, Any], rows: list[Target], output: Path) -> None:

@@ -256,6 +256,34 @@ def http_ceiling(bench: Bench) -> dict[str, Any]:
     return result.as_dict()
 
 
+def login_storm(
+    bench: Bench,
+    server: servers.Server,
+    logins: Callable[[str], Scenario],
+    get_path: str,
+    tokens: list[str],
+) -> tuple[PhaseResult, PhaseResult]:
+    """Logins at the high concurrency with light authenticated GETs beside them. Not a target:
+    it shows what hashing costs everyone else on the workers (a server that hashes on its event
+    loop makes every other request wait for the hash in progress)."""
+    profile = bench.profile
+    storm, beside = bench.measure_together(
+        server,
+        [
+            ("login (storm)", logins, profile.login_concurrency[1], 1),
+            (
+                f"GET {get_path} beside it",
+                lambda _: loadgen.scenario_get(
+                    get_path, tokens, pause_ms=profile.storm_get_pause_ms
+                ),
+                profile.storm_get_concurrency,
+                1,
+            ),
+        ],
+    )
+    return storm, beside
+
+
 def bastion_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[float]]:
     """Every Bastion phase, in the issue's order, plus each worker's peak RSS at the end."""
     profile = bench.profile
@@ -354,6 +382,9 @@ def bastion_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[fl
     )
     phases["enumeration_unknown_email"] = unknown
     phases["enumeration_wrong_password"] = wrong
+    phases["login_storm"], phases["me_beside_login_storm"] = login_storm(
+        bench, server, credentials(users), "/api/v1/auth/me", tokens
+    )
 
     rss = [round(procs.peak_rss_mb(pid), 1) for pid in server.workers()]
     server.stop()
@@ -396,15 +427,13 @@ def peer_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[float
     seeding.seed_peer_users(server.base_url, users)
     tokens = seeding.peer_tokens(server.base_url, users, SESSIONS_FOR_TOKENS)
 
+    def logins(_: str) -> Scenario:
+        return loadgen.scenario_credentials(
+            "/auth/jwt/login", password=PASSWORD, emails=users, form=True
+        )
+
     phases = {
-        "login": bench.measure(
-            "login",
-            server,
-            lambda _: loadgen.scenario_credentials(
-                "/auth/jwt/login", password=PASSWORD, emails=users, form=True
-            ),
-            profile.login_concurrency[1],
-        ),
+        "login": bench.measure("login", server, logins, profile.login_concurrency[1]),
         "me": bench.measure(
             "users/me",
             server,
@@ -424,6 +453,9 @@ def peer_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[float
             profile.register_concurrency,
         ),
     }
+    phases["login_storm"], phases["me_beside_login_storm"] = login_storm(
+        bench, server, logins, "/users/me", tokens
+    )
     rss = [round(procs.peak_rss_mb(pid), 1) for pid in server.workers()]
     server.stop()
     return {key: phase.as_dict() for key, phase in phases.items()}, rss

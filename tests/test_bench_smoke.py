@@ -29,6 +29,8 @@ PHASES = {
     "register",
     "enumeration_unknown_email",
     "enumeration_wrong_password",
+    "login_storm",
+    "me_beside_login_storm",
 }
 TARGETS = {
     "login_per_hash_ceiling",

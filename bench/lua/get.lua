@@ -1,5 +1,12 @@
 -- GET one path, rotating over bearer tokens (none for the HTTP ceiling).
--- Parameters: PATH, TOKENS.
+-- Parameters: PATH, TOKENS, PAUSE_MS (each connection waits this long between its requests:
+-- light traffic beside another load, rather than as much as the server takes).
+
+if PAUSE_MS > 0 then
+  function delay()
+    return PAUSE_MS
+  end
+end
 
 function request()
   n = n + 1
