@@ -189,15 +189,16 @@ class LoginProtection:
         admission = Admission(usage(self._requests, request, now), email, keys)
         if not request.allowed:
             return admission
-        retry_after = block_remaining(ends[keys.ip_block], now)
-        if retry_after is None and ip_slot is not None and not ip_slot.allowed:
+        if ip_slot is None:  # not counted: the IP is blocked
+            retry_after = block_remaining(ends[keys.ip_block], now)
+        elif not ip_slot.allowed:
             retry_after = seconds_until((ip_slot.oldest or now) + rules.failure_window, now)
-        if retry_after is None and ip_slot is not None:
+        else:
             account_slot, retry_after = await self._admit_account(
                 keys, email, device_cookie, context, now, account_slot, ends[keys.account_block]
             )
-        if retry_after is None and ip_slot is not None:
-            return replace(admission, attempt=_Attempt(ip_slot, account_slot))
+            if retry_after is None:
+                return replace(admission, attempt=_Attempt(ip_slot, account_slot))
         if ip_slot is not None and ip_slot.event is not None:
             await self._limiter.discard({keys.ip_failures: ip_slot.event})
         await self._record_blocked(email, context)

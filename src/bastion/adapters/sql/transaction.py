@@ -25,8 +25,8 @@ Shape = tuple[tuple[Table, tuple[str, ...]], ...]
 class SqlTransaction:
     """The connection of one unit of work.
 
-    ``single_statement`` promises that the unit of work sends one statement; the caller runs
-    the connection in autocommit on PostgreSQL, and a second statement is refused.
+    ``single_statement`` promises that the unit of work sends one statement: it runs in
+    autocommit on PostgreSQL, and a second statement is refused.
     """
 
     def __init__(self, connection: AsyncConnection, *, single_statement: bool = False) -> None:
@@ -53,7 +53,7 @@ class SqlTransaction:
     async def commit(self) -> None:
         self._ensure_open()
         if self._transaction is None and self._waiting and self.dialect == "postgresql":
-            await self._connection.execution_options(isolation_level="AUTOCOMMIT")
+            await self._autocommit()
         elif self._waiting:
             await self._begin()
         await self._send_waiting()
@@ -73,7 +73,13 @@ class SqlTransaction:
     async def _begin(self) -> None:
         self._ensure_open()
         if self._transaction is None:
+            if self._statements_left is not None and self.dialect == "postgresql":
+                await self._autocommit()
             self._transaction = await self._connection.begin()
+
+    async def _autocommit(self) -> None:
+        # One statement is atomic by itself: BEGIN and COMMIT would only add round trips.
+        await self._connection.execution_options(isolation_level="AUTOCOMMIT")
 
     async def _send_waiting(self) -> None:
         waiting, self._waiting = self._waiting, []

@@ -68,9 +68,6 @@ class SqlUnitOfWork:
             raise
         if self._read_only:
             connection = await connection.execution_options(**_read_only_options(connection))
-        elif self._single_statement and connection.dialect.name == "postgresql":
-            # One statement is atomic by itself: BEGIN and COMMIT would only add round trips.
-            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
         transaction = self._transaction = SqlTransaction(
             connection, single_statement=self._single_statement
         )
