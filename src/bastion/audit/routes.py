@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from bastion.core.pagination import MAX_ROW_ID
 from bastion.http.deps import CurrentPrincipal, PerUserLimit, ServicesDep
 from bastion.http.errors import openapi_responses
 from bastion.ratelimit.errors import RateLimited
@@ -44,7 +45,7 @@ async def security_events(
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     before: Annotated[
-        int | None, Query(ge=1, description="`next_cursor` of the previous page")
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="`next_cursor` of the previous page")
     ] = None,
 ) -> SecurityEventPage:
     page = await services.audit.security_events(principal.user_id, limit=limit, before=before)
