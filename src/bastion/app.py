@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version=__version__,
         description="Self-hosted authentication: sign-up, login, sessions and signed tokens.",
         lifespan=lifespan,
+        # Starlette would redirect /path/ to /path, building the Location from the request's
+        # Host header: a redirect to any host the caller names. A trailing slash is a 404.
+        redirect_slashes=False,
         # Bastion exports Prometheus metrics, not OpenTelemetry: skip the per-request check.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_read_timeout=settings.body_read_timeout,
         trusted_proxies=parse_networks(settings.trusted_proxies),
         hsts=settings.public_url.startswith("https://"),
         on_request=services.metrics.observe_request,

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Route
 
 from bastion.accounts.errors import EmailTaken, WeakPassword
 from bastion.adapters.sql.unit_of_work import is_unavailable
@@ -41,7 +42,18 @@ from bastion.tokens.errors import AccessTokenExpired, InvalidToken
 log = structlog.get_logger("bastion.http")
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 RETRY_LATER_SECONDS = "5"
-HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+# Problems of the HTTP layer itself (routing, framing), whoever raises them: the same status
+# always has the same code and title.
+HTTP_PROBLEMS = {
+    400: ("BAD_REQUEST", "Bad request"),
+    404: ("NOT_FOUND", "Not found"),
+    405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
+    408: ("REQUEST_TIMEOUT", "Request timeout"),
+    413: ("PAYLOAD_TOO_LARGE", "Payload too large"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
+}
+# The order methods are listed in an Allow header.
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,33 +154,71 @@ async def _domain_error(_: Request, exc: Exception) -> Response:
 async def _validation_error(_: Request, exc: Exception) -> Response:
     errors = cast(RequestValidationError, exc).errors()
     if any(error.get("type") == "json_invalid" for error in errors):
-        return problem(
-            400, "MALFORMED_JSON", "Malformed JSON", "The request body is not valid JSON."
-        )
+        return malformed_json()
     # Never echo the submitted values: FastAPI's default "input" member would return passwords.
-    fields = [
-        {
-            "loc": [str(part) for part in error.get("loc", ())],
-            "msg": error.get("msg", ""),
-            "type": error.get("type", ""),
-        }
-        for error in errors
-    ]
+    return validation_problem(
+        [
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": error.get("msg", ""),
+                "type": error.get("type", ""),
+            }
+            for error in errors
+        ]
+    )
+
+
+def validation_problem(fields: list[dict[str, Any]]) -> Response:
+    """The 422 for invalid input: each field's location, message and error type."""
     return problem(
         422,
         "VALIDATION_ERROR",
         "Validation error",
-        "; ".join(f"{'.'.join(f['loc'][1:]) or 'body'}: {f['msg']}" for f in fields),
+        "; ".join(f"{'.'.join(f['loc'][1:]) or f['loc'][0]}: {f['msg']}" for f in fields),
         errors=fields,
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+def malformed_json() -> Response:
+    return problem(400, "MALFORMED_JSON", "Malformed JSON", "The request body is not valid JSON.")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     exc = cast(StarletteHTTPException, exc)
-    status = HTTPStatus(exc.status_code)
-    code = HTTP_CODES.get(status, f"HTTP_{status.value}")
-    detail = exc.detail if isinstance(exc.detail, str) else status.description
-    return problem(status.value, code, status.phrase, detail, headers=dict(exc.headers or {}))
+    if exc.status_code == HTTPStatus.BAD_REQUEST and isinstance(
+        exc.__cause__, ValueError | RecursionError
+    ):
+        # FastAPI's answer to a body json.loads could not read (a number over 4300 digits,
+        # nesting deeper than the parser goes, text that is not UTF-8).
+        return malformed_json()
+    headers = dict(exc.headers or {})
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return http_problem(exc.status_code, detail, headers=headers)
+
+
+def http_problem(
+    status: int, detail: str | None = None, *, headers: dict[str, str] | None = None
+) -> Response:
+    """The problem document of an HTTP-level error, with its one code and title."""
+    phrase = HTTPStatus(status)
+    code, title = HTTP_PROBLEMS.get(status, (f"HTTP_{status}", phrase.phrase))
+    return problem(status, code, title, detail or phrase.description, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path; Starlette's 405 names only one route's."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")
+    return [method for method in METHOD_ORDER if method in methods] + sorted(
+        methods.difference(METHOD_ORDER)
+    )
 
 
 def unexpected_error(exc: Exception) -> Response:

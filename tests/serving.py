@@ -1,0 +1,81 @@
+"""A real `bastion serve` (granian) in a process of its own, for what only the real server shows:
+connection handling, timeouts, and pages loaded by a real browser."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support import free_port, make_settings
+
+BASTION = str(Path(sys.executable).with_name("bastion"))
+STARTUP_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class ServedBastion:
+    base_url: str
+    port: int
+    log: Path
+
+
+def bastion_environment(database_url: str, **settings: str) -> dict[str, str]:
+    """This process's environment without its BASTION_* variables, plus settings for a test
+    server: ``settings`` are field names (``body_read_timeout="2"``)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    environment.update(
+        BASTION_DATABASE_URL=database_url,
+        # The in-process tests' secret: it seals the signing keys they stored in the database.
+        BASTION_SECRET_KEY=str(make_settings(database_url, "smtp://127.0.0.1:25").secret_key),
+        BASTION_AUTO_MIGRATE="false",
+        BASTION_ARGON2_TIME_COST="1",
+        BASTION_ARGON2_MEMORY_COST="1024",
+    )
+    environment.update({f"BASTION_{name.upper()}": value for name, value in settings.items()})
+    return environment
+
+
+@contextmanager
+def served_bastion(database_url: str, log: Path, **settings: str) -> Iterator[ServedBastion]:
+    """`bastion serve` on a free port of 127.0.0.1 over a migrated database, once it answers;
+    its output goes to ``log``. Stopped (SIGTERM, then SIGKILL) when the block ends."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    environment = bastion_environment(database_url, public_url=base_url, **settings)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [BASTION, "serve", "--port", str(port)],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_ready(base_url, log, process)
+        yield ServedBastion(base_url, port, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_ready(base_url: str, log: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{base_url}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"bastion serve did not start at {base_url}:\n{log.read_text()}")
