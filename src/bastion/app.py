@@ -20,6 +20,7 @@ from bastion.http import health
 from bastion.http.client_ip import parse_networks
 from bastion.http.errors import install_error_handlers
 from bastion.http.middleware import RequestMiddleware
+from bastion.http.openapi import complete_openapi
 from bastion.logging import configure_logging
 from bastion.passwords import routes as passwords_routes
 from bastion.sessions import routes as sessions_routes
@@ -35,19 +36,6 @@ CORS_EXPOSED_HEADERS = [
     "RateLimit-Reset",
     "X-Request-ID",
 ]
-PROBLEM_SCHEMA = {
-    "type": "object",
-    "description": "RFC 9457 problem details; `code` is stable and meant for programs.",
-    "required": ["type", "title", "status", "detail", "code"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "code": {"type": "string", "examples": ["INVALID_CREDENTIALS"]},
-        "errors": {"type": "array", "items": {"type": "object"}},
-    },
-}
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -116,16 +104,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=[*app.routes, sessions_routes.VERIFY_TOKEN_DOCS],
+            app.openapi_schema = complete_openapi(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=[*app.routes, sessions_routes.VERIFY_TOKEN_DOCS],
+                )
             )
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
-                PROBLEM_SCHEMA
-            )
-            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

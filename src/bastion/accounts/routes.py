@@ -20,6 +20,7 @@ from bastion.http.deps import (
     VerificationResendLimit,
 )
 from bastion.http.errors import openapi_responses
+from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 from bastion.ratelimit.errors import RateLimited
 from bastion.sessions.errors import SessionRevoked
 from bastion.tokens.errors import AccessTokenExpired, InvalidToken
@@ -34,7 +35,7 @@ class StrictModel(BaseModel):
 
 class RegisterRequest(StrictModel):
     email: EmailStr = Field(examples=["alice@example.com"])
-    password: str = Field(max_length=4096, examples=["Correct-Horse-7"])
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH, examples=["Correct-Horse-7"])
 
 
 class EmailRequest(StrictModel):

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from bastion.accounts.model import Role, User
 from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
@@ -49,8 +49,9 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role | None = None
-    is_active: bool | None = Field(default=None, description="false also ends every session")
-    is_verified: bool | None = None
+    # JSON booleans only: "no" or 0 for false is a client bug, not an instruction.
+    is_active: StrictBool | None = Field(default=None, description="false also ends every session")
+    is_verified: StrictBool | None = None
 
 
 class EventView(BaseModel):

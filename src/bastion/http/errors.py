@@ -42,16 +42,6 @@ from bastion.tokens.errors import AccessTokenExpired, InvalidToken
 log = structlog.get_logger("bastion.http")
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 RETRY_LATER_SECONDS = "5"
-# Problems of the HTTP layer itself (routing, framing), whoever raises them: the same status
-# always has the same code and title.
-HTTP_PROBLEMS = {
-    400: ("BAD_REQUEST", "Bad request"),
-    404: ("NOT_FOUND", "Not found"),
-    405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
-    408: ("REQUEST_TIMEOUT", "Request timeout"),
-    413: ("PAYLOAD_TOO_LARGE", "Payload too large"),
-    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
-}
 # The order methods are listed in an Allow header.
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -62,6 +52,23 @@ class ProblemType:
     code: str
     title: str
     bearer: bool = False
+
+
+# Problems of the HTTP layer itself (input, routing, framing), whoever raises them: the same
+# status always has the same code and title.
+VALIDATION_ERROR = ProblemType(422, "VALIDATION_ERROR", "Validation error")
+MALFORMED_JSON = ProblemType(400, "MALFORMED_JSON", "Malformed JSON")
+HTTP_PROBLEMS = {
+    kind.status: kind
+    for kind in (
+        ProblemType(400, "BAD_REQUEST", "Bad request"),
+        ProblemType(404, "NOT_FOUND", "Not found"),
+        ProblemType(405, "METHOD_NOT_ALLOWED", "Method not allowed"),
+        ProblemType(408, "REQUEST_TIMEOUT", "Request timeout"),
+        ProblemType(413, "PAYLOAD_TOO_LARGE", "Payload too large"),
+        ProblemType(415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
+    )
+}
 
 
 PROBLEM_TYPES: dict[type[BastionError], ProblemType] = {
@@ -120,25 +127,28 @@ def openapi_responses(*errors: type[BastionError]) -> dict[int | str, dict[str, 
     for error in (*errors, StorageUnavailable):
         kind = problem_type(error)
         by_status.setdefault(kind.status, []).append(kind)
-    responses: dict[int | str, dict[str, Any]] = {}
-    for status, kinds in sorted(by_status.items()):
-        codes = ", ".join(f"`{k.code}`" for k in kinds)
-        responses[status] = {
-            "description": f"{HTTPStatus(status).phrase}: {codes}",
-            "content": {
-                PROBLEM_JSON: {
-                    "schema": {"$ref": "#/components/schemas/Problem"},
-                    "example": {
-                        "type": f"urn:bastion:problem:{kinds[0].code.lower().replace('_', '-')}",
-                        "title": kinds[0].title,
-                        "status": status,
-                        "detail": "…",
-                        "code": kinds[0].code,
-                    },
-                }
-            },
-        }
-    return responses
+    return {status: problem_response(kinds) for status, kinds in sorted(by_status.items())}
+
+
+def problem_response(kinds: list[ProblemType]) -> dict[str, Any]:
+    """One OpenAPI response: problem documents of one status, naming each of their codes."""
+    status = kinds[0].status
+    codes = ", ".join(f"`{k.code}`" for k in kinds)
+    return {
+        "description": f"{HTTPStatus(status).phrase}: {codes}",
+        "content": {
+            PROBLEM_JSON: {
+                "schema": {"$ref": "#/components/schemas/Problem"},
+                "example": {
+                    "type": f"urn:bastion:problem:{kinds[0].code.lower().replace('_', '-')}",
+                    "title": kinds[0].title,
+                    "status": status,
+                    "detail": "…",
+                    "code": kinds[0].code,
+                },
+            }
+        },
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -170,17 +180,19 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 
 def validation_problem(fields: list[dict[str, Any]]) -> Response:
     """The 422 for invalid input: each field's location, message and error type."""
+    kind = VALIDATION_ERROR
     return problem(
-        422,
-        "VALIDATION_ERROR",
-        "Validation error",
+        kind.status,
+        kind.code,
+        kind.title,
         "; ".join(f"{'.'.join(f['loc'][1:]) or f['loc'][0]}: {f['msg']}" for f in fields),
         errors=fields,
     )
 
 
 def malformed_json() -> Response:
-    return problem(400, "MALFORMED_JSON", "Malformed JSON", "The request body is not valid JSON.")
+    kind = MALFORMED_JSON
+    return problem(kind.status, kind.code, kind.title, "The request body is not valid JSON.")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -202,9 +214,9 @@ def http_problem(
     status: int, detail: str | None = None, *, headers: dict[str, str] | None = None
 ) -> Response:
     """The problem document of an HTTP-level error, with its one code and title."""
-    phrase = HTTPStatus(status)
-    code, title = HTTP_PROBLEMS.get(status, (f"HTTP_{status}", phrase.phrase))
-    return problem(status, code, title, detail or phrase.description, headers=headers)
+    known = HTTPStatus(status)
+    kind = HTTP_PROBLEMS.get(status) or ProblemType(status, f"HTTP_{status}", known.phrase)
+    return problem(status, kind.code, kind.title, detail or known.description, headers=headers)
 
 
 def allowed_methods(request: Request) -> list[str]:

@@ -29,14 +29,14 @@ class ResetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(max_length=512)
-    new_password: str = Field(max_length=4096, examples=["Another-Horse-8"])
+    new_password: str = Field(max_length=MAX_PASSWORD_LENGTH, examples=["Another-Horse-8"])
 
 
 class ChangeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     current_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
-    new_password: str = Field(max_length=4096)
+    new_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
 
 
 class PasswordReset(BaseModel):

@@ -8,7 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool
 
 from bastion.http.deps import (
     ContextDep,
@@ -47,7 +47,7 @@ class LoginRequest(BaseModel):
 
     email: EmailStr = Field(examples=["alice@example.com"])
     password: str = Field(max_length=MAX_PASSWORD_LENGTH, examples=["Correct-Horse-7"])
-    remember_me: bool = False
+    remember_me: StrictBool = False
 
 
 class TokenResponse(BaseModel):
