@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench wrk
+.PHONY: run test lint bench wrk chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/bastion serve
 
 ## Set up and run the whole suite: lint, type check, tests on SQLite and PostgreSQL
-test: $(STAMP) lint wrk
+test: $(STAMP) lint wrk chromium
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -42,3 +42,7 @@ $(PEER_STAMP): bench/peer/requirements.txt $(STAMP)
 ## wrk drives the benchmark (and its smoke test); it comes from Debian's packages
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+## Chromium runs the browser tests (Playwright drives Debian's build; it cannot download its own)
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }

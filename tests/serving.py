@@ -25,6 +25,27 @@ class ServedBastion:
     base_url: str
     port: int
     log: Path
+    environment: dict[str, str]
+
+    def create_user(self, email: str, password: str, role: str = "user") -> None:
+        """A verified user, made by `bastion create-user` as an operator would."""
+        result = subprocess.run(
+            [BASTION, "create-user", "--email", email, "--role", role, "--password-stdin"],
+            env=self.environment,
+            input=f"{password}\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+
+    def access_token(self, email: str, password: str) -> str:
+        response = httpx.post(
+            f"{self.base_url}/api/v1/auth/login", json={"email": email, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
 
 
 def bastion_environment(database_url: str, **settings: str) -> dict[str, str]:
@@ -59,7 +80,7 @@ def served_bastion(database_url: str, log: Path, **settings: str) -> Iterator[Se
         )
     try:
         _wait_until_ready(base_url, log, process)
-        yield ServedBastion(base_url, port, log)
+        yield ServedBastion(base_url, port, log, environment)
     finally:
         process.terminate()
         try:

@@ -16,7 +16,7 @@ from bastion.accounts import routes as accounts_routes
 from bastion.admin import routes as admin_routes
 from bastion.audit import routes as audit_routes
 from bastion.bootstrap import Services, build
-from bastion.http import health
+from bastion.http import docs, health
 from bastion.http.client_ip import parse_networks
 from bastion.http.errors import install_error_handlers
 from bastion.http.middleware import RequestMiddleware
@@ -63,6 +63,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # Starlette would redirect /path/ to /path, building the Location from the request's
         # Host header: a redirect to any host the caller names. A trailing slash is a 404.
         redirect_slashes=False,
+        # /docs is served from Bastion's own copy of Swagger UI (http/docs.py); FastAPI's pages
+        # load it from a CDN, which the pages' Content-Security-Policy rightly blocks.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         # Bastion exports Prometheus metrics, not OpenTelemetry: skip the per-request check.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
@@ -77,6 +82,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         audit_routes.router,
         admin_routes.router,
         health.router,
+        docs.router,
     ):
         # Added as the app's own routes, not with include_router: FastAPI matches an included
         # router's routes in several passes, which cost verify-token a quarter of its time.

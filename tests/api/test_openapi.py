@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -37,10 +38,35 @@ async def test_openapi_documents_every_endpoint_and_its_error_codes(
     assert "Problem" in schema["components"]["schemas"]
 
 
-async def test_the_interactive_docs_are_served(client: httpx.AsyncClient) -> None:
+async def test_the_interactive_docs_are_served_from_bastion_alone(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
-    assert "swagger" in response.text.lower()
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "style-src 'self';" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    sources = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert sources and all(source.startswith("/docs/assets/") for source in sources)
+    assert "<script>" not in response.text
+    for source in sources:
+        asset = await client.get(source)
+        assert asset.status_code == 200, source
+        assert asset.content
+
+
+async def test_only_the_docs_assets_are_served(client: httpx.AsyncClient) -> None:
+    for name in ["redoc.standalone.js", "..%2F..%2Fpyproject.toml", "docs.py"]:
+        response = await client.get(f"/docs/assets/{name}")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_redoc_is_not_served(client: httpx.AsyncClient) -> None:
+    response = await client.get("/redoc")
+    assert response.status_code == 404
+    assert response.json()["code"] == "NOT_FOUND"
 
 
 async def operations(client: httpx.AsyncClient) -> list[tuple[str, str, dict[str, Any]]]:
