@@ -23,6 +23,20 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 CALLER_ERRORS = (InvalidToken, AccessTokenExpired, SessionRevoked, Forbidden)
 MAX_PAGE = 200
 
+# OpenAPI links: where a listed user's id leads (clients and Schemathesis' stateful phase follow).
+USER_LINKS = {
+    "links": {
+        f"{action}FirstUser": {
+            "operationId": f"{name}_api_v1_admin_users__user_id__{method}",
+            "parameters": {"user_id": "$response.body#/items/0/id"},
+        }
+        for action, name, method in [
+            ("Get", "get_user", "get"),
+            ("Update", "update_user", "patch"),
+            ("Delete", "delete_user", "delete"),
+        ]
+    }
+}
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")]
 Cursor = Annotated[
     str | None,
@@ -71,7 +85,7 @@ class EventPage(BaseModel):
 
 @router.get(
     "/users",
-    responses=openapi_responses(*CALLER_ERRORS, InvalidCursor),
+    responses={200: USER_LINKS, **openapi_responses(*CALLER_ERRORS, InvalidCursor)},
     summary="Find users by email substring and role (admin, manager)",
 )
 async def list_users(

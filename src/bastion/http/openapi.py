@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+
 from bastion.http.errors import (
     HTTP_PROBLEMS,
     MALFORMED_JSON,
@@ -45,6 +47,23 @@ FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 # Answered before any route runs, for every operation with a request body.
 BODY_PROBLEMS = (MALFORMED_JSON, *(HTTP_PROBLEMS[status] for status in (408, 413, 415)))
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+# What every string in a request must match (http/unstorable.py refuses the rest). Unpaired
+# surrogates are refused too, but they are no Unicode text a schema could speak of.
+STORABLE_TEXT = "^[^\\u0000]*$"
+# Strings with a format of their own never hold a NUL when valid.
+SELF_DESCRIBED_FORMATS = {"uuid", "date-time", "date"}
+
+
+def _any_case(name: str) -> str:
+    # JSON Schema patterns are ECMA-262 regular expressions: no (?i) flag.
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in name)
+
+
+# `format: email` admits addresses in domains reserved for special use (RFC 6761: .test,
+# .local, .onion, …), which the address validator refuses: the schema says so.
+SPECIAL_USE_DOMAIN = "[@.](?:{})$".format(
+    "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
+)
 
 
 def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
@@ -63,10 +82,15 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
             "description": "The access token from `POST /api/v1/auth/login`.",
         }
     }
+    request_models: set[str] = set()
     for path_item in schema.get("paths", {}).values():
         for method, operation in path_item.items():
             if method in HTTP_METHODS:
                 _complete_operation(operation)
+                for parameter in operation.get("parameters", []):
+                    _require_storable_text(parameter.get("schema", {}), schemas, request_models)
+                for content in operation.get("requestBody", {}).get("content", {}).values():
+                    _require_storable_text(content.get("schema", {}), schemas, request_models)
     return schema
 
 
@@ -92,3 +116,32 @@ def _document(responses: dict[str, Any], kind: ProblemType) -> None:
         responses[status] = problem_response([kind])
     elif f"`{kind.code}`" not in existing["description"]:
         existing["description"] += f", `{kind.code}`"
+
+
+def _require_storable_text(
+    subschema: dict[str, Any], schemas: dict[str, Any], visited: set[str]
+) -> None:
+    """Give every free-text string of a request schema the pattern it must match, following
+    references into the component schemas once each."""
+    reference = subschema.get("$ref", "")
+    if reference.startswith("#/components/schemas/"):
+        name = reference.rsplit("/", 1)[1]
+        if name not in visited:
+            visited.add(name)
+            _require_storable_text(schemas[name], schemas, visited)
+        return
+    if (
+        subschema.get("type") == "string"
+        and "enum" not in subschema
+        and subschema.get("format") not in SELF_DESCRIBED_FORMATS
+    ):
+        subschema.setdefault("pattern", STORABLE_TEXT)
+        if subschema.get("format") == "email":
+            subschema.setdefault("not", {"pattern": SPECIAL_USE_DOMAIN})
+    for key in ("anyOf", "oneOf", "allOf"):
+        for item in subschema.get(key, []):
+            _require_storable_text(item, schemas, visited)
+    for item in subschema.get("properties", {}).values():
+        _require_storable_text(item, schemas, visited)
+    if isinstance(subschema.get("items"), dict):
+        _require_storable_text(subschema["items"], schemas, visited)
