@@ -4,6 +4,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 
@@ -148,3 +149,29 @@ async def test_operations_taking_an_access_token_declare_the_bearer_scheme(
     for public in ["/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"]:
         assert (public, "post") not in secured
     assert ("/.well-known/jwks.json", "get") not in secured
+
+
+async def test_every_request_string_is_documented_as_holding_no_nul(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    schemas = schema["components"]["schemas"]
+    register = schemas["RegisterRequest"]["properties"]
+    assert register["password"]["pattern"] == register["email"]["pattern"] == "^[^\\u0000]*$"
+    assert re.search(register["password"]["pattern"], "Nul-\x00-Pass-1") is None
+    users = schema["paths"]["/api/v1/admin/users"]["get"]["parameters"]
+    email = next(parameter for parameter in users if parameter["name"] == "email")
+    assert email["schema"]["anyOf"][0]["pattern"] == "^[^\\u0000]*$"
+
+
+@pytest.mark.parametrize("address", ["ann@example.test", "ann@host.LOCAL", "ann@x.onion"])
+async def test_email_domains_reserved_for_special_use_are_documented_and_refused(
+    client: httpx.AsyncClient, address: str
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    refused = schema["components"]["schemas"]["EmailRequest"]["properties"]["email"]["not"]
+    assert re.search(refused["pattern"], address)
+    assert not re.search(refused["pattern"], "ann@example.com")
+    response = await client.post("/api/v1/auth/forgot-password", json={"email": address})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "email"]
