@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import free_port, make_settings
 
@@ -29,15 +30,7 @@ class ServedBastion:
 
     def create_user(self, email: str, password: str, role: str = "user") -> None:
         """A verified user, made by `bastion create-user` as an operator would."""
-        result = subprocess.run(
-            [BASTION, "create-user", "--email", email, "--role", role, "--password-stdin"],
-            env=self.environment,
-            input=f"{password}\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
+        create_user(self.environment, email, password, role)
 
     def access_token(self, email: str, password: str) -> str:
         response = httpx.post(
@@ -49,9 +42,14 @@ class ServedBastion:
 
 
 def bastion_environment(database_url: str, **settings: str) -> dict[str, str]:
-    """This process's environment without its BASTION_* variables, plus settings for a test
-    server: ``settings`` are field names (``body_read_timeout="2"``)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    """This process's environment without its BASTION_* variables (nor a metrics directory: each
+    server makes its own), plus settings for a test server: ``settings`` are field names
+    (``body_read_timeout="2"``)."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("BASTION_") and key != "PROMETHEUS_MULTIPROC_DIR"
+    }
     environment.update(
         BASTION_DATABASE_URL=database_url,
         # The in-process tests' secret: it seals the signing keys they stored in the database.
@@ -64,13 +62,27 @@ def bastion_environment(database_url: str, **settings: str) -> dict[str, str]:
     return environment
 
 
+def create_user(environment: dict[str, str], email: str, password: str, role: str = "user") -> None:
+    """A verified user, made by `bastion create-user` with ``environment``."""
+    result = subprocess.run(
+        [BASTION, "create-user", "--email", email, "--role", role, "--password-stdin"],
+        env=environment,
+        input=f"{password}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 @contextmanager
 def served_bastion(database_url: str, log: Path, **settings: str) -> Iterator[ServedBastion]:
     """`bastion serve` on a free port of 127.0.0.1 over a migrated database, once it answers;
-    its output goes to ``log``. Stopped (SIGTERM, then SIGKILL) when the block ends."""
+    its output goes to ``log``. Its public URL is its own address unless ``settings`` name
+    another. Stopped (SIGTERM, then SIGKILL) when the block ends."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    environment = bastion_environment(database_url, public_url=base_url, **settings)
+    environment = bastion_environment(database_url, **{"public_url": base_url, **settings})
     with log.open("wb") as output:
         process = subprocess.Popen(
             [BASTION, "serve", "--port", str(port)],
@@ -88,6 +100,18 @@ def served_bastion(database_url: str, log: Path, **settings: str) -> Iterator[Se
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def served_for_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, **settings: str
+) -> Iterator[ServedBastion]:
+    """For a fixture parametrized over the backends: `bastion serve` over the test run's
+    database of that kind."""
+    database_url: str = request.getfixturevalue(f"{request.param}_url")
+    log = tmp_path_factory.mktemp(f"served-{request.param}") / "serve.log"
+    with served_bastion(database_url, log, **settings) as server:
+        yield server
 
 
 def _wait_until_ready(base_url: str, log: Path, process: subprocess.Popen[bytes]) -> None:

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playwright
 
 from tests.conftest import BACKENDS
-from tests.serving import ServedBastion, served_bastion
+from tests.serving import ServedBastion, served_for_backend
 
 # Debian's build: Playwright cannot download its own here (make test installs this one).
 CHROMIUM = Path("/usr/bin/chromium")
@@ -52,8 +52,7 @@ def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBastion]:
     """`bastion serve` over the test run's database of each kind."""
-    database_url: str = request.getfixturevalue(f"{request.param}_url")
-    with served_bastion(database_url, tmp_path_factory.mktemp("browser") / "serve.log") as server:
+    with served_for_backend(request, tmp_path_factory) as server:
         yield server
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS
-from tests.serving import ServedBastion, served_bastion
+from tests.serving import ServedBastion, served_for_backend
 
 REGISTER = "/api/v1/auth/register"
 ROUNDS = 50
@@ -21,9 +21,8 @@ BODY_READ_TIMEOUT = 1.0
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBastion]:
-    database_url: str = request.getfixturevalue(f"{request.param}_url")
-    log = tmp_path_factory.mktemp("edge") / "serve.log"
-    with served_bastion(database_url, log, body_read_timeout=str(BODY_READ_TIMEOUT)) as served:
+    timeout = str(BODY_READ_TIMEOUT)
+    with served_for_backend(request, tmp_path_factory, body_read_timeout=timeout) as served:
         yield served
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS
-from tests.serving import ServedBastion, served_bastion
+from tests.serving import ServedBastion, served_for_backend
 from tests.support import STRONG_PASSWORD, bearer, random_email
 
 ST = str(Path(sys.executable).with_name("st"))
@@ -50,9 +50,7 @@ RUN_SECONDS = 120
 def fuzzed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBastion]:
-    database_url: str = request.getfixturevalue(f"{request.param}_url")
-    log = tmp_path_factory.mktemp("schemathesis") / "serve.log"
-    with served_bastion(database_url, log, **UNLIMITED) as server:
+    with served_for_backend(request, tmp_path_factory, **UNLIMITED) as server:
         yield server
 
 
