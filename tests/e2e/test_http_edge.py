@@ -44,6 +44,17 @@ def test_a_413_closes_the_keep_alive_connection_cleanly_every_time(
     assert answered == ROUNDS
 
 
+def test_a_body_of_the_wrong_type_is_refused_and_the_connection_stays_usable(
+    server: ServedBastion,
+) -> None:
+    with httpx.Client(base_url=server.base_url) as client:
+        for _ in range(ROUNDS):
+            refused = client.post(REGISTER, data={"email": "x" * 60_000})
+            assert refused.status_code == 415
+            assert refused.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
+            assert client.get("/healthz").status_code == 200
+
+
 def test_a_streamed_body_over_the_limit_is_refused_and_the_client_reads_it(
     server: ServedBastion,
 ) -> None:

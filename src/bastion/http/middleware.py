@@ -127,15 +127,6 @@ class RequestMiddleware:
             return
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         has_body = bool(length) or b"transfer-encoding" in headers
-        if (
-            has_body
-            and scope["method"] in BODY_METHODS
-            and scope["path"].startswith("/api/")
-            and content_type != b"application/json"
-        ):
-            detail = "Send the request body as application/json."
-            await http_problem(415, detail)(scope, receive, send)
-            return
         body = None
         if has_body:
             try:
@@ -158,6 +149,16 @@ class RequestMiddleware:
                 await http_problem(400, detail, headers=CLOSE)(scope, receive, send)
                 return
             receive = replaying(body, receive)
+        # Refused once read: a body left unread would make the server reset the connection.
+        if (
+            has_body
+            and scope["method"] in BODY_METHODS
+            and scope["path"].startswith("/api/")
+            and content_type != b"application/json"
+        ):
+            detail = "Send the request body as application/json."
+            await http_problem(415, detail)(scope, receive, send)
+            return
         locations = unstorable_locations(scope["path"], scope["query_string"], content_type, body)
         if locations:
             fields = [
