@@ -67,8 +67,9 @@ SPECIAL_USE_DOMAIN = "[@.](?:{})$".format(
 
 
 def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` with the shared problems documented on every operation they can answer, and
-    the bearer scheme on every operation that takes an access token."""
+    """``schema`` with the shared problems documented on every operation they can answer, the
+    bearer scheme on every operation that takes an access token, and on every request string
+    the text it must be (no NUL; for an email, no special-use domain)."""
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for name in FASTAPI_VALIDATION_SCHEMAS:
