@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bastion.settings import Settings, SettingsError, load_settings
+from bastion.accounts.model import Role
+from bastion.settings import ROLE_NAMES, Settings, SettingsError, load_settings
 
 SECRET = "a-production-secret-that-is-long-enough-0123456789"
 PRODUCTION = {
@@ -106,3 +107,89 @@ def test_lists_are_read_from_comma_separated_values() -> None:
     assert settings.allowed_origins == ["https://app.example.com", "https://admin.example.com"]
     assert settings.trusted_proxies == ["10.0.0.0/8", "192.0.2.1"]
     assert settings.log_level == "warning"
+
+
+def test_second_factor_settings_have_the_documented_defaults() -> None:
+    settings = load_settings(_env_file=None, public_url="https://auth.example.com/base")
+    assert settings.mfa_required_roles == ["admin"]
+    assert settings.reauth_max_age == 900
+    assert settings.mfa_token_ttl == 300
+    assert settings.rp_id == "auth.example.com"
+    assert settings.webauthn_rp_name == "Bastion"
+    assert settings.webauthn_allowed_origins == ["https://auth.example.com"]
+
+
+def test_an_empty_mfa_required_roles_variable_means_no_role_requires_a_second_factor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BASTION_MFA_REQUIRED_ROLES", "")
+    assert load_settings(_env_file=None).mfa_required_roles == []
+    monkeypatch.setenv("BASTION_MFA_REQUIRED_ROLES", "Admin, manager,admin")
+    assert load_settings(_env_file=None).mfa_required_roles == ["admin", "manager"]
+
+
+def test_the_role_names_settings_accept_are_the_roles_bastion_has() -> None:
+    assert set(ROLE_NAMES) == {role.value for role in Role}
+    assert named(problems(mfa_required_roles="admin,superuser")) == ["BASTION_MFA_REQUIRED_ROLES"]
+
+
+def test_webauthn_origins_are_added_to_the_public_url_origin_once() -> None:
+    settings = load_settings(
+        _env_file=None,
+        public_url="https://auth.example.com",
+        webauthn_origins="https://app.example.com, https://auth.example.com",
+    )
+    assert settings.webauthn_allowed_origins == [
+        "https://auth.example.com",
+        "https://app.example.com",
+    ]
+
+
+@pytest.mark.parametrize(
+    "rp_id",
+    ["https://example.com", "example.com:443", "example.com/path", "exa mple.com", "-a.com"],
+)
+def test_the_rp_id_must_be_a_bare_domain(rp_id: str) -> None:
+    assert named(problems(webauthn_rp_id=rp_id)) == ["BASTION_WEBAUTHN_RP_ID"]
+
+
+def test_the_rp_id_is_stored_in_lower_case() -> None:
+    assert load_settings(_env_file=None, webauthn_rp_id=" Example.COM ").rp_id == "example.com"
+
+
+def test_development_on_localhost_uses_localhost_as_the_rp_id() -> None:
+    settings = load_settings(_env_file=None, public_url="http://localhost:8000")
+    assert settings.rp_id == "localhost"
+    assert settings.webauthn_allowed_origins == ["http://localhost:8000"]
+
+
+def test_production_accepts_a_parent_domain_of_every_origin_as_the_rp_id() -> None:
+    settings = load_settings(
+        _env_file=None,
+        **PRODUCTION,
+        webauthn_rp_id="example.com",
+        webauthn_origins="https://app.example.com,https://example.com",
+    )
+    assert settings.rp_id == "example.com"
+
+
+@pytest.mark.parametrize(
+    ("rp_id", "origins"),
+    [
+        ("other.com", ""),  # not a suffix of PUBLIC_URL's host
+        ("auth.example.com", "https://app.example.com"),  # a sibling, not a parent
+        ("ample.com", ""),  # a string suffix is not a domain suffix
+        ("com", ""),  # a top-level name
+    ],
+)
+def test_production_refuses_an_rp_id_that_is_not_a_suffix_of_every_origin_host(
+    rp_id: str, origins: str
+) -> None:
+    found = problems(**PRODUCTION, webauthn_rp_id=rp_id, webauthn_origins=origins)
+    assert named(found) == ["BASTION_WEBAUTHN_RP_ID"]
+
+
+def test_production_refuses_an_ip_address_as_the_rp_id() -> None:
+    found = problems(**{**PRODUCTION, "public_url": "https://192.0.2.10"})
+    assert named(found) == ["BASTION_WEBAUTHN_RP_ID"]
+    assert "IP address" in found[0]
