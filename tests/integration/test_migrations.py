@@ -22,6 +22,11 @@ TABLES = {
     "signing_keys",
     "outbox",
     "audit_events",
+    "mfa_factors",
+    "webauthn_credentials",
+    "recovery_codes",
+    "webauthn_challenges",
+    "mfa_tokens",
 }
 
 

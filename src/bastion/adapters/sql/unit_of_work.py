@@ -11,6 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bastion.accounts.errors import EmailTaken
 from bastion.adapters.sql import tables
 from bastion.adapters.sql.database import READ_ONLY
+from bastion.adapters.sql.mfa import (
+    SqlFactorRepository,
+    SqlMfaTokenRepository,
+    SqlRecoveryCodeRepository,
+    SqlWebAuthnChallengeRepository,
+)
 from bastion.adapters.sql.repositories import (
     SqlAuditLog,
     SqlOneTimeTokenRepository,
@@ -42,6 +48,10 @@ class SqlUnitOfWork:
     signing_keys: SqlSigningKeyRepository
     outbox: SqlOutbox
     audit: SqlAuditLog
+    mfa_factors: SqlFactorRepository
+    recovery_codes: SqlRecoveryCodeRepository
+    webauthn_challenges: SqlWebAuthnChallengeRepository
+    mfa_tokens: SqlMfaTokenRepository
 
     def __init__(
         self,
@@ -80,6 +90,10 @@ class SqlUnitOfWork:
         self.signing_keys = SqlSigningKeyRepository(transaction)
         self.outbox = SqlOutbox(transaction, self._sealer)
         self.audit = SqlAuditLog(transaction)
+        self.mfa_factors = SqlFactorRepository(transaction)
+        self.recovery_codes = SqlRecoveryCodeRepository(transaction)
+        self.webauthn_challenges = SqlWebAuthnChallengeRepository(transaction)
+        self.mfa_tokens = SqlMfaTokenRepository(transaction)
         return self
 
     async def commit(self) -> None:
