@@ -23,6 +23,7 @@ from bastion.http.metrics import Metrics
 from bastion.mail.messages import Links
 from bastion.mail.ports import MailTransport
 from bastion.mail.worker import OutboxWorker
+from bastion.mfa.service import MfaRules, MfaService
 from bastion.passwords.hashing import Argon2Parameters, PasswordHasher
 from bastion.passwords.policy import PasswordPolicy, common_passwords
 from bastion.passwords.service import PasswordService, ResetRules
@@ -54,6 +55,7 @@ class Services:
     limits: RateLimits
     login_protection: LoginProtection
     audit: AuditService
+    mfa: MfaService
 
     async def start(self) -> None:
         # Loaded now rather than by the first sign-up, which would otherwise wait for it.
@@ -182,6 +184,15 @@ def build(settings: Settings, **overrides: Any) -> Services:
             outbox_worker.wake,
         ),
         audit=AuditService(uow),
+        mfa=MfaService(
+            uow,
+            clock,
+            limiter,
+            mfa_rules(settings, links),
+            Sealer(derive_key(secret, "bastion/totp-secrets")),
+            derive_key(secret, "bastion/recovery-codes"),
+            outbox_worker.wake,
+        ),
     )
 
 
@@ -201,6 +212,18 @@ def login_rules(settings: Settings) -> LoginRules:
         block_seconds=settings.login_block_seconds,
         account_max_failures=settings.account_max_failures,
         account_block_seconds=settings.account_block_seconds,
+    )
+
+
+def mfa_rules(settings: Settings, links: Links) -> MfaRules:
+    return MfaRules(
+        required_roles=tuple(settings.mfa_required_roles),
+        reauth_max_age=settings.reauth_max_age,
+        mfa_token_ttl=settings.mfa_token_ttl,
+        rp_id=settings.rp_id,
+        rp_name=settings.webauthn_rp_name,
+        origins=tuple(settings.webauthn_allowed_origins),
+        links=links,
     )
 
 
