@@ -153,7 +153,9 @@ async def test_the_second_step_passes_with_a_totp_code_and_carries_the_password_
     assert due.methods == [SecondStep.TOTP, SecondStep.RECOVERY_CODE]
     assert due.expires_in == 300 and len(due.mfa_token) >= 43
 
-    passed = await world.mfa.complete_login(due.mfa_token, CONTEXT, code=world.code(secret))
+    code = world.code(secret)
+    typed = f" {code[:3]} {code[3:]} "
+    passed = await world.mfa.complete_login(due.mfa_token, CONTEXT, code=typed)
 
     assert (passed.user_id, passed.remember_me, passed.security_state) == (
         user.id,

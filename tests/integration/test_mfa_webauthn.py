@@ -5,6 +5,7 @@ fail."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -41,6 +42,7 @@ async def test_registration_options_are_webauthn_json_with_rp_and_user_from_the_
     assert options["excludeCredentials"] == []
     assert options["attestation"] == "none"
     assert options["authenticatorSelection"]["userVerification"] == "discouraged"
+    assert json.loads(json.dumps(options)) == options
 
 
 async def test_passkey_options_ask_for_a_resident_key_with_user_verification(

@@ -47,6 +47,7 @@ from bastion.mfa.model import (
     second_steps_offered,
     sign_count_accepted,
     totp_step,
+    typed_code,
     usable_factors,
 )
 
@@ -116,6 +117,10 @@ def test_the_next_steps_code_is_accepted_after_the_current_one() -> None:
 @pytest.mark.parametrize("code", ["", "12345", "1234567", "12345a", "١٢٣٤٥٦", " 123456"])
 def test_codes_that_are_not_six_ascii_digits_are_refused(code: str) -> None:
     assert accepted_totp_step(SECRET, code, T0, None) is None
+
+
+def test_a_typed_code_loses_the_spaces_apps_show_in_it() -> None:
+    assert typed_code(" 123 456\n") == "123456"
 
 
 def test_another_secrets_code_is_refused() -> None:

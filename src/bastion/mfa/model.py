@@ -180,6 +180,11 @@ def accepted_totp_step(secret: str, code: str, now: datetime, last_step: int | N
     return None
 
 
+def typed_code(text: str) -> str:
+    """A code as typed, without the spaces apps show in it (``123 456``) or around it."""
+    return "".join(text.split())
+
+
 def looks_like_totp_code(code: str) -> bool:
     return len(code) == TOTP_DIGITS and code.isascii() and code.isdigit()
 

@@ -92,6 +92,7 @@ from bastion.mfa.model import (
     role_requires_mfa,
     second_steps_offered,
     sign_count_accepted,
+    typed_code,
     usable_factors,
 )
 from bastion.ratelimit.errors import TooManyAttempts
@@ -245,7 +246,7 @@ class MfaService:
             factor = await uow.mfa_factors.get(user.id, factor_id)
         if not isinstance(factor, TotpFactor) or factor.confirmed or pending_lapsed(factor, now):
             raise FactorNotFound()
-        step = accepted_totp_step(self._open(factor), code.strip(), now, factor.last_step)
+        step = accepted_totp_step(self._open(factor), typed_code(code), now, factor.last_step)
         if step is None:
             raise InvalidEnrolmentCode()
         async with self._uow() as uow:
@@ -591,7 +592,7 @@ class MfaService:
         """Verify the second step against what is stored; nothing is written yet."""
         if credential is not None:
             return await self._prove_assertion(user_id, credential)
-        code = (code or "").strip()
+        code = typed_code(code or "")
         if looks_like_totp_code(code):
             return await self._prove_totp(user_id, code)
         digest = recovery_code_digest(self._recovery_key, code)
