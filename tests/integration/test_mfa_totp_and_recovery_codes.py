@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -236,8 +237,13 @@ async def test_the_fifth_wrong_code_burns_the_mfa_token(world: MfaWorld) -> None
 
 
 async def test_ten_failed_second_steps_pause_the_account_and_email_the_owner_once(
-    world: MfaWorld,
+    database_url: str, smtp: SmtpServer, limiter_settings: dict[str, Any]
 ) -> None:
+    async with mfa_world(database_url, smtp, **limiter_settings) as world:
+        await _fail_ten_second_steps_then_wait(world)
+
+
+async def _fail_ten_second_steps_then_wait(world: MfaWorld) -> None:
     user = await world.user()
     secret, _ = await world.with_totp(user)
     wrong = world.code(secret, 4)
