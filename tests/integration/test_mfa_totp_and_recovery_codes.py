@@ -19,6 +19,7 @@ from bastion.mfa.errors import (
     FactorNotFound,
     InvalidEnrolmentCode,
     InvalidMfaCode,
+    MfaEnrolmentRequired,
     MfaNotEnabled,
     MfaRequiredByRole,
     MfaTokenInvalid,
@@ -506,3 +507,38 @@ async def test_no_totp_secret_or_recovery_code_is_stored_or_audited_in_the_clear
     secrets += [c.replace("-", "") for c in enrolled.recovery_codes]
     for secret in secrets:
         assert secret not in everything, f"stored in the clear: {secret[:4]}…"
+
+
+async def test_the_admin_policy_asks_for_enrolment_then_aal2_then_a_recent_write(
+    world: MfaWorld,
+) -> None:
+    admin = await world.user(Role.ADMIN)
+    with pytest.raises(MfaEnrolmentRequired):
+        await world.mfa.ensure_admin_access(
+            admin, auth_time=world.clock.now(), aal=Aal.AAL1, write=False
+        )
+    await world.with_totp(admin)
+    with pytest.raises(ReauthenticationRequired) as refused:
+        await world.mfa.ensure_admin_access(
+            admin, auth_time=world.clock.now(), aal=Aal.AAL1, write=False
+        )
+    assert refused.value.aal_required == "aal2"
+    proven = world.clock.now()
+    await world.mfa.ensure_admin_access(admin, auth_time=proven, aal=Aal.AAL2, write=True)
+    world.clock.advance(901)
+    await world.mfa.ensure_admin_access(admin, auth_time=proven, aal=Aal.AAL2, write=False)
+    with pytest.raises(ReauthenticationRequired) as stale:
+        await world.mfa.ensure_admin_access(admin, auth_time=proven, aal=Aal.AAL2, write=True)
+    assert stale.value.aal_required == "aal2"
+
+
+async def test_a_role_outside_the_policy_writes_after_a_recent_password(
+    world: MfaWorld,
+) -> None:
+    manager = await world.user(Role.MANAGER)
+    proven = world.clock.now()
+    await world.mfa.ensure_admin_access(manager, auth_time=proven, aal=Aal.AAL1, write=True)
+    world.clock.advance(901)
+    with pytest.raises(ReauthenticationRequired) as stale:
+        await world.mfa.ensure_admin_access(manager, auth_time=proven, aal=Aal.AAL1, write=True)
+    assert stale.value.aal_required == "aal1"

@@ -73,6 +73,7 @@ from bastion.mfa.model import (
     TotpFactor,
     WebAuthnChallenge,
     WebAuthnCredential,
+    aal_needed,
     accepted_totp_step,
     admin_refusal,
     challenge_hash,
@@ -194,8 +195,6 @@ class MfaService:
         self._recovery_key = recovery_key
         self._mail_queued = mail_queued
 
-    # --- What a user has -------------------------------------------------------------------
-
     async def status(self, user: User) -> MfaStatus:
         async with self._uow(read_only=True) as uow:
             factors = usable_factors(await uow.mfa_factors.of_user(user.id))
@@ -213,8 +212,6 @@ class MfaService:
 
     def required_for(self, user: User) -> bool:
         return role_requires_mfa(user.role.value, self._rules.required_roles)
-
-    # --- TOTP enrolment --------------------------------------------------------------------
 
     async def start_totp_enrolment(self, user: User, name: str | None = None) -> TotpEnrolment:
         """A pending TOTP factor; it lapses unless confirmed within 10 minutes."""
@@ -260,8 +257,6 @@ class MfaService:
             await uow.commit()
         self._mail_queued()
         return Enrolled(confirmed, codes)
-
-    # --- WebAuthn registration -------------------------------------------------------------
 
     async def registration_options(self, user: User, *, passkey: bool) -> dict[str, Any]:
         """PublicKeyCredentialCreationOptions in WebAuthn JSON; the challenge works once, for
@@ -342,8 +337,6 @@ class MfaService:
         self._mail_queued()
         return Enrolled(added, codes)
 
-    # --- Managing factors ------------------------------------------------------------------
-
     async def rename(
         self, user: User, factor_id: uuid.UUID, name: str, context: RequestContext
     ) -> Factor:
@@ -405,8 +398,6 @@ class MfaService:
             await uow.commit()
         self._mail_queued()
         return codes
-
-    # --- The second step of a log-in -------------------------------------------------------
 
     async def start_second_step(
         self, user: User, remember_me: bool, security_state: str
@@ -474,8 +465,6 @@ class MfaService:
         await self._store_challenge(options.challenge, ChallengePurpose.SECOND_STEP, user_id, now)
         return options_to_json_dict(options)
 
-    # --- Passkey log-in --------------------------------------------------------------------
-
     async def passkey_options(self) -> dict[str, Any]:
         """Discoverable request options: the authenticator offers the user's passkeys."""
         options = generate_authentication_options(
@@ -506,7 +495,7 @@ class MfaService:
             now = self._clock.now()
             async with self._uow() as uow:
                 if not await self._record_assertion(uow, assertion, now):
-                    raise InvalidCredential(reason="counter_regressed")
+                    raise InvalidCredential(reason="counter_regressed", factor_id=found.id)
                 user = await uow.users.get(found.user_id)
                 if user is None:
                     raise InvalidCredential(reason="unknown_credential")
@@ -515,8 +504,6 @@ class MfaService:
             await self._record_rejection(EventType.PASSKEY_LOGIN_FAILED, owner, rejected, context)
             raise
         return user
-
-    # --- Step-up and the role policy -------------------------------------------------------
 
     async def ensure_recent(self, user_id: uuid.UUID, *, auth_time: datetime, aal: Aal) -> None:
         """Refuse a critical change unless the session proved itself within REAUTH_MAX_AGE, at
@@ -535,9 +522,10 @@ class MfaService:
         self, user: User, *, auth_time: datetime, aal: Aal, write: bool
     ) -> None:
         """The role policy in front of the admin API (see ``mfa.model.admin_refusal``)."""
+        mfa_enabled = await self.mfa_enabled(user.id)
         refusal = admin_refusal(
             role_requires=self.required_for(user),
-            mfa_enabled=await self.mfa_enabled(user.id),
+            mfa_enabled=mfa_enabled,
             aal=aal,
             auth_time=auth_time,
             now=self._clock.now(),
@@ -547,9 +535,7 @@ class MfaService:
         if refusal is AdminRefusal.ENROLMENT_REQUIRED:
             raise MfaEnrolmentRequired()
         if refusal is AdminRefusal.REAUTHENTICATION_REQUIRED:
-            raise ReauthenticationRequired(Aal.AAL2.value)
-
-    # --- Internals -------------------------------------------------------------------------
+            raise ReauthenticationRequired(aal_needed(mfa_enabled).value)
 
     async def _second_step(
         self,
