@@ -404,14 +404,16 @@ class MfaService:
     ) -> SecondStepDue | None:
         """None when the user has no second factor; otherwise the mfa_token (256 random bits,
         stored hashed) that the second step must present, and the methods it may use."""
-        now = self._clock.now()
-        async with self._uow() as uow:
+        # Read-only first: a log-in without a second factor takes no write transaction here.
+        async with self._uow(read_only=True) as uow:
             factors = await uow.mfa_factors.of_user(user.id)
             if not usable_factors(factors):
                 return None
             methods = second_steps_offered(factors, await uow.recovery_codes.remaining(user.id))
-            token = new_token()
-            ttl = self._rules.mfa_token_ttl
+        token = new_token()
+        ttl = self._rules.mfa_token_ttl
+        now = self._clock.now()
+        async with self._uow() as uow:
             await uow.mfa_tokens.add(
                 new_mfa_token(hash_token(token), user.id, remember_me, security_state, now, ttl)
             )
