@@ -1,26 +1,13 @@
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterator
 
 import pytest
 
+from clock import Clock
 from fake_bastion import FakeBastion
 from real_bastion import RealBastion, psql
-
-
-class Clock:
-    """The verifier's clock: real time, moved forward at will."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @pytest.fixture

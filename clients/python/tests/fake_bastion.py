@@ -9,6 +9,7 @@ use it through the same actions (log in, log out, change a password …) a real 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import socket
@@ -26,6 +27,7 @@ from jwt.algorithms import OKPAlgorithm
 
 AUDIENCE = "bastion"
 TOKEN_TTL = 600
+HEARTBEAT_SECONDS = 0.2
 
 
 def free_port() -> int:
@@ -195,12 +197,12 @@ class FakeBastion:
             self.state.generation += 1
             self.state.condition.notify_all()
 
-    def wait_for_streams(self, count: int, timeout: float = 5.0) -> None:
-        with self.state.condition:
-            if not self.state.condition.wait_for(
-                lambda: self.state.open_streams >= count, timeout=timeout
-            ):
-                raise AssertionError(f"{count} open stream(s) expected")
+    async def wait_for_streams(self, count: int, timeout: float = 5.0) -> None:
+        """Until exactly ``count`` streams are open (the event loop goes on meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while self.state.open_streams != count:
+            assert time.monotonic() < deadline, f"{count} open stream(s) expected"
+            await asyncio.sleep(0.01)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -297,18 +299,21 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with state.condition:
                 state.open_streams -= 1
+                state.condition.notify_all()
 
     def _stream(self, cursor: int, generation: int) -> None:
         state = self.fake.state
         while True:
             with state.condition:
-                while not state.events or state.events[-1].id <= cursor:
-                    if state.stopping or state.generation != generation:
-                        return
-                    state.condition.wait(timeout=1.0)
+                if not state.events or state.events[-1].id <= cursor:
+                    state.condition.wait(timeout=HEARTBEAT_SECONDS)
                 if state.stopping or state.generation != generation:
                     return
                 batch = [event for event in state.events if event.id > cursor]
+            if not batch:
+                # A comment line: keeps proxies from closing the connection, and shows us
+                # whether the client is still there.
+                self.wfile.write(b": keepalive\n\n")
             for event in batch:
                 self.wfile.write(
                     f"id: {event.id}\nevent: {event.type}\ndata: {event.data}\n\n".encode()

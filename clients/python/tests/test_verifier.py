@@ -11,7 +11,7 @@ import pytest
 
 from bastion_verifier import InvalidToken, IssuerUnavailable, TokenExpired, Verifier
 from bastion_verifier.keys import UNKNOWN_KID_REFETCH_SECONDS, freshness_seconds, parse_jwks
-from conftest import Clock
+from clock import Clock
 from fake_bastion import FakeBastion
 from forge import forgeries, unsigned
 

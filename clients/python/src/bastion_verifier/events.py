@@ -114,7 +114,9 @@ def _occurred_at(data: Mapping[str, Any], now: float) -> float:
 
 
 class StreamListener(Protocol):
-    def stream_opened(self, covers_from: float) -> None: ...
+    def stream_opened(self, covers_from: float, resumed: bool) -> None:
+        """The stream is open: it reports every event from Bastion's time ``covers_from`` on,
+        and also, if ``resumed``, every event since the last one seen before."""
 
     def stream_failed(self) -> None: ...
 
@@ -169,15 +171,17 @@ class EventStream:
 
     async def _connect_once(self, client: httpx.AsyncClient) -> _Outcome:
         opened = False
+        headers = self._request_headers()
         try:
-            async with client.stream("GET", self._url, headers=self._request_headers()) as response:
+            async with client.stream("GET", self._url, headers=headers) as response:
                 if response.status_code == httpx.codes.GONE:
                     self.last_event_id = None
                     self._listener.position_lost()
                     return _Outcome.GONE
                 _check_is_event_stream(response)
                 opened = True
-                self._listener.stream_opened(self._covers_from(response))
+                resumed = "Last-Event-ID" in headers
+                self._listener.stream_opened(self._covers_from(response), resumed)
                 await self._read(response)
             log.info("Bastion's event stream ended; reconnecting")
         except StreamRefused as exc:
@@ -315,7 +319,7 @@ class EventRevocation:
 
     # What the stream reports.
 
-    def stream_opened(self, covers_from: float) -> None:
+    def stream_opened(self, covers_from: float, resumed: bool) -> None:
         if self._resyncing:
             self._resyncing = False
             self._state.refuse_issued_before = covers_from
@@ -324,7 +328,9 @@ class EventRevocation:
                 "reconnection stay refused until they expire"
             )
             self._begin_coverage(covers_from)
-        elif self._covered_since is None:
+        elif not resumed:
+            # The first connection, or a reconnection before any event gave us a position to
+            # resume from: what happened before it is unknown, as when the process started.
             self._begin_coverage(covers_from)
         self._first_attempt.set()
 
