@@ -126,6 +126,8 @@ def test_requirements_that_cannot_be_met_are_refused_when_declared() -> None:
         Requirement.of(aal="gold")
     with pytest.raises(ValueError, match="max_age"):
         Requirement.of(max_age=-1)
+    with pytest.raises(ValueError, match="at least one role"):
+        Requirement.of(role=[])
 
 
 def test_lifetime_is_what_the_token_was_issued_for() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ class TokenCheck:
         self._http = http
         # Insertion order is expiry order, since every answer is kept equally long.
         self._answers: dict[bytes, Answer] = {}
+        self._lock = threading.Lock()
 
     def check(self, token: str) -> Answer:
         """Bastion's answer for ``token``; raises the refusal if it refused."""
@@ -54,7 +56,7 @@ class TokenCheck:
         if answer is None:
             asked_at = self._clock()
             try:
-                response = self._http.sync().get(self._url, headers=_bearer(token))
+                response = self._http.sync_client().get(self._url, headers=_bearer(token))
             except httpx.HTTPError as exc:
                 raise _unavailable(exc) from None
             answer = self._remember(key, Answer(asked_at, _refusal(response)))
@@ -66,7 +68,7 @@ class TokenCheck:
         if answer is None:
             asked_at = self._clock()
             try:
-                response = await self._http.async_().get(self._url, headers=_bearer(token))
+                response = await self._http.async_client().get(self._url, headers=_bearer(token))
             except httpx.HTTPError as exc:
                 raise _unavailable(exc) from None
             answer = self._remember(key, Answer(asked_at, _refusal(response)))
@@ -80,14 +82,15 @@ class TokenCheck:
 
     def _remember(self, key: bytes, answer: Answer) -> Answer:
         answers = self._answers
-        answers.pop(key, None)
-        answers[key] = answer
         forget_before = self._clock() - ANSWER_CACHE_SECONDS
-        while answers:
-            oldest = next(iter(answers))
-            if answers[oldest].asked_at > forget_before and len(answers) <= ANSWER_CACHE_SIZE:
-                break
-            del answers[oldest]
+        with self._lock:
+            answers.pop(key, None)
+            answers[key] = answer
+            while answers:
+                oldest = next(iter(answers))
+                if answers[oldest].asked_at > forget_before and len(answers) <= ANSWER_CACHE_SIZE:
+                    break
+                del answers[oldest]
         return answer
 
 

@@ -136,6 +136,8 @@ class Requirement:
         max_age: int | None = None,
     ) -> Requirement:
         roles = frozenset({role} if isinstance(role, str) else role or ())
+        if role is not None and not roles:
+            raise ValueError("role must name at least one role (or be None for any role)")
         if aal is not None and aal not in ASSURANCE_LEVELS:
             raise ValueError(f"aal must be one of {', '.join(ASSURANCE_LEVELS)}, not {aal!r}")
         if max_age is not None and (isinstance(max_age, bool) or max_age < 0):

@@ -19,14 +19,14 @@ class HttpClients:
         self._sync: httpx.Client | None = None
         self._async: httpx.AsyncClient | None = None
 
-    def sync(self) -> httpx.Client:
+    def sync_client(self) -> httpx.Client:
         if self._sync is None:
             with self._lock:
                 if self._sync is None:
                     self._sync = httpx.Client(timeout=self._timeout, headers=self.headers())
         return self._sync
 
-    def async_(self) -> httpx.AsyncClient:
+    def async_client(self) -> httpx.AsyncClient:
         if self._async is None:
             with self._lock:
                 if self._async is None:

@@ -11,7 +11,7 @@ import logging
 import math
 import random
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -107,9 +107,12 @@ def _occurred_at(data: Mapping[str, Any], now: float) -> float:
         return float(value)
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value).timestamp()
+            occurred_at = datetime.fromisoformat(value)
         except ValueError:
-            pass
+            return now
+        if occurred_at.tzinfo is None:
+            occurred_at = occurred_at.replace(tzinfo=UTC)
+        return occurred_at.timestamp()
     return now
 
 
@@ -145,14 +148,14 @@ class EventStream:
         listener: StreamListener,
         clock: Callable[[], float],
         timeout: float,
-        http: HttpClients,
+        headers: dict[str, str],
     ) -> None:
         self._url = url
         self._service_key = service_key
         self._listener = listener
         self._clock = clock
         self._timeout = timeout
-        self._headers = http.headers()
+        self._headers = headers
         self._reconnect_seconds = RECONNECT_SECONDS
         self.last_event_id: str | None = None
 
@@ -174,7 +177,7 @@ class EventStream:
         headers = self._request_headers()
         try:
             async with client.stream("GET", self._url, headers=headers) as response:
-                if response.status_code == httpx.codes.GONE:
+                if response.status_code == httpx.codes.GONE and "Last-Event-ID" in headers:
                     self.last_event_id = None
                     self._listener.position_lost()
                     return _Outcome.GONE
@@ -260,7 +263,7 @@ class EventRevocation:
         self._timeout = timeout
         self._state = RevocationState(token_lifetime)
         self._stream = EventStream(
-            bastion_url + EVENTS_PATH, service_key, self, clock, timeout, http
+            bastion_url + EVENTS_PATH, service_key, self, clock, timeout, http.headers()
         )
         self._covered_since: float | None = None  # Bastion's clock
         self._coverage_began_at = math.inf  # ours

@@ -48,7 +48,13 @@ class KeySet:
         if self._fetch_due(kid):
             with self._thread_lock:
                 if self._fetch_due(kid):
-                    self._fetched(kid, lambda: client().get(self._url, headers=_ACCEPT_JSON))
+                    self._fetching(kid)
+                    try:
+                        response = client().get(self._url, headers=_ACCEPT_JSON)
+                    except httpx.HTTPError as exc:
+                        self._failed(exc)
+                    else:
+                        self._fetched(response)
         return self._lookup(kid)
 
     async def key_async(
@@ -57,12 +63,13 @@ class KeySet:
         if self._fetch_due(kid):
             async with self._async_lock:
                 if self._fetch_due(kid):
+                    self._fetching(kid)
                     try:
                         response = await client().get(self._url, headers=_ACCEPT_JSON)
                     except httpx.HTTPError as exc:
                         self._failed(exc)
                     else:
-                        self._fetched(kid, lambda: response)
+                        self._fetched(response)
         return self._lookup(kid)
 
     def _fetch_due(self, kid: str) -> bool:
@@ -75,19 +82,20 @@ class KeySet:
             and now >= self._unknown_kid_fetched_at + UNKNOWN_KID_REFETCH_SECONDS
         )
 
-    def _fetched(self, kid: str, get: Callable[[], httpx.Response]) -> None:
-        now = self._clock()
+    def _fetching(self, kid: str) -> None:
+        # Counted when asked, not when answered: a failing fetch also waits its turn.
         if self._keys is not None and kid not in self._keys:
-            self._unknown_kid_fetched_at = now
+            self._unknown_kid_fetched_at = self._clock()
+
+    def _fetched(self, response: httpx.Response) -> None:
         try:
-            response = get()
             if response.status_code != httpx.codes.OK:
                 raise ValueError(f"status {response.status_code}")
             self._keys = parse_jwks(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+        except ValueError as exc:
             self._failed(exc)
             return
-        self._refresh_at = now + freshness_seconds(response.headers)
+        self._refresh_at = self._clock() + freshness_seconds(response.headers)
 
     def _failed(self, error: Exception) -> None:
         log.warning("Could not fetch Bastion's keys from %s: %s", self._url, error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ class Verifier:
         """
         entry = self._verified.get(token)
         kid = entry.claims.kid if entry is not None else _signing_kid(token)
-        key = self._keys.key(kid, self._http.sync)
+        key = self._keys.key(kid, self._http.sync_client)
         claims = self._accept(token, entry, kid, key)
         self._revocation.check(token, claims)
         return claims
@@ -120,7 +121,7 @@ class Verifier:
         """``verify`` for async code: fetching keys or asking Bastion never blocks the loop."""
         entry = self._verified.get(token)
         kid = entry.claims.kid if entry is not None else _signing_kid(token)
-        key = await self._keys.key_async(kid, self._http.async_)
+        key = await self._keys.key_async(kid, self._http.async_client)
         claims = self._accept(token, entry, kid, key)
         await self._revocation.check_async(token, claims)
         return claims
@@ -207,15 +208,18 @@ class VerifiedTokens:
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._entries: dict[str, VerifiedToken] = {}
+        # Reads need no lock; eviction iterates, which another thread's insert would break.
+        self._lock = threading.Lock()
 
     def get(self, token: str) -> VerifiedToken | None:
         return self._entries.get(token)
 
     def put(self, token: str, entry: VerifiedToken) -> None:
-        if len(self._entries) >= self._capacity:
-            # Dicts keep insertion order: the oldest entry goes.
-            self._entries.pop(next(iter(self._entries)), None)
-        self._entries[token] = entry
+        with self._lock:
+            if len(self._entries) >= self._capacity:
+                # Dicts keep insertion order: the oldest entry goes.
+                self._entries.pop(next(iter(self._entries)), None)
+            self._entries[token] = entry
 
 
 def bearer_token(authorization: str | None) -> str:
