@@ -154,14 +154,18 @@ class FakeBastion:
 
     def log_in(self, **claims: Any) -> Issued:
         """A new live session and its access token (``claims`` override the defaults)."""
-        payload = self.claims(**claims)
+        issued = self._issue(**claims)
         with self.state.condition:
-            self.state.live_sessions[payload["sid"]] = True
-        return Issued(self.sign(payload), payload["sub"], payload["sid"], self._keys[-1][0])
+            self.state.live_sessions[issued.sid] = True
+        return issued
 
     def refresh(self, issued: Issued) -> Issued:
         """A new access token for the same session and user."""
-        return self.log_in(sub=issued.sub, sid=issued.sid)
+        return self._issue(sub=issued.sub, sid=issued.sid)
+
+    def _issue(self, **claims: Any) -> Issued:
+        payload = self.claims(**claims)
+        return Issued(self.sign(payload), payload["sub"], payload["sid"], self._keys[-1][0])
 
     # What happens in Bastion, as events.
 

@@ -190,7 +190,9 @@ class EventStream:
         except StreamRefused as exc:
             log.error("Bastion refused the event stream: %s", exc)
         except httpx.HTTPError as exc:
-            log.warning("Bastion's event stream is unreachable or broke off: %r", exc)
+            # A stream that was open and went quiet or broke is routine: it resumes.
+            level = logging.INFO if opened else logging.WARNING
+            log.log(level, "Bastion's event stream is unreachable or broke off: %r", exc)
         except Exception:
             # Whatever happens, keep listening: a dead listener would silently stop revocation.
             log.exception("Unexpected failure reading Bastion's event stream")
