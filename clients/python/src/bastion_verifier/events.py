@@ -33,7 +33,10 @@ PRUNE_EVERY_SECONDS = 60.0
 # Connections that carry nothing for this long may have died silently (NATs and proxies drop
 # idle ones without a word): reconnecting with Last-Event-ID costs nothing and loses nothing.
 STREAM_IDLE_SECONDS = 60.0
+# The first reconnection comes this soon (or as the stream's ``retry:`` says, within bounds),
+# then each failed attempt doubles the wait.
 RECONNECT_SECONDS = 0.25
+MIN_RECONNECT_SECONDS = 0.1
 MAX_RECONNECT_SECONDS = 10.0
 # Bastion's verify-token may answer from its session cache (up to a second old): its word
 # counts as newer than the stream's start only when asked at least this long after it.
@@ -218,7 +221,9 @@ class EventStream:
             if parser.last_event_id is not None:
                 self.last_event_id = parser.last_event_id
             if parser.retry_ms is not None:
-                self._reconnect_seconds = min(parser.retry_ms / 1000, MAX_RECONNECT_SECONDS)
+                self._reconnect_seconds = min(
+                    max(parser.retry_ms / 1000, MIN_RECONNECT_SECONDS), MAX_RECONNECT_SECONDS
+                )
 
     def _covers_from(self, response: httpx.Response) -> float:
         """Bastion's time from which this connection reports every event: tokens issued since
