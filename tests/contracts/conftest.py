@@ -4,7 +4,6 @@ and the in-memory fakes. Each test starts from empty tables."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete
@@ -14,10 +13,9 @@ from bastion.adapters.sql import tables
 from bastion.adapters.sql.database import create_engine
 from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from bastion.core.secrets import Sealer, derive_key
-from bastion.migrate import upgrade
 from bastion.storage import UnitOfWorkFactory
 from tests.fakes import FakeUnitOfWorkFactory
-from tests.support import migrated_postgres_database
+from tests.support import migrated_postgres_database, migrated_sqlite_database
 
 STORAGES = ["sqlite", "postgresql", "memory"]
 SEALER = Sealer(derive_key("contract-tests-secret-key-0123456789abcdef", "tests/storage"))
@@ -32,10 +30,7 @@ def contract_postgresql_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def contract_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path: Path = tmp_path_factory.mktemp("contracts") / "bastion.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    upgrade(url)
-    return url
+    return migrated_sqlite_database(tmp_path_factory.mktemp("contracts"))
 
 
 @pytest.fixture(params=STORAGES)
