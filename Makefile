@@ -25,7 +25,7 @@ test: $(STAMP) lint wrk
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo
 
 ## Benchmark Bastion against its own ceilings and FastAPI-Users (about 5 minutes; bench/README.md)
 PEER_STAMP := bench/.venv-peer/.installed
