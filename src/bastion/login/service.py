@@ -76,6 +76,8 @@ class LoginFlow:
                 await self._admission.release(keys, attempt)
             raise checked.error()
         await self._admission.release(keys, attempt, right_password=True)
+        # Password accepted. A second factor goes here: an account that has one answers
+        # "second factor required" instead, and start_session runs once that is accepted.
         return await self.start_session(checked, remember_me, context)
 
     async def start_session(
