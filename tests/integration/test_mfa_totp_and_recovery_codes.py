@@ -24,9 +24,9 @@ from bastion.mfa.errors import (
     MfaRequiredByRole,
     MfaTokenInvalid,
     ReauthenticationRequired,
+    SecondStepsPaused,
 )
 from bastion.mfa.model import Aal, FactorType, SecondStep
-from bastion.ratelimit.errors import TooManyAttempts
 from tests.mfa_support import CONTEXT, MfaWorld, mfa_world
 from tests.support import SmtpServer, text_of
 
@@ -253,10 +253,10 @@ async def _fail_ten_second_steps_then_wait(world: MfaWorld) -> None:
             with pytest.raises(InvalidMfaCode):
                 await world.mfa.complete_login(token, CONTEXT, code=wrong)
 
-    with pytest.raises(TooManyAttempts) as refused:
+    with pytest.raises(SecondStepsPaused) as refused:
         await world.mfa.complete_login(await world.login_token(user), CONTEXT, code=wrong)
     assert 0 < refused.value.retry_after <= 900
-    with pytest.raises(TooManyAttempts):  # the right code waits too
+    with pytest.raises(SecondStepsPaused):  # the right code waits too
         await world.mfa.complete_login(
             await world.login_token(user), CONTEXT, code=world.code(secret)
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from bastion.core.errors import BastionError, Conflict, Forbidden, NotFound, Unauthenticated
+from bastion.ratelimit.errors import RateLimited
 
 
 class SecondStepRejected(Unauthenticated):
@@ -46,6 +47,13 @@ class InvalidRegistration(BastionError):
     challenge, or a credential already registered (``INVALID_CREDENTIAL``, 400)."""
 
     detail = "The security key or passkey could not be registered."
+
+
+class SecondStepsPaused(RateLimited):
+    """Second steps on this account are paused after repeated failures, whatever the mfa_token
+    or IP (``TOO_MANY_ATTEMPTS``, 429)."""
+
+    detail = "Too many attempts. Please try again later"
 
 
 class MfaTokenInvalid(Unauthenticated):

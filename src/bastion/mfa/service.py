@@ -58,6 +58,7 @@ from bastion.mfa.errors import (
     MfaTokenInvalid,
     ReauthenticationRequired,
     SecondStepRejected,
+    SecondStepsPaused,
 )
 from bastion.mfa.model import (
     PENDING_TOTP_LIFETIME,
@@ -96,7 +97,6 @@ from bastion.mfa.model import (
     typed_code,
     usable_factors,
 )
-from bastion.ratelimit.errors import TooManyAttempts
 from bastion.ratelimit.model import Rule, WindowState, seconds_until
 from bastion.ratelimit.ports import Limiter
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
@@ -668,7 +668,7 @@ class MfaService:
         now = self._clock.now().timestamp()
         state = await self._limiter.hit(_failures_key(user_id), rule.window, rule.limit, now)
         if not state.allowed:
-            raise TooManyAttempts(seconds_until((state.oldest or now) + rule.window, now))
+            raise SecondStepsPaused(seconds_until((state.oldest or now) + rule.window, now))
         return state
 
     async def _give_back(self, user_id: uuid.UUID, slot: WindowState) -> None:
