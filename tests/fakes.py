@@ -27,6 +27,16 @@ from bastion.audit.model import AuditEvent, scrub
 from bastion.audit.ports import AuditObserver
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.mail.model import EmailMessage, QueuedMessage
+from bastion.mfa.model import (
+    MFA_TOKEN_MAX_WRONG_CODES,
+    ChallengePurpose,
+    Factor,
+    MfaToken,
+    TotpFactor,
+    WebAuthnChallenge,
+    WebAuthnCredential,
+    sign_count_accepted,
+)
 from bastion.sessions.model import Session
 from bastion.tokens.model import SigningKey
 
@@ -49,6 +59,12 @@ class OutboxRow:
     last_error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveryCode:
+    created_at: datetime
+    used_at: datetime | None = None
+
+
 @dataclass
 class Tables:
     """Every table, as rows keyed like the database's primary keys."""
@@ -61,6 +77,10 @@ class Tables:
     signing_keys: dict[str, SigningKey] = field(default_factory=dict)
     outbox: dict[int, OutboxRow] = field(default_factory=dict)
     audit: dict[int, AuditEvent] = field(default_factory=dict)
+    mfa_factors: dict[uuid.UUID, Factor] = field(default_factory=dict)
+    recovery_codes: dict[tuple[uuid.UUID, str], RecoveryCode] = field(default_factory=dict)
+    webauthn_challenges: dict[str, WebAuthnChallenge] = field(default_factory=dict)
+    mfa_tokens: dict[str, MfaToken] = field(default_factory=dict)
 
     def delete_user(self, user_id: uuid.UUID) -> None:
         """Delete a user and what the database's foreign keys cascade to."""
@@ -73,6 +93,11 @@ class Tables:
             del self.sessions[session_id]
         for token_hash in [h for h, t in self.refresh_tokens.items() if t.session_id in gone]:
             del self.refresh_tokens[token_hash]
+        for rows in (self.mfa_factors, self.webauthn_challenges, self.mfa_tokens):
+            for key in [k for k, row in rows.items() if row.user_id == user_id]:
+                del rows[key]
+        for owner, digest in [key for key in self.recovery_codes if key[0] == user_id]:
+            del self.recovery_codes[owner, digest]
 
 
 class FakeUserRepository:
@@ -316,6 +341,173 @@ class FakeAuditLog:
         return changed
 
 
+class FakeFactorRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._factors = tables.mfa_factors
+
+    async def add_totp(self, factor: TotpFactor) -> None:
+        self._factors[factor.id] = factor
+
+    async def add_webauthn(self, credential: WebAuthnCredential) -> None:
+        self._factors[credential.id] = credential
+
+    async def of_user(self, user_id: uuid.UUID, *, for_update: bool = False) -> list[Factor]:
+        # for_update needs no lock here: units of work that write run one at a time.
+        theirs = [f for f in self._factors.values() if f.user_id == user_id]
+        return sorted(theirs, key=lambda f: (f.created_at, f.id))
+
+    async def get(self, user_id: uuid.UUID, factor_id: uuid.UUID) -> Factor | None:
+        factor = self._factors.get(factor_id)
+        return factor if factor is not None and factor.user_id == user_id else None
+
+    async def credential(self, credential_id: bytes) -> WebAuthnCredential | None:
+        return next(
+            (
+                f
+                for f in self._factors.values()
+                if isinstance(f, WebAuthnCredential) and f.credential_id == credential_id
+            ),
+            None,
+        )
+
+    async def confirm_totp(
+        self, factor_id: uuid.UUID, step: int, now: datetime, created_after: datetime
+    ) -> bool:
+        factor = self._factors.get(factor_id)
+        if (
+            not isinstance(factor, TotpFactor)
+            or factor.confirmed
+            or factor.created_at <= created_after
+        ):
+            return False
+        self._factors[factor_id] = replace(
+            factor, confirmed_at=now, last_used_at=now, last_step=step
+        )
+        return True
+
+    async def advance_totp_step(self, factor_id: uuid.UUID, step: int, now: datetime) -> bool:
+        factor = self._factors.get(factor_id)
+        if not isinstance(factor, TotpFactor) or not factor.confirmed:
+            return False
+        if factor.last_step is not None and factor.last_step >= step:
+            return False
+        self._factors[factor_id] = replace(factor, last_step=step, last_used_at=now)
+        return True
+
+    async def record_assertion(
+        self, factor_id: uuid.UUID, sign_count: int, backup_state: bool, now: datetime
+    ) -> bool:
+        factor = self._factors.get(factor_id)
+        if not isinstance(factor, WebAuthnCredential):
+            return False
+        if not sign_count_accepted(factor.sign_count, sign_count):
+            return False
+        self._factors[factor_id] = replace(
+            factor, sign_count=sign_count, backup_state=backup_state, last_used_at=now
+        )
+        return True
+
+    async def rename(self, user_id: uuid.UUID, factor_id: uuid.UUID, name: str) -> bool:
+        factor = await self.get(user_id, factor_id)
+        if factor is None:
+            return False
+        self._factors[factor_id] = replace(factor, name=name)
+        return True
+
+    async def delete(self, user_id: uuid.UUID, factor_ids: Sequence[uuid.UUID]) -> int:
+        theirs = [i for i in dict.fromkeys(factor_ids) if await self.get(user_id, i)]
+        for factor_id in theirs:
+            del self._factors[factor_id]
+        return len(theirs)
+
+
+class FakeRecoveryCodeRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._codes = tables.recovery_codes
+
+    async def replace(self, user_id: uuid.UUID, digests: Sequence[str], now: datetime) -> None:
+        await self.delete_all(user_id)
+        for digest in digests:
+            self._codes[user_id, digest] = RecoveryCode(created_at=now)
+
+    async def use(self, user_id: uuid.UUID, digest: str, now: datetime) -> bool:
+        code = self._codes.get((user_id, digest))
+        if code is None or code.used_at is not None:
+            return False
+        self._codes[user_id, digest] = replace(code, used_at=now)
+        return True
+
+    async def remaining(self, user_id: uuid.UUID) -> int:
+        return sum(
+            1
+            for (owner, _), code in self._codes.items()
+            if owner == user_id and code.used_at is None
+        )
+
+    async def delete_all(self, user_id: uuid.UUID) -> None:
+        for owner, digest in [key for key in self._codes if key[0] == user_id]:
+            del self._codes[owner, digest]
+
+
+class FakeWebAuthnChallengeRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._challenges = tables.webauthn_challenges
+
+    async def add(self, challenge: WebAuthnChallenge) -> None:
+        for key in [
+            k for k, c in self._challenges.items() if c.expires_at <= challenge.created_at
+        ]:
+            del self._challenges[key]
+        self._challenges[challenge.challenge_hash] = challenge
+
+    async def spend(
+        self, challenge_hash: str, purpose: ChallengePurpose, now: datetime
+    ) -> WebAuthnChallenge | None:
+        challenge = self._challenges.get(challenge_hash)
+        if challenge is None or challenge.purpose is not purpose or challenge.expires_at <= now:
+            return None
+        return self._challenges.pop(challenge_hash)
+
+
+class FakeMfaTokenRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tokens = tables.mfa_tokens
+
+    async def add(self, token: MfaToken) -> None:
+        for key in [k for k, t in self._tokens.items() if t.expires_at <= token.created_at]:
+            del self._tokens[key]
+        self._tokens[token.token_hash] = token
+
+    async def get(self, token_hash: str) -> MfaToken | None:
+        return self._tokens.get(token_hash)
+
+    async def spend(self, token_hash: str, now: datetime) -> MfaToken | None:
+        token = self._usable(token_hash, now)
+        if token is None:
+            return None
+        spent = self._tokens[token_hash] = replace(token, used_at=now)
+        return spent
+
+    async def count_wrong_code(self, token_hash: str, now: datetime) -> int | None:
+        token = self._usable(token_hash, now)
+        if token is None:
+            return None
+        counted = self._tokens[token_hash] = replace(token, wrong_codes=token.wrong_codes + 1)
+        return counted.wrong_codes
+
+    def _usable(self, token_hash: str, now: datetime) -> MfaToken | None:
+        """The token if the SQL adapter's conditional statements would change it."""
+        token = self._tokens.get(token_hash)
+        if (
+            token is None
+            or token.used_at is not None
+            or token.expires_at <= now
+            or token.wrong_codes >= MFA_TOKEN_MAX_WRONG_CODES
+        ):
+            return None
+        return token
+
+
 class FakeUnitOfWork:
     users: FakeUserRepository
     verification_tokens: FakeOneTimeTokenRepository
@@ -324,6 +516,10 @@ class FakeUnitOfWork:
     signing_keys: FakeSigningKeyRepository
     outbox: FakeOutbox
     audit: FakeAuditLog
+    mfa_factors: FakeFactorRepository
+    recovery_codes: FakeRecoveryCodeRepository
+    webauthn_challenges: FakeWebAuthnChallengeRepository
+    mfa_tokens: FakeMfaTokenRepository
 
     def __init__(self, store: FakeUnitOfWorkFactory, *, read_only: bool) -> None:
         self._store = store
@@ -342,6 +538,10 @@ class FakeUnitOfWork:
         self.signing_keys = FakeSigningKeyRepository(tables)
         self.outbox = FakeOutbox(tables, self._store.outbox_ids)
         self.audit = FakeAuditLog(tables, self._store.audit_ids)
+        self.mfa_factors = FakeFactorRepository(tables)
+        self.recovery_codes = FakeRecoveryCodeRepository(tables)
+        self.webauthn_challenges = FakeWebAuthnChallengeRepository(tables)
+        self.mfa_tokens = FakeMfaTokenRepository(tables)
         return self
 
     async def commit(self) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bastion.accounts.model import Role, User, new_user
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.core.secrets import hash_token, new_token
+from bastion.mfa.model import WebAuthnCredential
 from bastion.sessions.model import Session, new_session
 from bastion.storage import UnitOfWorkFactory
 from tests.support import random_email
@@ -41,6 +44,25 @@ def a_token(user_id: uuid.UUID, *, lifetime: float = 3600) -> OneTimeToken:
         created_at=NOW,
         expires_at=later(lifetime),
     )
+
+
+def a_credential(user_id: uuid.UUID, **changes: Any) -> WebAuthnCredential:
+    """A security key's credential as registration stores it."""
+    credential = WebAuthnCredential(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        name="Blue key",
+        credential_id=uuid.uuid4().bytes + b"-credential",
+        public_key=b"\xa5\x01\x02cose-key",
+        sign_count=0,
+        transports=("usb", "nfc"),
+        aaguid="00000000-0000-0000-0000-000000000000",
+        backup_eligible=False,
+        backup_state=False,
+        passkey=False,
+        created_at=NOW,
+    )
+    return replace(credential, **changes)
 
 
 async def stored(uow: UnitOfWorkFactory, *users: User) -> None:

@@ -9,8 +9,11 @@ import pytest
 
 from bastion.accounts.errors import EmailTaken
 from bastion.accounts.model import Role
+from bastion.mfa.model import ChallengePurpose, new_challenge, new_mfa_token, new_totp_factor
 from bastion.storage import UnitOfWorkFactory
 from tests.contracts.rows import (
+    NOW,
+    a_credential,
     a_token,
     a_user,
     later,
@@ -95,6 +98,37 @@ async def test_deleting_a_user_takes_their_sessions_and_tokens_along(
         assert await work.verification_tokens.get(token.token_hash) is None
         assert await work.sessions.get(kept_session.id) == kept_session
         assert await work.verification_tokens.get(kept_token.token_hash) == kept_token
+
+
+async def test_deleting_a_user_takes_their_second_factors_along(uow: UnitOfWorkFactory) -> None:
+    user, other = await stored_user(uow), await stored_user(uow)
+    totp, credential = new_totp_factor(user.id, "Phone", b"s", NOW), a_credential(user.id)
+    kept = a_credential(other.id)
+    challenge = new_challenge(b"challenge", ChallengePurpose.SECOND_STEP, user.id, NOW)
+    token = new_mfa_token("b" * 64, user.id, False, "state", NOW, 300)
+    async with uow() as work:
+        await work.mfa_factors.add_totp(totp)
+        await work.mfa_factors.add_webauthn(credential)
+        await work.mfa_factors.add_webauthn(kept)
+        await work.recovery_codes.replace(user.id, ["c" * 64], NOW)
+        await work.recovery_codes.replace(other.id, ["c" * 64], NOW)
+        await work.webauthn_challenges.add(challenge)
+        await work.mfa_tokens.add(token)
+        await work.commit()
+
+    async with uow() as work:
+        await work.users.delete(user.id)
+        await work.commit()
+
+    async with uow() as work:
+        assert await work.mfa_factors.of_user(user.id) == []
+        assert await work.mfa_factors.credential(credential.credential_id) is None
+        assert await work.recovery_codes.remaining(user.id) == 0
+        assert await work.mfa_tokens.get(token.token_hash) is None
+        challenges = work.webauthn_challenges
+        assert await challenges.spend(challenge.challenge_hash, challenge.purpose, NOW) is None
+        assert await work.mfa_factors.of_user(other.id) == [kept]
+        assert await work.recovery_codes.remaining(other.id) == 1
 
 
 async def test_search_pages_through_users_in_id_order(uow: UnitOfWorkFactory) -> None:

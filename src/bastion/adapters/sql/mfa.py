@@ -65,6 +65,7 @@ ADVANCE_TOTP_STEP = (
     update(tables.mfa_factors)
     .where(
         _f.id == bindparam("factor_id"),
+        _f.type == FactorType.TOTP.value,
         _f.confirmed_at.is_not(None),
         or_(_f.totp_last_step.is_(None), _f.totp_last_step < bindparam("step")),
     )
