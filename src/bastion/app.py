@@ -27,6 +27,7 @@ from bastion.http.middleware import RequestMiddleware
 from bastion.logging import configure_logging
 from bastion.login import routes as login_routes
 from bastion.login.service import LoginFlow
+from bastion.mfa import routes as mfa_routes
 from bastion.operations import routes as operations_routes
 from bastion.operations.service import Operations
 from bastion.passwords import routes as passwords_routes
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         passwords_routes.PROBLEMS,
         tokens_routes.PROBLEMS,
         admin_routes.PROBLEMS,
+        mfa_routes.PROBLEMS,
     )
     install_error_handlers(app, problems)
     provide_services(app, services)
