@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 from bastion.bootstrap import Services
+from bastion.logging import configure_logging
 from bastion.migrate import upgrade
 from tests.support import (
     REDIS_URL,
@@ -21,6 +24,24 @@ from tests.support import (
 )
 
 BACKENDS = ["sqlite", "postgresql"]
+
+
+class _CurrentStandardError:
+    """``sys.stderr`` as it is when a line is written: pytest swaps it for each test's capture."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def production_logging() -> None:
+    """Log as a production worker does (JSON, tracebacks without local values), configured
+    before any logger is first used: loggers keep the configuration they first met."""
+    configure_logging(json=True)
+    structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(_CurrentStandardError()))
 
 
 @pytest.fixture(scope="session")
