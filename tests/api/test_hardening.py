@@ -14,10 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bastion.adapters.sql import tables
 from bastion.core.secrets import hash_token
 from tests.support import (
+    BEHIND_PROXY,
+    CLIENT_IP,
     PUBLIC_URL,
     STRONG_PASSWORD,
     SmtpServer,
     access_token,
+    audit_events_of,
     bearer,
     link_in,
     login,
@@ -203,6 +206,28 @@ async def test_no_secret_reaches_the_logs_or_the_audit_trail(
         assert secret not in logs, f"a secret reached the logs: {secret[:6]}…"
         assert secret not in trail, f"a secret reached the audit trail: {secret[:6]}…"
     assert f"{PUBLIC_URL}/reset-password?token=" not in logs + trail
+
+
+@pytest.mark.parametrize(
+    "forwarded_for",
+    ["fe80::1%" + "a" * 100, "fe80::1%eth0", "198.51.100.7" * 10, "<script>", "1.2.3.4:80"],
+    ids=["long-zone-id", "zone-id", "over-long", "junk", "with-port"],
+)
+async def test_a_forwarded_for_entry_that_is_no_plain_address_leaves_the_peer_as_the_client(
+    database_url: str, smtp: SmtpServer, forwarded_for: str
+) -> None:
+    """The trusted proxy's garbled entry is not a client address: the peer is, as stored."""
+    settings = make_settings(database_url, smtp.url, **BEHIND_PROXY)
+    async with running_app(settings) as (client, services):
+        email = random_email("forwarded")
+        response = await client.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": STRONG_PASSWORD},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+        assert response.status_code == 202, response.text
+        [registered] = await audit_events_of(services, email, "registered")
+        assert registered.ip == CLIENT_IP
 
 
 @asynccontextmanager

@@ -40,3 +40,35 @@ def test_ipv6_peers_and_hops_are_understood() -> None:
 
 def test_no_peer_means_no_address() -> None:
     assert client_ip(None, "198.51.100.7", PROXIES) is None
+
+
+def test_a_forwarded_address_with_a_zone_id_is_not_a_client_ip() -> None:
+    assert client_ip("10.0.0.5", "fe80::1%eth0", PROXIES) == "10.0.0.5"
+    assert client_ip("10.0.0.5", "fe80::1%" + "a" * 100, PROXIES) == "10.0.0.5"
+
+
+def test_an_over_long_forwarded_entry_is_not_a_client_ip() -> None:
+    assert client_ip("10.0.0.5", "1" * 1000, PROXIES) == "10.0.0.5"
+    assert client_ip("10.0.0.5", "198.51.100.7:8080", PROXIES) == "10.0.0.5"
+
+
+def test_junk_left_of_the_client_address_does_not_hide_it() -> None:
+    assert client_ip("10.0.0.5", "fe80::1%eth0, not-an-ip, 198.51.100.7", PROXIES) == (
+        "198.51.100.7"
+    )
+
+
+def test_addresses_are_stored_in_their_normal_form() -> None:
+    assert client_ip("10.0.0.5", "2001:DB8:0:0::0001", PROXIES) == "2001:db8::1"
+    assert client_ip("2001:0db8:0001::0009", None, PROXIES) == "2001:db8:1::9"
+
+
+def test_an_ipv4_client_seen_through_ipv6_is_named_by_its_ipv4_address() -> None:
+    assert client_ip("::ffff:198.51.100.7", None, ()) == "198.51.100.7"
+    assert client_ip("10.0.0.5", "::ffff:198.51.100.8", PROXIES) == "198.51.100.8"
+    assert client_ip("::ffff:10.0.0.5", "198.51.100.9", PROXIES) == "198.51.100.9"
+
+
+def test_a_peer_is_named_without_its_zone_id_and_a_peer_that_is_no_address_is_none() -> None:
+    assert client_ip("fe80::1%eth0", None, PROXIES) == "fe80::1"
+    assert client_ip("/run/bastion.sock", "198.51.100.7", PROXIES) is None
