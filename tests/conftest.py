@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from hypothesis import settings
 
 from bastion.bootstrap import Services
 from bastion.logging import configure_logging
@@ -24,6 +25,11 @@ from tests.support import (
 )
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# Property tests share two cores with the rest of the suite: no per-example deadline, which a busy
+# machine would trip, and a bounded number of examples so the suite stays quick.
+settings.register_profile("bastion", deadline=None, max_examples=200)
+settings.load_profile("bastion")
 
 
 class _CurrentStandardError:

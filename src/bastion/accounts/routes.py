@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.accounts.errors import WeakPassword
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
@@ -20,6 +20,7 @@ from bastion.http.deps import (
     VerificationResendLimit,
 )
 from bastion.http.errors import openapi_responses
+from bastion.http.fields import EmailAddress
 from bastion.ratelimit.errors import RateLimited
 from bastion.sessions.errors import SessionRevoked
 from bastion.tokens.errors import AccessTokenExpired, InvalidToken
@@ -33,12 +34,12 @@ class StrictModel(BaseModel):
 
 
 class RegisterRequest(StrictModel):
-    email: EmailStr = Field(examples=["alice@example.com"])
+    email: EmailAddress = Field(examples=["alice@example.com"])
     password: str = Field(max_length=4096, examples=["Correct-Horse-7"])
 
 
 class EmailRequest(StrictModel):
-    email: EmailStr = Field(examples=["alice@example.com"])
+    email: EmailAddress = Field(examples=["alice@example.com"])
 
 
 class Accepted(BaseModel):

@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from bastion.accounts.errors import EmailTaken, WeakPassword
-from bastion.accounts.model import Role, User, new_user, normalize_email
+from bastion.accounts.model import Role, User, new_user
 from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
+from bastion.core.email_address import normalize_email
 from bastion.core.errors import NotFound
 from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token

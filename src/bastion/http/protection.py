@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
+from bastion.core.email_address import InvalidEmailAddress, normalize_email
 from bastion.ratelimit.errors import RateLimited
 from bastion.ratelimit.model import Usage
 
@@ -36,14 +37,20 @@ def enforce(request: Request, usage: Usage) -> None:
 
 
 async def email_in_body(request: Request) -> str | None:
-    """The ``email`` member of the JSON body, read before the route validates it (FastAPI has
-    already parsed the body, so this costs no second read)."""
+    """The ``email`` member of the JSON body in its canonical form, read before the route
+    validates it (FastAPI has already parsed the body, so this costs no second read); None when
+    there is none or it is no address, which the route's validation then refuses."""
     try:
         payload = await request.json()
     except ValueError:
         return None
     email = payload.get("email") if isinstance(payload, dict) else None
-    return email if isinstance(email, str) else None
+    if not isinstance(email, str):
+        return None
+    try:
+        return normalize_email(email)
+    except InvalidEmailAddress:
+        return None
 
 
 def set_device_cookie(response: Response, value: str, secure: bool) -> None:

@@ -10,10 +10,11 @@ from datetime import datetime
 
 import structlog
 
-from bastion.accounts.model import User, normalize_email
+from bastion.accounts.model import User
 from bastion.audit.model import EventType, LoginFailure, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
+from bastion.core.email_address import normalize_email
 from bastion.core.secrets import Signer
 from bastion.mail import messages
 from bastion.ratelimit.errors import RateLimited, TooManyAttempts

@@ -8,7 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.http.deps import (
     ContextDep,
@@ -20,6 +20,7 @@ from bastion.http.deps import (
     current_principal,
 )
 from bastion.http.errors import openapi_responses
+from bastion.http.fields import EmailAddress
 from bastion.http.protection import DEVICE_COOKIE, enforce, set_device_cookie
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 from bastion.ratelimit.errors import RateLimited, TooManyAttempts
@@ -45,7 +46,7 @@ BEARER_ERRORS = (InvalidToken, AccessTokenExpired, SessionRevoked)
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(examples=["alice@example.com"])
+    email: EmailAddress = Field(examples=["alice@example.com"])
     password: str = Field(max_length=MAX_PASSWORD_LENGTH, examples=["Correct-Horse-7"])
     remember_me: bool = False
 

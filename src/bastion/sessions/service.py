@@ -8,10 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from bastion.accounts.model import User, normalize_email
+from bastion.accounts.model import User
 from bastion.audit.model import EventType, LoginFailure, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
+from bastion.core.email_address import normalize_email
 from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
 from bastion.passwords.hashing import PasswordHasher
