@@ -28,7 +28,7 @@ BACKENDS = ["sqlite", "postgresql"]
 
 # Property tests share two cores with the rest of the suite: no per-example deadline, which a busy
 # machine would trip, and a bounded number of examples so the suite stays quick.
-settings.register_profile("bastion", deadline=None, max_examples=200)
+settings.register_profile("bastion", deadline=None, max_examples=100)
 settings.load_profile("bastion")
 
 

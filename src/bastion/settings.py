@@ -13,7 +13,7 @@ from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -30,6 +30,7 @@ class Environment(StrEnum):
 Seconds = Annotated[int, Field(ge=1, le=400 * DAY)]
 Count = Annotated[int, Field(ge=1, le=100_000_000)]
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Settings(BaseSettings):
@@ -108,20 +109,32 @@ class Settings(BaseSettings):
     @classmethod
     def _public_url_is_http(cls, value: str) -> str:
         parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             raise ValueError("must be an absolute http(s) URL such as https://auth.example.com")
         if parts.query or parts.fragment:
             raise ValueError("must not contain a query or fragment")
+        if parts.username is not None:
+            raise ValueError("must not contain a user name or password: links are built from it")
+        browser_origin(parts)  # a port that is no port is refused here
         return value.rstrip("/")
 
     @field_validator("allowed_origins")
     @classmethod
     def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        origins = []
         for origin in value:
             parts = urlsplit(origin)
-            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+            if (
+                parts.scheme not in DEFAULT_PORTS
+                or not parts.hostname
+                or parts.username is not None
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+            ):
                 raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
-        return [origin.rstrip("/") for origin in value]
+            origins.append(browser_origin(parts))
+        return origins
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -172,8 +185,7 @@ class Settings(BaseSettings):
 
     @property
     def public_origin(self) -> str:
-        parts = urlsplit(self.public_url)
-        return f"{parts.scheme}://{parts.netloc}"
+        return browser_origin(urlsplit(self.public_url))
 
     @property
     def is_sqlite(self) -> bool:
@@ -200,6 +212,18 @@ class Settings(BaseSettings):
                 "one-time links in them are printed to the console)"
             )
         return problems
+
+
+def browser_origin(parts: SplitResult) -> str:
+    """The origin of an http(s) URL as a browser writes it in an `Origin` header: lower-case
+    scheme and host, no user name, the port only when it is not the scheme's default.
+    ValueError when the port is no port."""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    shown = "" if port is None or port == DEFAULT_PORTS.get(parts.scheme) else f":{port}"
+    return f"{parts.scheme}://{host}{shown}"
 
 
 class SettingsError(Exception):
