@@ -161,17 +161,18 @@ async def test_a_form_post_without_a_usable_token_is_an_invalid_link(
         assert "This link is invalid" in response.text
 
 
-async def verify_page(client: httpx.AsyncClient, smtp: SmtpServer, email: str) -> httpx.Response:
+async def signed_up(client: httpx.AsyncClient, smtp: SmtpServer) -> tuple[str, Form]:
+    """A new sign-up's address and the form of the page its verification link opens."""
+    email = random_email("noscript")
+    assert (await register(client, email, NEW_PASSWORD)).status_code == 202
     link = link_in(await smtp.mailbox.wait_for(email, "confirm your email"), "/verify-email")
-    return await client.get(link)
+    return email, the_form(await client.get(link))
 
 
 async def test_the_verify_page_confirms_the_email_with_its_no_script_form(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    email = random_email("noscript")
-    assert (await register(client, email, NEW_PASSWORD)).status_code == 202
-    form = the_form(await verify_page(client, smtp, email))
+    email, form = await signed_up(client, smtp)
     assert form.in_noscript
     assert (await login(client, email, NEW_PASSWORD)).json()["code"] == "EMAIL_NOT_VERIFIED"
     confirmed = await submit(client, form)
@@ -185,9 +186,7 @@ async def test_the_verify_page_confirms_the_email_with_its_no_script_form(
 async def test_the_verify_form_refuses_a_post_from_another_site(
     client: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    email = random_email("noscript")
-    assert (await register(client, email, NEW_PASSWORD)).status_code == 202
-    form = the_form(await verify_page(client, smtp, email))
+    email, form = await signed_up(client, smtp)
     assert_problem(
         await submit(client, form, {"Origin": "https://evil.example"}), 403, "CSRF_REJECTED"
     )
