@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/bastion serve
 
-## Set up and run the whole suite: lint, type check, tests on SQLite and PostgreSQL
+## Set up and run the whole suite: lint, type check, import contracts, tests on SQLite and PostgreSQL
 test: $(STAMP) lint wrk
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports --no-logo
 
 ## Benchmark Bastion against its own ceilings and FastAPI-Users (about 5 minutes; bench/README.md)
 PEER_STAMP := bench/.venv-peer/.installed

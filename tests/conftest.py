@@ -3,7 +3,6 @@ from __future__ import annotations
 import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,13 +12,13 @@ from hypothesis import settings
 
 from bastion.bootstrap import Services
 from bastion.logging import configure_logging
-from bastion.migrate import upgrade
 from tests.support import (
     REDIS_URL,
     SmtpServer,
     delete_redis_keys,
     make_settings,
     migrated_postgres_database,
+    migrated_sqlite_database,
     ping_redis,
     running_app,
 )
@@ -59,10 +58,7 @@ def postgresql_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path: Path = tmp_path_factory.mktemp("sqlite") / "bastion.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    upgrade(url)
-    return url
+    return migrated_sqlite_database(tmp_path_factory.mktemp("sqlite"))
 
 
 @pytest.fixture(params=BACKENDS)

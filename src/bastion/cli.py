@@ -13,9 +13,9 @@ from typing import Annotated, TypeVar
 import typer
 
 from bastion.accounts.model import Role
+from bastion.adapters.metrics import MULTIPROCESS_DIR_ENV
 from bastion.bootstrap import Services, build
 from bastion.core.errors import BastionError
-from bastion.http.metrics import MULTIPROCESS_DIR_ENV
 from bastion.migrate import MigrationStopped, upgrade
 from bastion.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from bastion.tokens.model import KeyStatus

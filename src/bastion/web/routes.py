@@ -10,18 +10,25 @@ from __future__ import annotations
 import html
 import re
 from importlib import resources
+from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse, Response
 
-from bastion.accounts.errors import WeakPassword
+from bastion.accounts.service import AccountService
 from bastion.core.errors import BastionError
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
-from bastion.http.deps import ContextDep, PerIpLimit, SameSiteOnly, ServicesDep
-from bastion.http.errors import problem_type
+from bastion.guards import PerIpLimit, SameSiteOnly
+from bastion.http.deps import ContextDep, provider
+from bastion.http.errors import ProblemTable
+from bastion.passwords.errors import WeakPassword
+from bastion.passwords.service import PasswordService
 
 router = APIRouter(include_in_schema=False)
+AccountsDep = Annotated[AccountService, Depends(provider(AccountService))]
+PasswordsDep = Annotated[PasswordService, Depends(provider(PasswordService))]
+ProblemsDep = Annotated[ProblemTable, Depends(provider(ProblemTable))]
 STATIC = resources.files("bastion.web") / "static"
 ASSET_TYPES = {"pages.js": "text/javascript", "pages.css": "text/css"}
 # What new_token() makes; anything else is no token, and is never written into a page.
@@ -77,10 +84,10 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(fields)
 
 
-def _failure(error: BastionError) -> tuple[str, int]:
-    """The message and status of a step refused by its use case."""
+def _failure(error: BastionError, problems: ProblemTable) -> tuple[str, int]:
+    """The message of a step refused by its use case, and the status the API answers it with."""
     message = LINK_PROBLEMS.get(type(error), error.detail)
-    return message, problem_type(type(error)).status
+    return message, problems.kind(type(error)).status
 
 
 def _verify_page(token: str | None, message: str = "", status_code: int = 200) -> HTMLResponse:
@@ -104,15 +111,15 @@ async def verify_email_page(token: str | None = None) -> HTMLResponse:
 
 @router.post("/verify-email", dependencies=[SameSiteOnly, PerIpLimit])
 async def verify_email_form(
-    request: Request, services: ServicesDep, context: ContextDep
+    request: Request, accounts: AccountsDep, problems: ProblemsDep, context: ContextDep
 ) -> HTMLResponse:
     token = _usable((await _form(request)).get("token"))
     if token is None:
         return _verify_page(None, LINK_PROBLEMS[TokenInvalid], status.HTTP_400_BAD_REQUEST)
     try:
-        await services.accounts.verify_email(token, context)
+        await accounts.verify_email(token, context)
     except (TokenInvalid, TokenExpired) as error:
-        return _verify_page(None, *_failure(error))
+        return _verify_page(None, *_failure(error, problems))
     return _page(
         "Email confirmed",
         "<h1>Email confirmed</h1>"
@@ -143,7 +150,7 @@ async def reset_password_page(token: str | None = None) -> HTMLResponse:
 
 @router.post("/reset-password", dependencies=[SameSiteOnly, PerIpLimit])
 async def reset_password_form(
-    request: Request, services: ServicesDep, context: ContextDep
+    request: Request, passwords: PasswordsDep, problems: ProblemsDep, context: ContextDep
 ) -> HTMLResponse:
     form = await _form(request)
     token = _usable(form.get("token"))
@@ -153,11 +160,11 @@ async def reset_password_form(
     if new_password != form.get("repeat"):
         return _reset_page(token, DIFFERENT_PASSWORDS, status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
-        await services.passwords.reset_password(token, new_password, context)
+        await passwords.reset_password(token, new_password, context)
     except WeakPassword as error:
-        return _reset_page(token, *_failure(error))
+        return _reset_page(token, *_failure(error, problems))
     except (TokenInvalid, TokenExpired) as error:
-        return _reset_page(None, *_failure(error))
+        return _reset_page(None, *_failure(error, problems))
     return _page(
         "Password changed",
         "<h1>Password changed</h1>"

@@ -10,16 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bastion.accounts.errors import EmailTaken
 from bastion.adapters.sql import tables
+from bastion.adapters.sql.audit import SqlAuditLog
 from bastion.adapters.sql.database import READ_ONLY
-from bastion.adapters.sql.repositories import (
-    SqlAuditLog,
-    SqlOneTimeTokenRepository,
-    SqlOutbox,
-    SqlSessionRepository,
-    SqlSigningKeyRepository,
-    SqlUserRepository,
-)
+from bastion.adapters.sql.one_time_tokens import SqlOneTimeTokenRepository
+from bastion.adapters.sql.outbox import SqlOutbox
+from bastion.adapters.sql.sessions import SqlSessionRepository
+from bastion.adapters.sql.signing_keys import SqlSigningKeyRepository
 from bastion.adapters.sql.transaction import SqlTransaction
+from bastion.adapters.sql.users import SqlUserRepository
 from bastion.audit.ports import AuditObserver
 from bastion.core.errors import StorageUnavailable
 from bastion.core.secrets import Sealer

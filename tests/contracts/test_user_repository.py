@@ -1,0 +1,134 @@
+"""UserRepository: the same behaviour on SQLite, PostgreSQL and in memory."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from bastion.accounts.errors import EmailTaken
+from bastion.accounts.model import Role
+from bastion.storage import UnitOfWorkFactory
+from tests.contracts.rows import (
+    a_token,
+    a_user,
+    later,
+    stored,
+    stored_session,
+    stored_user,
+)
+
+
+async def test_an_added_user_is_found_by_id_and_by_email(uow: UnitOfWorkFactory) -> None:
+    user = await stored_user(uow)
+    async with uow(read_only=True) as work:
+        assert await work.users.get(user.id) == user
+        assert await work.users.get_by_email(user.email) == user
+
+
+async def test_an_unknown_user_is_none(uow: UnitOfWorkFactory) -> None:
+    async with uow(read_only=True) as work:
+        assert await work.users.get(uuid.uuid4()) is None
+        assert await work.users.get_by_email("nobody@example.com") is None
+
+
+async def test_an_added_user_is_seen_by_the_same_unit_of_work(uow: UnitOfWorkFactory) -> None:
+    user = a_user()
+    async with uow() as work:
+        await work.users.add(user)
+        assert await work.users.get_by_email(user.email) == user
+
+
+async def test_an_update_replaces_every_field_but_the_id(uow: UnitOfWorkFactory) -> None:
+    user = await stored_user(uow)
+    changed = replace(
+        user,
+        password_hash="$argon2id$another",
+        role=Role.MANAGER,
+        is_verified=True,
+        is_active=False,
+        updated_at=later(60),
+    )
+    async with uow() as work:
+        await work.users.update(changed)
+        await work.commit()
+    async with uow(read_only=True) as work:
+        assert await work.users.get(user.id) == changed
+
+
+async def test_a_second_account_with_an_email_is_refused_and_nothing_of_it_is_kept(
+    uow: UnitOfWorkFactory,
+) -> None:
+    first = await stored_user(uow)
+    second = a_user(email=first.email)
+    with pytest.raises(EmailTaken):
+        async with uow() as work:
+            await work.users.add(second)
+            await work.commit()
+    async with uow(read_only=True) as work:
+        assert await work.users.get(second.id) is None
+        assert await work.users.get_by_email(first.email) == first
+
+
+async def test_deleting_a_user_takes_their_sessions_and_tokens_along(
+    uow: UnitOfWorkFactory,
+) -> None:
+    user, other = await stored_user(uow), await stored_user(uow)
+    session, kept_session = await stored_session(uow, user), await stored_session(uow, other)
+    token, kept_token = a_token(user.id), a_token(other.id)
+    async with uow() as work:
+        await work.sessions.add_refresh_token("a" * 64, session.id, later(1))
+        await work.verification_tokens.add(token)
+        await work.reset_tokens.add(a_token(user.id))
+        await work.verification_tokens.add(kept_token)
+        await work.commit()
+
+    async with uow() as work:
+        await work.users.delete(user.id)
+        await work.commit()
+
+    async with uow(read_only=True) as work:
+        assert await work.users.get(user.id) is None
+        assert await work.sessions.get(session.id) is None
+        assert await work.sessions.refresh_token_session("a" * 64) is None
+        assert await work.verification_tokens.get(token.token_hash) is None
+        assert await work.sessions.get(kept_session.id) == kept_session
+        assert await work.verification_tokens.get(kept_token.token_hash) == kept_token
+
+
+async def test_search_pages_through_users_in_id_order(uow: UnitOfWorkFactory) -> None:
+    users = [a_user() for _ in range(5)]
+    await stored(uow, *users)
+    ordered = sorted(users, key=lambda user: user.id)
+    async with uow(read_only=True) as work:
+        first = await work.users.search(email_contains=None, role=None, after=None, limit=3)
+        rest = await work.users.search(
+            email_contains=None, role=None, after=first[-1].id, limit=3
+        )
+    assert first + rest == ordered
+
+
+async def test_search_filters_by_part_of_the_email_and_by_role(uow: UnitOfWorkFactory) -> None:
+    admin = a_user(role=Role.ADMIN, email="root_admin@example.com")
+    user = a_user(email="rootxadmin@example.com")
+    await stored(uow, admin, user, a_user(email="someone@example.com"))
+    async with uow(read_only=True) as work:
+        by_email = await work.users.search(email_contains="root", role=None, after=None, limit=9)
+        by_role = await work.users.search(
+            email_contains=None, role=Role.ADMIN, after=None, limit=9
+        )
+        underscore = await work.users.search(
+            email_contains="t_a", role=None, after=None, limit=9
+        )
+    assert sorted(u.email for u in by_email) == ["root_admin@example.com", "rootxadmin@example.com"]
+    assert by_role == [admin]
+    assert underscore == [admin]  # "_" is a character here, not a wildcard
+
+
+async def test_only_active_admins_count_as_admins(uow: UnitOfWorkFactory) -> None:
+    disabled = replace(a_user(role=Role.ADMIN), is_active=False)
+    await stored(uow, a_user(role=Role.ADMIN), a_user(role=Role.ADMIN), disabled, a_user())
+    async with uow() as work:
+        assert await work.users.count_active_admins() == 2
+
