@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
+import structlog
+from hypothesis import settings
 
 from bastion.bootstrap import Services
+from bastion.logging import configure_logging
 from tests.support import (
     REDIS_URL,
     SmtpServer,
@@ -20,6 +24,29 @@ from tests.support import (
 )
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# Property tests share two cores with the rest of the suite: no per-example deadline, which a busy
+# machine would trip, and a bounded number of examples so the suite stays quick.
+settings.register_profile("bastion", deadline=None, max_examples=100)
+settings.load_profile("bastion")
+
+
+class _CurrentStandardError:
+    """``sys.stderr`` as it is when a line is written: pytest swaps it for each test's capture."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def production_logging() -> None:
+    """Log as a production worker does (JSON, tracebacks without local values), configured
+    before any logger is first used: loggers keep the configuration they first met."""
+    configure_logging(json=True)
+    structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(_CurrentStandardError()))
 
 
 @pytest.fixture(scope="session")

@@ -126,7 +126,7 @@ class FakeUserRepository:
         found = [
             user
             for user in self._tables.users.values()
-            if (not email_contains or email_contains.lower() in user.email)
+            if (not email_contains or email_contains in user.email)
             and (role is None or user.role is role)
             and (after is None or user.id > after)
         ]

@@ -89,18 +89,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # Bastion exports Prometheus metrics, not OpenTelemetry: skip the per-request check.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
-    problems = ProblemTable(
-        CORE_PROBLEMS,
-        guards.PROBLEMS,
-        login_routes.PROBLEMS,
-        sessions_routes.PROBLEMS,
-        accounts_routes.PROBLEMS,
-        passwords_routes.PROBLEMS,
-        tokens_routes.PROBLEMS,
-        admin_routes.PROBLEMS,
-        mfa_routes.PROBLEMS,
-    )
+    problems = problem_table()
     install_error_handlers(app, problems)
+    provide(app, ProblemTable, problems)
     provide_services(app, services)
     install_authenticator(app, sessions_routes.authenticate)
     for router in (
@@ -157,6 +148,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def problem_table() -> ProblemTable:
+    """The one table of every package's problem rows; a class given two rows stops the start-up."""
+    return ProblemTable(
+        CORE_PROBLEMS,
+        guards.PROBLEMS,
+        login_routes.PROBLEMS,
+        sessions_routes.PROBLEMS,
+        accounts_routes.PROBLEMS,
+        passwords_routes.PROBLEMS,
+        tokens_routes.PROBLEMS,
+        admin_routes.PROBLEMS,
+        mfa_routes.PROBLEMS,
+    )
 
 
 def provide_services(app: FastAPI, services: Services) -> None:

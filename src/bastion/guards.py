@@ -1,4 +1,5 @@
-"""Route guards: the endpoint rate limits as FastAPI dependencies, and the RateLimit-* headers.
+"""Route guards: the endpoint rate limits and the cross-site check as FastAPI dependencies, and
+the RateLimit-* headers.
 
 The rules and the counting live in ``ratelimit/``; this is their HTTP side, shared by every
 feature's routes.
@@ -6,16 +7,32 @@ feature's routes.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from fastapi import Depends, Request
 
+from bastion.core.email_address import InvalidEmailAddress, normalize_email
+from bastion.core.errors import Forbidden
 from bastion.http.deps import CurrentPrincipal, provided
 from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.http.middleware import RATE_LIMIT_HEADERS
 from bastion.ratelimit.errors import RateLimited
 from bastion.ratelimit.model import Rule, Usage
 from bastion.ratelimit.service import RateLimits
+from bastion.settings import Settings
 
-PROBLEMS: ProblemRows = {RateLimited: ProblemType(429, "RATE_LIMITED", "Too many requests")}
+
+class CsrfRejected(Forbidden):
+    """A cookie-authenticated request or a page's form post came from an origin we do not
+    trust."""
+
+    detail = "Cross-site request rejected."
+
+
+PROBLEMS: ProblemRows = {
+    RateLimited: ProblemType(429, "RATE_LIMITED", "Too many requests"),
+    CsrfRejected: ProblemType(403, "CSRF_REJECTED", "Cross-site request rejected"),
+}
 
 
 def enforce(request: Request, usage: Usage) -> None:
@@ -40,14 +57,20 @@ def enforce(request: Request, usage: Usage) -> None:
 
 
 async def email_in_body(request: Request) -> str | None:
-    """The ``email`` member of the JSON body, read before the route validates it (FastAPI has
-    already parsed the body, so this costs no second read)."""
+    """The ``email`` member of the JSON body in its canonical form, read before the route
+    validates it (FastAPI has already parsed the body, so this costs no second read); None when
+    there is none or it is no address, which the route's validation then refuses."""
     try:
         payload = await request.json()
     except ValueError:
         return None
     email = payload.get("email") if isinstance(payload, dict) else None
-    return email if isinstance(email, str) else None
+    if not isinstance(email, str):
+        return None
+    try:
+        return normalize_email(email)
+    except InvalidEmailAddress:
+        return None
 
 
 # The limits read RateLimits directly rather than through a sub-dependency: they run on most
@@ -95,6 +118,21 @@ async def _limit_per_email(request: Request, limits: RateLimits, rule: Rule) -> 
         enforce(request, await limits.per_email(rule, email))
 
 
+@raises(CsrfRejected)
+async def reject_cross_site(request: Request) -> None:
+    """Cookie-authenticated requests and form posts must come from our own pages or an allowed
+    origin."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return
+    parts = urlsplit(source)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    settings = provided(request, Settings)
+    if origin not in {settings.public_origin, *settings.allowed_origins}:
+        raise CsrfRejected()
+
+
+SameSiteOnly = Depends(reject_cross_site)
 PerIpLimit = Depends(limit_per_ip)
 PerUserLimit = Depends(limit_per_user)
 RegistrationLimit = Depends(limit_registrations)

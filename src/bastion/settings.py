@@ -14,7 +14,7 @@ from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -36,6 +36,7 @@ ROLE_NAMES = ("admin", "manager", "user", "guest")
 # A hostname as WebAuthn takes it for an RP ID: lowercase labels, no scheme, port or path.
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Settings(BaseSettings):
@@ -127,20 +128,32 @@ class Settings(BaseSettings):
     @classmethod
     def _public_url_is_http(cls, value: str) -> str:
         parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             raise ValueError("must be an absolute http(s) URL such as https://auth.example.com")
         if parts.query or parts.fragment:
             raise ValueError("must not contain a query or fragment")
+        if parts.username is not None:
+            raise ValueError("must not contain a user name or password: links are built from it")
+        browser_origin(parts)  # a port that is no port is refused here
         return value.rstrip("/")
 
     @field_validator("allowed_origins", "webauthn_origins")
     @classmethod
     def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        origins = []
         for origin in value:
             parts = urlsplit(origin)
-            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+            if (
+                parts.scheme not in DEFAULT_PORTS
+                or not parts.hostname
+                or parts.username is not None
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+            ):
                 raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
-        return [origin.rstrip("/") for origin in value]
+            origins.append(browser_origin(parts))
+        return origins
 
     @field_validator("mfa_required_roles")
     @classmethod
@@ -210,8 +223,7 @@ class Settings(BaseSettings):
 
     @property
     def public_origin(self) -> str:
-        parts = urlsplit(self.public_url)
-        return f"{parts.scheme}://{parts.netloc}"
+        return browser_origin(urlsplit(self.public_url))
 
     @property
     def rp_id(self) -> str:
@@ -284,6 +296,16 @@ def is_registrable_suffix(rp_id: str, host: str) -> bool:
     """Whether ``rp_id`` is ``host`` or a domain ``host`` belongs to (WebAuthn's rule for which
     origins may use an RP ID)."""
     return host == rp_id or host.endswith(f".{rp_id}")
+def browser_origin(parts: SplitResult) -> str:
+    """The origin of an http(s) URL as a browser writes it in an `Origin` header: lower-case
+    scheme and host, no user name, the port only when it is not the scheme's default.
+    ValueError when the port is no port."""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    shown = "" if port is None or port == DEFAULT_PORTS.get(parts.scheme) else f":{port}"
+    return f"{parts.scheme}://{host}{shown}"
 
 
 class SettingsError(Exception):

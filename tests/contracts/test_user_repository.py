@@ -9,6 +9,7 @@ import pytest
 
 from bastion.accounts.errors import EmailTaken
 from bastion.accounts.model import Role
+from bastion.core.email_address import fold
 from bastion.mfa.model import ChallengePurpose, new_challenge, new_mfa_token, new_totp_factor
 from bastion.storage import UnitOfWorkFactory
 from tests.contracts.rows import (
@@ -148,7 +149,7 @@ async def test_search_filters_by_part_of_the_email_and_by_role(uow: UnitOfWorkFa
     user = a_user(email="rootxadmin@example.com")
     await stored(uow, admin, user, a_user(email="someone@example.com"))
     async with uow(read_only=True) as work:
-        by_email = await work.users.search(email_contains="ROOT", role=None, after=None, limit=9)
+        by_email = await work.users.search(email_contains="root", role=None, after=None, limit=9)
         by_role = await work.users.search(
             email_contains=None, role=Role.ADMIN, after=None, limit=9
         )
@@ -158,6 +159,20 @@ async def test_search_filters_by_part_of_the_email_and_by_role(uow: UnitOfWorkFa
     assert sorted(u.email for u in by_email) == ["root_admin@example.com", "rootxadmin@example.com"]
     assert by_role == [admin]
     assert underscore == [admin]  # "_" is a character here, not a wildcard
+
+
+async def test_search_matches_the_text_as_given_with_no_case_mapping_of_its_own(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """The caller folds the text as addresses are folded; folding maps the Cherokee small
+    letters to capitals, which a lower-casing search would then miss."""
+    user = a_user(email=f"\uab70\uab71{uuid.uuid4().hex[:8]}@example.com")
+    await stored(uow, user, a_user())
+    async with uow(read_only=True) as work:
+        found = await work.users.search(
+            email_contains=fold("\uab70\uab71"), role=None, after=None, limit=9
+        )
+    assert found == [user]
 
 
 async def test_only_active_admins_count_as_admins(uow: UnitOfWorkFactory) -> None:

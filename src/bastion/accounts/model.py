@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from bastion.core.emails import normalize_email
+from bastion.core.email_address import normalize_email
 
 
 class Role(StrEnum):

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 
 from bastion.accounts.errors import EmailTaken
 from bastion.accounts.service import AccountService
@@ -15,7 +15,7 @@ from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
 from bastion.guards import PerIpLimit, PerUserLimit, RegistrationLimit, VerificationResendLimit
 from bastion.http.deps import ContextDep, CurrentPrincipal, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
-from bastion.http.schemas import Accepted, EmailRequest, StrictModel
+from bastion.http.schemas import Accepted, EmailAddress, EmailRequest, StrictModel
 from bastion.passwords.errors import WeakPassword
 
 router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
@@ -24,7 +24,7 @@ AccountsDep = Annotated[AccountService, Depends(provider(AccountService))]
 
 
 class RegisterRequest(StrictModel):
-    email: EmailStr = Field(examples=["alice@example.com"])
+    email: EmailAddress = Field(examples=["alice@example.com"])
     password: str = Field(max_length=4096, examples=["Correct-Horse-7"])
 
 

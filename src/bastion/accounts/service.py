@@ -12,7 +12,7 @@ from bastion.accounts.model import Role, User, new_user
 from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
-from bastion.core.emails import normalize_email
+from bastion.core.email_address import normalize_email
 from bastion.core.errors import NotFound
 from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from bastion.core.email_address import InvalidEmailAddress
 from bastion.core.errors import (
     BastionError,
     Conflict,
@@ -55,6 +56,8 @@ ProblemRows = Mapping[type[BastionError], ProblemType]
 CORE_PROBLEMS: ProblemRows = {
     TokenInvalid: ProblemType(400, "TOKEN_INVALID", "Invalid link"),
     TokenExpired: ProblemType(410, "TOKEN_EXPIRED", "Link expired"),
+    # Refused at the edge as any invalid field is; a use case that meets one answers alike.
+    InvalidEmailAddress: ProblemType(422, "VALIDATION_ERROR", "Validation error"),
     StorageUnavailable: ProblemType(503, "SERVICE_UNAVAILABLE", "Service unavailable"),
     NotFound: ProblemType(404, "NOT_FOUND", "Not found"),
     Forbidden: ProblemType(403, "FORBIDDEN", "Forbidden"),

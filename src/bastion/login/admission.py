@@ -14,7 +14,7 @@ from bastion.accounts.model import User
 from bastion.audit.model import EventType
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
-from bastion.core.emails import normalize_email
+from bastion.core.email_address import normalize_email
 from bastion.login.devices import DeviceCookies
 from bastion.login.model import Admission, Attempt, LockoutKeys
 from bastion.login.records import LoginRecords

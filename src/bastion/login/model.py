@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from bastion.audit.model import LoginFailure
-from bastion.core.emails import normalize_email
+from bastion.core.email_address import normalize_email
 from bastion.core.errors import BastionError
 from bastion.login.errors import AccountDisabled, EmailNotVerified, InvalidCredentials
 from bastion.ratelimit.model import Usage, WindowState, account_key, ip_subject

@@ -7,7 +7,7 @@ from dataclasses import replace
 from bastion.accounts.model import User
 from bastion.audit.model import LoginFailure
 from bastion.core.clock import Clock
-from bastion.core.emails import normalize_email
+from bastion.core.email_address import normalize_email
 from bastion.login.model import Refusal
 from bastion.passwords.ports import PasswordHasher
 from bastion.storage import UnitOfWorkFactory

@@ -11,7 +11,7 @@ from bastion.accounts.model import User
 from bastion.audit.model import EventType, LoginFailure, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
-from bastion.core.emails import normalize_email
+from bastion.core.email_address import normalize_email
 from bastion.login.model import Refusal
 from bastion.mail import messages
 from bastion.storage import UnitOfWorkFactory

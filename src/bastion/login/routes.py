@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.guards import enforce
 from bastion.http.deps import ContextDep, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
+from bastion.http.schemas import EmailAddress
 from bastion.login.errors import (
     AccountDisabled,
     EmailNotVerified,
@@ -39,7 +40,7 @@ SettingsDep = Annotated[Settings, Depends(provider(Settings))]
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(examples=["alice@example.com"])
+    email: EmailAddress = Field(examples=["alice@example.com"])
     password: str = Field(max_length=MAX_PASSWORD_LENGTH, examples=["Correct-Horse-7"])
     remember_me: bool = False
 

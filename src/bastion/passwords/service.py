@@ -10,7 +10,7 @@ from datetime import timedelta
 from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import Principal, RequestContext
-from bastion.core.emails import normalize_email
+from bastion.core.email_address import normalize_email
 from bastion.core.errors import NotFound
 from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token

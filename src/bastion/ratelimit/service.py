@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bastion.core.clock import Clock
-from bastion.core.emails import normalize_email
+from bastion.core.email_address import normalize_email
 from bastion.ratelimit.model import Rule, Usage, account_key, ip_subject, rate_count, usage
 from bastion.ratelimit.ports import Limiter
 

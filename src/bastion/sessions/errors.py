@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bastion.core.errors import Forbidden, NotFound, Unauthenticated
+from bastion.core.errors import NotFound, Unauthenticated
 
 
 class SessionRevoked(Unauthenticated):
@@ -25,9 +25,3 @@ class SessionNotFound(NotFound):
     """No such session among the caller's."""
 
     detail = "Session not found."
-
-
-class CsrfRejected(Forbidden):
-    """A cookie-authenticated request came from an origin we do not trust."""
-
-    detail = "Cross-site request rejected."

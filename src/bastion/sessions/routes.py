@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -13,12 +12,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from bastion.core.context import Principal
-from bastion.guards import PerIpLimit, PerUserLimit
+from bastion.guards import PerIpLimit, PerUserLimit, SameSiteOnly
 from bastion.http.deps import ContextDep, CurrentPrincipal, provided, provider
 from bastion.http.errors import ProblemRows, ProblemType, raised_by, raises
 from bastion.sessions.authentication import Authenticator
 from bastion.sessions.errors import (
-    CsrfRejected,
     InvalidRefreshToken,
     RefreshTokenReused,
     SessionNotFound,
@@ -40,7 +38,6 @@ PROBLEMS: ProblemRows = {
     InvalidRefreshToken: ProblemType(401, "INVALID_REFRESH_TOKEN", "Invalid refresh token"),
     RefreshTokenReused: ProblemType(401, "REFRESH_TOKEN_REUSED", "Refresh token reused"),
     SessionNotFound: ProblemType(404, "SESSION_NOT_FOUND", "Session not found"),
-    CsrfRejected: ProblemType(403, "CSRF_REJECTED", "Cross-site request rejected"),
 }
 SessionsDep = Annotated[SessionService, Depends(provider(SessionService))]
 SettingsDep = Annotated[Settings, Depends(provider(Settings))]
@@ -78,22 +75,6 @@ async def authenticate(request: Request) -> Principal:
     ``CurrentPrincipal``."""
     authenticator = provided(request, Authenticator)
     return await authenticator.authenticate(bearer_token(request))
-
-
-@raises(CsrfRejected)
-async def reject_cross_site(request: Request) -> None:
-    """Cookie-authenticated requests must come from our own pages or an allowed origin."""
-    source = request.headers.get("origin") or request.headers.get("referer")
-    if source is None:
-        return
-    parts = urlsplit(source)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    settings = provided(request, Settings)
-    if origin not in {settings.public_origin, *settings.allowed_origins}:
-        raise CsrfRejected()
-
-
-SameSiteOnly = Depends(reject_cross_site)
 
 
 @router.post(

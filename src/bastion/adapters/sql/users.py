@@ -46,9 +46,7 @@ class SqlUserRepository:
     ) -> list[User]:
         query = select(tables.users).order_by(tables.users.c.id).limit(limit)
         if email_contains:
-            query = query.where(
-                tables.users.c.email.contains(email_contains.lower(), autoescape=True)
-            )
+            query = query.where(tables.users.c.email.contains(email_contains, autoescape=True))
         if role is not None:
             query = query.where(tables.users.c.role == role.value)
         if after is not None:
