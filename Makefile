@@ -10,21 +10,23 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
+# The verifier client (clients/python) is a package of its own; its tests run in this suite.
+$(STAMP): pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]" -e ./clients/python
 	touch $(STAMP)
 
 ## Set up and start Bastion on the embedded default (SQLite, console email) at http://127.0.0.1:8000
 run: $(STAMP)
 	$(BIN)/bastion serve
 
-## Set up and run the whole suite: lint, type check, tests on SQLite and PostgreSQL
+## Set up and run the whole suite: lint, type check, import contracts, tests on SQLite and PostgreSQL
 test: $(STAMP) lint wrk chromium
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy --strict src
+	$(BIN)/ruff check src tests bench clients/python
+	$(BIN)/mypy --strict src clients/python/src
+	$(BIN)/lint-imports --no-logo
 
 ## Benchmark Bastion against its own ceilings and FastAPI-Users (about 5 minutes; bench/README.md)
 PEER_STAMP := bench/.venv-peer/.installed

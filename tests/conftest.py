@@ -1,26 +1,52 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import structlog
+from hypothesis import settings
 
 from bastion.bootstrap import Services
-from bastion.migrate import upgrade
+from bastion.logging import configure_logging
 from tests.support import (
     REDIS_URL,
     SmtpServer,
     delete_redis_keys,
     make_settings,
     migrated_postgres_database,
+    migrated_sqlite_database,
     ping_redis,
     running_app,
 )
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# Property tests share two cores with the rest of the suite: no per-example deadline, which a busy
+# machine would trip, and a bounded number of examples so the suite stays quick.
+settings.register_profile("bastion", deadline=None, max_examples=100)
+settings.load_profile("bastion")
+
+
+class _CurrentStandardError:
+    """``sys.stderr`` as it is when a line is written: pytest swaps it for each test's capture."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def production_logging() -> None:
+    """Log as a production worker does (JSON, tracebacks without local values), configured
+    before any logger is first used: loggers keep the configuration they first met."""
+    configure_logging(json=True)
+    structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(_CurrentStandardError()))
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +58,7 @@ def postgresql_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path: Path = tmp_path_factory.mktemp("sqlite") / "bastion.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    upgrade(url)
-    return url
+    return migrated_sqlite_database(tmp_path_factory.mktemp("sqlite"))
 
 
 @pytest.fixture(params=BACKENDS)

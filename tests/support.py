@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -308,6 +309,13 @@ def migrated_postgres_database() -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(name)
+
+
+def migrated_sqlite_database(directory: Path) -> str:
+    """A SQLite database file in ``directory``, upgraded to head."""
+    url = f"sqlite+aiosqlite:///{directory / 'bastion.db'}"
+    upgrade(url)
+    return url
 
 
 async def verified_user(client: httpx.AsyncClient, mailbox: Mailbox, prefix: str = "user") -> str:

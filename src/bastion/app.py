@@ -11,21 +11,36 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.middleware.cors import CORSMiddleware
 
-from bastion import __version__
+from bastion import __version__, guards
 from bastion.accounts import routes as accounts_routes
+from bastion.accounts.service import AccountService
+from bastion.adapters.sql.unit_of_work import is_unavailable
 from bastion.admin import routes as admin_routes
+from bastion.admin.service import AdminService
+from bastion.apidocs import routes as apidocs_routes
 from bastion.audit import routes as audit_routes
+from bastion.audit.service import AuditService
 from bastion.bootstrap import Services, build
-from bastion.http import docs, health
 from bastion.http.client_ip import parse_networks
-from bastion.http.errors import install_error_handlers
+from bastion.http.deps import current_principal, install_authenticator, provide
+from bastion.http.errors import CORE_PROBLEMS, ProblemTable, install_error_handlers
 from bastion.http.middleware import RequestMiddleware
 from bastion.http.openapi import complete_openapi
 from bastion.logging import configure_logging
+from bastion.login import routes as login_routes
+from bastion.login.service import LoginFlow
+from bastion.mfa import routes as mfa_routes
+from bastion.operations import routes as operations_routes
+from bastion.operations.service import Operations
 from bastion.passwords import routes as passwords_routes
+from bastion.passwords.service import PasswordService
+from bastion.ratelimit.service import RateLimits
 from bastion.sessions import routes as sessions_routes
+from bastion.sessions.authentication import Authenticator
+from bastion.sessions.service import SessionService
 from bastion.settings import Settings, load_settings
 from bastion.tokens import routes as tokens_routes
+from bastion.tokens.service import TokenService
 from bastion.web import routes as web_routes
 
 # What browser code on an allowed origin may read: how long to wait, and how much is left.
@@ -63,7 +78,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # Starlette would redirect /path/ to /path, building the Location from the request's
         # Host header: a redirect to any host the caller names. A trailing slash is a 404.
         redirect_slashes=False,
-        # /docs is served from Bastion's own copy of Swagger UI (http/docs.py); FastAPI's pages
+        # /docs is served from Bastion's own copy of Swagger UI (apidocs/routes.py); FastAPI's pages
         # load it from a CDN, which the pages' Content-Security-Policy rightly blocks.
         docs_url=None,
         redoc_url=None,
@@ -71,18 +86,22 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # Bastion exports Prometheus metrics, not OpenTelemetry: skip the per-request check.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
-    app.state.services = services
-    install_error_handlers(app)
+    problems = problem_table()
+    install_error_handlers(app, problems)
+    provide(app, ProblemTable, problems)
+    provide_services(app, services)
+    install_authenticator(app, sessions_routes.authenticate)
     for router in (
-        sessions_routes.router,  # first: login, refresh and verify-token are the busiest
+        login_routes.router,  # first: login, refresh and verify-token are the busiest
+        sessions_routes.router,
         accounts_routes.router,
         passwords_routes.router,
         tokens_routes.router,
         web_routes.router,
         audit_routes.router,
         admin_routes.router,
-        health.router,
-        docs.router,
+        operations_routes.router,
+        apidocs_routes.router,
     ):
         # Added as the app's own routes, not with include_router: FastAPI matches an included
         # router's routes in several passes, which cost verify-token a quarter of its time.
@@ -105,23 +124,57 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         body_read_timeout=settings.body_read_timeout,
         trusted_proxies=parse_networks(settings.trusted_proxies),
         hsts=settings.public_url.startswith("https://"),
+        is_unavailable=is_unavailable,
         on_request=services.metrics.observe_request,
     )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            routes = [*app.routes, sessions_routes.VERIFY_TOKEN_DOCS]
+            # Each route's error codes, from the same table the handlers answer with.
+            problems.document(routes, {current_principal: sessions_routes.authenticate})
             app.openapi_schema = complete_openapi(
                 get_openapi(
                     title=app.title,
                     version=app.version,
                     description=app.description,
-                    routes=[*app.routes, sessions_routes.VERIFY_TOKEN_DOCS],
+                    routes=routes,
                 )
             )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def problem_table() -> ProblemTable:
+    """The one table of every package's problem rows; a class given two rows stops the start-up."""
+    return ProblemTable(
+        CORE_PROBLEMS,
+        guards.PROBLEMS,
+        login_routes.PROBLEMS,
+        sessions_routes.PROBLEMS,
+        accounts_routes.PROBLEMS,
+        passwords_routes.PROBLEMS,
+        tokens_routes.PROBLEMS,
+        admin_routes.PROBLEMS,
+        mfa_routes.PROBLEMS,
+    )
+
+
+def provide_services(app: FastAPI, services: Services) -> None:
+    """Hand each route the one service it asks for (the routes' ``...Dep`` aliases)."""
+    provide(app, Settings, services.settings)
+    provide(app, RateLimits, services.limits)
+    provide(app, Authenticator, services.authenticator)
+    provide(app, LoginFlow, services.login)
+    provide(app, SessionService, services.sessions)
+    provide(app, AccountService, services.accounts)
+    provide(app, PasswordService, services.passwords)
+    provide(app, TokenService, services.tokens)
+    provide(app, AuditService, services.audit)
+    provide(app, AdminService, services.admin)
+    provide(app, Operations, services.operations)
 
 
 def app_from_environment() -> FastAPI:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bastion.accounts.service import AccountRules, AccountService
 from bastion.adapters.mail import ConsoleTransport, SmtpTransport
 from bastion.adapters.memory.limiter import MemoryLimiter
+from bastion.adapters.metrics import Metrics
+from bastion.adapters.passwords import Argon2Parameters, Argon2PasswordHasher
 from bastion.adapters.redis.limiter import FallbackLimiter, RedisLimiter
 from bastion.adapters.sql.database import create_engine
 from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
@@ -19,18 +20,25 @@ from bastion.audit.service import AuditService
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import StorageUnavailable
 from bastion.core.secrets import Sealer, Signer, derive_key
-from bastion.http.metrics import Metrics
+from bastion.login.admission import LoginAdmission
+from bastion.login.devices import DeviceCookies
+from bastion.login.password import PasswordCheck
+from bastion.login.records import LoginRecords
+from bastion.login.service import LoginFlow
 from bastion.mail.messages import Links
 from bastion.mail.ports import MailTransport
 from bastion.mail.worker import OutboxWorker
-from bastion.passwords.hashing import Argon2Parameters, PasswordHasher
+from bastion.mfa.service import MfaRules, MfaService
+from bastion.operations.service import Operations
 from bastion.passwords.policy import PasswordPolicy, common_passwords
 from bastion.passwords.service import PasswordService, ResetRules
 from bastion.ratelimit.model import HOUR, MINUTE, LoginRules, Rule
 from bastion.ratelimit.ports import Limiter
-from bastion.ratelimit.service import EndpointRules, LoginProtection, RateLimits
+from bastion.ratelimit.service import EndpointRules, RateLimits
+from bastion.sessions.authentication import Authenticator
 from bastion.sessions.service import SessionRules, SessionService
 from bastion.settings import Settings, resolve_secret_key
+from bastion.storage import UnitOfWorkFactory
 from bastion.tokens.service import TokenService
 
 log = structlog.get_logger("bastion")
@@ -40,20 +48,23 @@ log = structlog.get_logger("bastion")
 class Services:
     settings: Settings
     engine: AsyncEngine
-    uow: SqlUnitOfWorkFactory
+    uow: UnitOfWorkFactory
     clock: Clock
-    hasher: PasswordHasher
-    tokens: TokenService
-    accounts: AccountService
-    sessions: SessionService
-    passwords: PasswordService
-    outbox_worker: OutboxWorker
-    admin: AdminService
+    hasher: Argon2PasswordHasher
     metrics: Metrics
     limiter: Limiter
-    limits: RateLimits
-    login_protection: LoginProtection
+    outbox_worker: OutboxWorker
+    tokens: TokenService
+    accounts: AccountService
+    authenticator: Authenticator
+    sessions: SessionService
+    login: LoginFlow
+    passwords: PasswordService
+    admin: AdminService
     audit: AuditService
+    limits: RateLimits
+    operations: Operations
+    mfa: MfaService
 
     async def start(self) -> None:
         # Loaded now rather than by the first sign-up, which would otherwise wait for it.
@@ -72,20 +83,29 @@ class Services:
         await self.engine.dispose()
 
 
-def build(settings: Settings, **overrides: Any) -> Services:
-    """Wire every service from the settings. Tests pass overrides (``clock=``,
-    ``mail_transport=``) instead of patching."""
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    limiter: Limiter | None = None,
+    mail_transport: MailTransport | None = None,
+    metrics: Metrics | None = None,
+    uow: UnitOfWorkFactory | None = None,
+) -> Services:
+    """Wire every service from the settings. Tests pass a replacement for an adapter (a
+    ``FrozenClock``, a mail transport, an in-memory ``uow``) instead of patching; without one,
+    the settings choose it."""
     secret = resolve_secret_key(settings)
-    clock: Clock = overrides.get("clock") or SystemClock()
+    clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
-    metrics: Metrics = overrides.get("metrics") or Metrics()
-    limiter: Limiter = overrides.get("limiter") or build_limiter(settings)
-    uow = SqlUnitOfWorkFactory(
+    metrics = metrics or Metrics()
+    limiter = limiter or build_limiter(settings)
+    uow = uow or SqlUnitOfWorkFactory(
         engine,
         Sealer(derive_key(secret, "bastion/storage-encryption")),
         audit_observer=metrics,
     )
-    transport: MailTransport = overrides.get("mail_transport") or (
+    transport = mail_transport or (
         SmtpTransport(settings.smtp_url, settings.smtp_timeout)
         if settings.smtp_url
         else ConsoleTransport()
@@ -99,7 +119,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         max_attempts=settings.outbox_max_attempts,
         observer=metrics,
     )
-    hasher = PasswordHasher(
+    hasher = Argon2PasswordHasher(
         Argon2Parameters(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_cost,
@@ -117,71 +137,77 @@ def build(settings: Settings, **overrides: Any) -> Services:
         access_token_ttl=settings.access_token_ttl,
     )
     links = Links(settings.public_url)
-    accounts = AccountService(
-        uow,
-        hasher,
-        clock,
-        AccountRules(
-            policy=PasswordPolicy(
-                min_length=settings.password_min_length,
-                require_uppercase=settings.password_require_uppercase,
-                require_lowercase=settings.password_require_lowercase,
-                require_digit=settings.password_require_digit,
-            ),
-            verification_token_ttl=settings.verification_token_ttl,
-            links=links,
-        ),
-        outbox_worker.wake,
+    policy = PasswordPolicy(
+        min_length=settings.password_min_length,
+        require_uppercase=settings.password_require_uppercase,
+        require_lowercase=settings.password_require_lowercase,
+        require_digit=settings.password_require_digit,
     )
+    authenticator = Authenticator(uow, tokens, clock, settings.session_cache_seconds)
     sessions = SessionService(
         uow,
-        hasher,
         tokens,
         clock,
-        SessionRules(
-            session_ttl=settings.session_ttl,
-            remember_me_ttl=settings.remember_me_ttl,
-            cache_seconds=settings.session_cache_seconds,
-        ),
+        SessionRules(session_ttl=settings.session_ttl, remember_me_ttl=settings.remember_me_ttl),
         outbox_worker.wake,
-    )
-    passwords = PasswordService(
-        uow,
-        hasher,
-        accounts,
-        sessions,
-        clock,
-        ResetRules(reset_token_ttl=settings.reset_token_ttl, links=links),
-        outbox_worker.wake,
+        authenticator.forget,
     )
     rules = endpoint_rules(settings)
+    devices = DeviceCookies(Signer(derive_key(secret, "bastion/device-cookie")))
+    login_records = LoginRecords(uow, clock, links, outbox_worker.wake)
     return Services(
         settings=settings,
         engine=engine,
         uow=uow,
         clock=clock,
         hasher=hasher,
-        tokens=tokens,
-        accounts=accounts,
-        sessions=sessions,
-        passwords=passwords,
-        outbox_worker=outbox_worker,
-        admin=AdminService(uow, clock, sessions.forget),
         metrics=metrics,
         limiter=limiter,
-        limits=RateLimits(limiter, clock, rules),
-        login_protection=LoginProtection(
-            sessions,
-            limiter,
+        outbox_worker=outbox_worker,
+        tokens=tokens,
+        accounts=AccountService(
             uow,
+            hasher,
             clock,
-            login_rules(settings),
-            rules.per_ip,
-            Signer(derive_key(secret, "bastion/device-cookie")),
-            links,
+            AccountRules(
+                policy=policy,
+                verification_token_ttl=settings.verification_token_ttl,
+                links=links,
+            ),
             outbox_worker.wake,
         ),
+        authenticator=authenticator,
+        sessions=sessions,
+        login=LoginFlow(
+            LoginAdmission(
+                limiter, uow, clock, login_rules(settings), rules.per_ip, devices, login_records
+            ),
+            PasswordCheck(uow, hasher, clock),
+            sessions,
+            devices,
+            login_records,
+        ),
+        passwords=PasswordService(
+            uow,
+            hasher,
+            clock,
+            ResetRules(policy=policy, reset_token_ttl=settings.reset_token_ttl, links=links),
+            outbox_worker.wake,
+            authenticator.forget,
+        ),
+        admin=AdminService(uow, clock, authenticator.forget),
         audit=AuditService(uow),
+        limits=RateLimits(limiter, clock, rules),
+        operations=Operations(uow, limiter, metrics),
+        mfa=MfaService(
+            uow,
+            clock,
+            limiter,
+            mfa_rules(settings, links),
+            Sealer(derive_key(secret, "bastion/totp-secrets")),
+            derive_key(secret, "bastion/recovery-codes"),
+            outbox_worker.wake,
+        ),
     )
 
 
@@ -201,6 +227,18 @@ def login_rules(settings: Settings) -> LoginRules:
         block_seconds=settings.login_block_seconds,
         account_max_failures=settings.account_max_failures,
         account_block_seconds=settings.account_block_seconds,
+    )
+
+
+def mfa_rules(settings: Settings, links: Links) -> MfaRules:
+    return MfaRules(
+        required_roles=tuple(settings.mfa_required_roles),
+        reauth_max_age=settings.reauth_max_age,
+        mfa_token_ttl=settings.mfa_token_ttl,
+        rp_id=settings.rp_id,
+        rp_name=settings.webauthn_rp_name,
+        origins=tuple(settings.webauthn_allowed_origins),
+        links=links,
     )
 
 

@@ -13,10 +13,10 @@ from typing import Annotated, TypeVar
 import typer
 
 from bastion.accounts.model import Role
+from bastion.adapters.metrics import MULTIPROCESS_DIR_ENV
 from bastion.bootstrap import Services, build
 from bastion.core.errors import BastionError
-from bastion.http.metrics import MULTIPROCESS_DIR_ENV
-from bastion.migrate import upgrade
+from bastion.migrate import MigrationStopped, upgrade
 from bastion.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from bastion.tokens.model import KeyStatus
 
@@ -49,7 +49,7 @@ def serve(
     # Created here, once, so that every worker reads the same development secret.
     resolve_secret_key(settings)
     if settings.auto_migrate:
-        upgrade(settings.database_url)
+        _migrate(settings)
     if workers > 1 and not settings.redis_url:
         typer.echo(
             "Warning: BASTION_REDIS_URL is not set, so rate limits and lockouts are kept per "
@@ -101,9 +101,16 @@ def _share_metrics_between_workers() -> str | None:
 @app.command()
 def migrate() -> None:
     """Apply pending database migrations."""
-    settings = _settings()
-    upgrade(settings.database_url)
+    _migrate(_settings())
     typer.echo("Database is at the latest schema.")
+
+
+def _migrate(settings: Settings) -> None:
+    try:
+        upgrade(settings.database_url)
+    except MigrationStopped as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
 
 
 @app.command("create-user")

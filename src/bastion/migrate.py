@@ -8,6 +8,11 @@ from alembic import command
 from alembic.config import Config
 
 
+class MigrationStopped(Exception):
+    """A migration met data it must not change on its own; nothing was changed, and the message
+    says what to decide."""
+
+
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(resources.files("bastion") / "migrations"))

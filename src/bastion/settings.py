@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -30,6 +31,12 @@ class Environment(StrEnum):
 Seconds = Annotated[int, Field(ge=1, le=400 * DAY)]
 Count = Annotated[int, Field(ge=1, le=100_000_000)]
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Mirrors accounts.model.Role: settings are read before any feature is imported.
+ROLE_NAMES = ("admin", "manager", "user", "guest")
+# A hostname as WebAuthn takes it for an RP ID: lowercase labels, no scheme, port or path.
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Settings(BaseSettings):
@@ -92,7 +99,20 @@ class Settings(BaseSettings):
     # Seconds a request body may take to arrive in all; a slower one is answered 408.
     body_read_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
-    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    mfa_required_roles: Annotated[list[str], NoDecode] = ["admin"]
+    reauth_max_age: Seconds = 900
+    mfa_token_ttl: Annotated[int, Field(ge=10, le=3600)] = 300
+    webauthn_rp_id: str | None = None
+    webauthn_rp_name: Annotated[str, Field(min_length=1, max_length=64)] = "Bastion"
+    webauthn_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator(
+        "allowed_origins",
+        "trusted_proxies",
+        "mfa_required_roles",
+        "webauthn_origins",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -110,20 +130,51 @@ class Settings(BaseSettings):
     @classmethod
     def _public_url_is_http(cls, value: str) -> str:
         parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             raise ValueError("must be an absolute http(s) URL such as https://auth.example.com")
         if parts.query or parts.fragment:
             raise ValueError("must not contain a query or fragment")
+        if parts.username is not None:
+            raise ValueError("must not contain a user name or password: links are built from it")
+        browser_origin(parts)  # a port that is no port is refused here
         return value.rstrip("/")
 
-    @field_validator("allowed_origins")
+    @field_validator("allowed_origins", "webauthn_origins")
     @classmethod
     def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        origins = []
         for origin in value:
             parts = urlsplit(origin)
-            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+            if (
+                parts.scheme not in DEFAULT_PORTS
+                or not parts.hostname
+                or parts.username is not None
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+            ):
                 raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
-        return [origin.rstrip("/") for origin in value]
+            origins.append(browser_origin(parts))
+        return origins
+
+    @field_validator("mfa_required_roles")
+    @classmethod
+    def _roles_are_known(cls, value: list[str]) -> list[str]:
+        roles = [role.lower() for role in value]
+        unknown = [role for role in roles if role not in ROLE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown role {unknown[0]!r}; roles are {', '.join(ROLE_NAMES)}")
+        return list(dict.fromkeys(roles))
+
+    @field_validator("webauthn_rp_id")
+    @classmethod
+    def _rp_id_is_a_host(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        host = value.strip().lower()
+        if not _HOSTNAME.match(host):
+            raise ValueError("must be a domain such as example.com (no scheme, port or path)")
+        return host
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -174,8 +225,17 @@ class Settings(BaseSettings):
 
     @property
     def public_origin(self) -> str:
-        parts = urlsplit(self.public_url)
-        return f"{parts.scheme}://{parts.netloc}"
+        return browser_origin(urlsplit(self.public_url))
+
+    @property
+    def rp_id(self) -> str:
+        """The WebAuthn relying-party id: the configured one, else the host of PUBLIC_URL."""
+        return self.webauthn_rp_id or (urlsplit(self.public_url).hostname or "")
+
+    @property
+    def webauthn_allowed_origins(self) -> list[str]:
+        """The origins a WebAuthn ceremony may come from: PUBLIC_URL's and the extra ones."""
+        return list(dict.fromkeys([self.public_origin, *self.webauthn_origins]))
 
     @property
     def is_sqlite(self) -> bool:
@@ -194,14 +254,60 @@ class Settings(BaseSettings):
             )
         if not self.cookie_secure:
             problems.append("BASTION_COOKIE_SECURE: must be true in production")
-        if urlsplit(self.public_url).scheme != "https":
+        public_url_is_https = urlsplit(self.public_url).scheme == "https"
+        if not public_url_is_https:
             problems.append("BASTION_PUBLIC_URL: must be https in production")
         if not self.smtp_url:
             problems.append(
                 "BASTION_SMTP_URL: must be set in production (without it, emails and the "
                 "one-time links in them are printed to the console)"
             )
+        if public_url_is_https:  # otherwise PUBLIC_URL, the RP ID's default, must change first
+            problems += _rp_id_problems(self.rp_id, self.webauthn_allowed_origins)
         return problems
+
+
+def _rp_id_problems(rp_id: str, origins: list[str]) -> list[str]:
+    """Why browsers would refuse every WebAuthn ceremony with this RP ID, if they would: it
+    must be a domain, and equal to or a parent domain of the host of every allowed origin."""
+    try:
+        ipaddress.ip_address(rp_id)
+    except ValueError:
+        pass
+    else:
+        return [
+            f"BASTION_WEBAUTHN_RP_ID: {rp_id!r} is an IP address; WebAuthn needs a domain "
+            "(set BASTION_PUBLIC_URL to a domain or BASTION_WEBAUTHN_RP_ID)"
+        ]
+    if "." not in rp_id:
+        return [f"BASTION_WEBAUTHN_RP_ID: {rp_id!r} is a top-level name, not a registrable domain"]
+    outside = [
+        origin
+        for origin in origins
+        if not is_registrable_suffix(rp_id, urlsplit(origin).hostname or "")
+    ]
+    if outside:
+        return [
+            f"BASTION_WEBAUTHN_RP_ID: {rp_id!r} is not the host, or a parent domain of the host, "
+            f"of every WebAuthn origin (not of {', '.join(outside)})"
+        ]
+    return []
+
+
+def is_registrable_suffix(rp_id: str, host: str) -> bool:
+    """Whether ``rp_id`` is ``host`` or a domain ``host`` belongs to (WebAuthn's rule for which
+    origins may use an RP ID)."""
+    return host == rp_id or host.endswith(f".{rp_id}")
+def browser_origin(parts: SplitResult) -> str:
+    """The origin of an http(s) URL as a browser writes it in an `Origin` header: lower-case
+    scheme and host, no user name, the port only when it is not the scheme's default.
+    ValueError when the port is no port."""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    shown = "" if port is None or port == DEFAULT_PORTS.get(parts.scheme) else f":{port}"
+    return f"{parts.scheme}://{host}{shown}"
 
 
 class SettingsError(Exception):

@@ -8,6 +8,12 @@ from typing import Protocol, Self
 from bastion.accounts.ports import OneTimeTokenRepository, UserRepository
 from bastion.audit.ports import AuditLog
 from bastion.mail.ports import Outbox
+from bastion.mfa.ports import (
+    FactorRepository,
+    MfaTokenRepository,
+    RecoveryCodeRepository,
+    WebAuthnChallengeRepository,
+)
 from bastion.sessions.ports import SessionRepository
 from bastion.tokens.ports import SigningKeyRepository
 
@@ -35,6 +41,18 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    @property
+    def mfa_factors(self) -> FactorRepository: ...
+
+    @property
+    def recovery_codes(self) -> RecoveryCodeRepository: ...
+
+    @property
+    def webauthn_challenges(self) -> WebAuthnChallengeRepository: ...
+
+    @property
+    def mfa_tokens(self) -> MfaTokenRepository: ...
 
     async def commit(self) -> None: ...
 

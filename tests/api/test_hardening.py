@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import secrets as random_names
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import httpx
+import pyotp
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.adapters.sql import tables
+from bastion.core.context import RequestContext
 from bastion.core.secrets import hash_token
+from bastion.mfa.errors import InvalidMfaCode
 from tests.support import (
+    BEHIND_PROXY,
+    CLIENT_IP,
     PUBLIC_URL,
     STRONG_PASSWORD,
     SmtpServer,
     access_token,
+    audit_events_of,
     bearer,
     link_in,
     login,
@@ -22,6 +33,7 @@ from tests.support import (
     register,
     remembered_login,
     running_app,
+    user_id_of,
 )
 
 APP_ORIGIN = "https://app.example.com"
@@ -129,7 +141,8 @@ async def test_cors_ignores_other_origins(
 async def test_no_secret_reaches_the_logs_or_the_audit_trail(
     database_url: str, smtp: SmtpServer, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """After a full journey, search everything written for every secret it used."""
+    """After a full journey and a database error, search everything written for every secret
+    they used."""
     secrets: list[str] = []
     reset_password, changed_password = "Reset-Horse-8", "Changed-Horse-9"
     secrets += [STRONG_PASSWORD, "Wrong-Password-1", reset_password, changed_password]
@@ -177,10 +190,35 @@ async def test_no_secret_reaches_the_logs_or_the_audit_trail(
         events = await client.get("/api/v1/auth/me/security-events", headers=bearer(new_access))
         assert events.status_code == 200
 
+        # Second factors have no routes yet, so their services join the journey directly.
+        user = await services.accounts.get_user(await user_id_of(services, email))
+        context = RequestContext(ip=CLIENT_IP, user_agent="journey")
+        enrolment = await services.mfa.start_totp_enrolment(user)
+        code = pyotp.TOTP(enrolment.secret).now()
+        enrolled = await services.mfa.confirm_totp(user, enrolment.factor_id, code, context)
+        assert enrolled.recovery_codes is not None
+        due = await services.mfa.start_second_step(user, False, "state")
+        assert due is not None
+        with pytest.raises(InvalidMfaCode):
+            await services.mfa.complete_login(due.mfa_token, context, code="zzzz-zzzz-zzzz")
+        await services.mfa.complete_login(due.mfa_token, context, code=enrolled.recovery_codes[0])
+        # (The six-digit code is not searched for: digits that short turn up by chance.)
+        secrets += [enrolment.secret, enrolment.otpauth_uri, due.mfa_token, "zzzz-zzzz-zzzz"]
+        secrets += enrolled.recovery_codes
+
         async with services.engine.connect() as connection:
             rows = (await connection.execute(select(tables.audit_events))).mappings().all()
 
+        # A statement the database refuses: its error carries the sign-up's bound parameters
+        # (the address, the Argon2 hash, the verification token's hash) unless they are hidden.
+        refused = random_email("refused")
+        async with database_refusing_sign_up_of(services.engine, refused):
+            crashed = await register(client, refused, STRONG_PASSWORD)
+        assert crashed.status_code == 500
+        secrets += [refused, "$argon2"]
+
     logs = "".join(capfd.readouterr())
+    assert "request.crashed" in logs, "the database error was logged"
     assert "/api/v1/auth/reset-password" in logs, "the journey's log lines were captured"
     trail = "\n".join(str(dict(row)) for row in rows) + events.text
     secrets += [hash_token(secret) for secret in list(secrets)]
@@ -188,3 +226,54 @@ async def test_no_secret_reaches_the_logs_or_the_audit_trail(
         assert secret not in logs, f"a secret reached the logs: {secret[:6]}…"
         assert secret not in trail, f"a secret reached the audit trail: {secret[:6]}…"
     assert f"{PUBLIC_URL}/reset-password?token=" not in logs + trail
+
+
+@pytest.mark.parametrize(
+    "forwarded_for",
+    ["fe80::1%" + "a" * 100, "fe80::1%eth0", "198.51.100.7" * 10, "<script>", "1.2.3.4:80"],
+    ids=["long-zone-id", "zone-id", "over-long", "junk", "with-port"],
+)
+async def test_a_forwarded_for_entry_that_is_no_plain_address_leaves_the_peer_as_the_client(
+    database_url: str, smtp: SmtpServer, forwarded_for: str
+) -> None:
+    """The trusted proxy's garbled entry is not a client address: the peer is, as stored."""
+    settings = make_settings(database_url, smtp.url, **BEHIND_PROXY)
+    async with running_app(settings) as (client, services):
+        email = random_email("forwarded")
+        response = await client.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": STRONG_PASSWORD},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+        assert response.status_code == 202, response.text
+        [registered] = await audit_events_of(services, email, "registered")
+        assert registered.ip == CLIENT_IP
+
+
+@asynccontextmanager
+async def database_refusing_sign_up_of(engine: AsyncEngine, email: str) -> AsyncIterator[None]:
+    """A trigger that makes the database raise an error when a user with ``email`` is inserted."""
+    name = f"refuse_{random_names.token_hex(6)}"
+    if engine.dialect.name == "postgresql":
+        create = [
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            f"CREATE TRIGGER {name} BEFORE INSERT ON users FOR EACH ROW "
+            f"WHEN (NEW.email = '{email}') EXECUTE FUNCTION {name}()",
+        ]
+        drop = [f"DROP TRIGGER {name} ON users", f"DROP FUNCTION {name}()"]
+    else:
+        create = [
+            f"CREATE TRIGGER {name} BEFORE INSERT ON users WHEN NEW.email = '{email}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ]
+        drop = [f"DROP TRIGGER {name}"]
+    async with engine.begin() as connection:
+        for statement in create:
+            await connection.exec_driver_sql(statement)
+    try:
+        yield
+    finally:
+        async with engine.begin() as connection:
+            for statement in drop:
+                await connection.exec_driver_sql(statement)

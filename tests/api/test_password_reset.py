@@ -204,7 +204,7 @@ async def test_a_reset_that_fails_midway_changes_nothing(
     await assert_session_state(client, access, live=False)
 
 
-async def test_the_reset_page_is_a_form_that_never_echoes_the_token(
+async def test_the_reset_page_is_a_form_that_posts_the_token_in_its_body(
     client: httpx.AsyncClient,
 ) -> None:
     token = "SecretTokenValue-1234567890"
@@ -212,9 +212,10 @@ async def test_the_reset_page_is_a_form_that_never_echoes_the_token(
 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert "<form" in page.text
+    assert "<form id='reset' method='post' action='/reset-password'>" in page.text
     assert "type='password'" in page.text
-    assert token not in page.text
+    assert page.text.count(token) == 1
+    assert f"<input type='hidden' name='token' value='{token}'>" in page.text
     csp = page.headers["content-security-policy"]
     assert "default-src 'none'" in csp
     assert "script-src 'self'" in csp

@@ -65,6 +65,29 @@ def test_create_user_reads_the_password_from_stdin_and_creates_a_verified_user(
     assert "already exists" in again.stderr
 
 
+def test_create_user_stores_the_canonical_address_and_refuses_a_display_name(
+    environment: dict[str, str],
+) -> None:
+    assert bastion(environment, "migrate").returncode == 0
+    email = random_email("admin")
+    full_width = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in email.upper())
+    created = bastion(
+        environment, "create-user", "--email", full_width, "--password-stdin", stdin="Pass-Word-1\n"
+    )
+    assert created.returncode == 0, created.stderr
+    assert f"Created user {email} " in created.stdout
+    refused = bastion(
+        environment,
+        "create-user",
+        "--email",
+        f"Admin <{random_email()}>",
+        "--password-stdin",
+        stdin="Pass-Word-1\n",
+    )
+    assert refused.returncode == 1
+    assert "not a valid email address" in refused.stderr
+
+
 def test_create_user_refuses_a_weak_password(environment: dict[str, str]) -> None:
     bastion(environment, "migrate")
     result = bastion(

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from bastion.http.deps import bearer_token
+from bastion.sessions.routes import bearer_token
 from bastion.tokens.errors import InvalidToken
 from bastion.tokens.service import signing_kid
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bastion.mail.messages import Links, verify_email
+from bastion.mail.messages import Links, factor_removed, recovery_code_used, verify_email
 from bastion.mail.model import MAX_BACKOFF_SECONDS, CircuitBreaker, retry_at
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -43,3 +43,18 @@ def test_email_links_are_built_from_the_public_url() -> None:
     assert "https://auth.example.com/verify-email?token=tok-1" in message.text
     assert "https://auth.example.com/verify-email?token=tok-1" in message.html
     assert "1 day" in message.text
+
+
+def test_a_removed_factor_email_says_whether_an_administrator_removed_it() -> None:
+    by_owner = factor_removed("a@example.com", "a passkey")
+    by_admin = factor_removed("a@example.com", "a passkey", by_admin=True)
+    assert "Someone removed a passkey" in by_owner.text
+    assert "An administrator removed a passkey" in by_admin.text
+    assert by_owner.kind == by_admin.kind == "mfa_factor_removed"
+
+
+def test_the_recovery_code_email_counts_the_codes_left_and_warns_when_few_remain() -> None:
+    plenty = recovery_code_used("a@example.com", 4, low=3)
+    few = recovery_code_used("a@example.com", 1, low=3)
+    assert "4 recovery codes left" in plenty.text and "running out" not in plenty.text
+    assert "1 recovery code left" in few.text and "running out" in few.text

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from bastion.core.secrets import hash_token, new_token
 from bastion.sessions.liveness import SessionLiveness
 from bastion.sessions.model import needs_touch, new_session, session_lifetime
-from bastion.sessions.routes import refresh_cookie
+from bastion.sessions.responses import refresh_cookie
 from bastion.tokens.model import access_token_expiry
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)

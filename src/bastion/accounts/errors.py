@@ -1,10 +1,6 @@
 from __future__ import annotations
 
-from bastion.core.errors import BastionError, Conflict
-
-
-class WeakPassword(BastionError):
-    """The new password breaks the password policy; the detail names the rules."""
+from bastion.core.errors import Conflict
 
 
 class EmailTaken(Conflict):

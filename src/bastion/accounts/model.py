@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from bastion.core.email_address import normalize_email
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -25,15 +27,6 @@ class User:
     is_active: bool
     created_at: datetime
     updated_at: datetime
-
-
-def normalize_email(email: str) -> str:
-    """The canonical form under which an address is stored and looked up.
-
-    Addresses are compared case-insensitively: Alice@Example.com and alice@example.com are one
-    account.
-    """
-    return email.strip().lower()
 
 
 def new_user(

@@ -25,7 +25,8 @@ class UserRepository(Protocol):
     async def search(
         self, *, email_contains: str | None, role: Role | None, after: uuid.UUID | None, limit: int
     ) -> list[User]:
-        """Users ordered by id, starting after the cursor ``after``."""
+        """Users ordered by id, starting after the cursor ``after``; ``email_contains`` is
+        matched as given against the canonical addresses (the caller folds it first)."""
         ...
 
     async def count_active_admins(self) -> int: ...

@@ -4,47 +4,29 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from fastapi import APIRouter, Depends, status
+from pydantic import BaseModel, Field
 
-from bastion.accounts.errors import WeakPassword
+from bastion.accounts.errors import EmailTaken
+from bastion.accounts.service import AccountService
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
-from bastion.http.deps import (
-    ContextDep,
-    CurrentPrincipal,
-    PerIpLimit,
-    PerUserLimit,
-    RegistrationLimit,
-    ServicesDep,
-    VerificationResendLimit,
-)
-from bastion.http.errors import openapi_responses
+from bastion.guards import PerIpLimit, PerUserLimit, RegistrationLimit, VerificationResendLimit
+from bastion.http.deps import ContextDep, CurrentPrincipal, provider
+from bastion.http.errors import ProblemRows, ProblemType, raises
+from bastion.http.schemas import Accepted, EmailAddress, EmailRequest, StrictModel
+from bastion.passwords.errors import WeakPassword
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
-from bastion.ratelimit.errors import RateLimited
-from bastion.sessions.errors import SessionRevoked
-from bastion.tokens.errors import AccessTokenExpired, InvalidToken
 
 router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
-ACCEPTED = "If this address can receive email, a message is on its way."
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+PROBLEMS: ProblemRows = {EmailTaken: ProblemType(409, "EMAIL_TAKEN", "Email already registered")}
+AccountsDep = Annotated[AccountService, Depends(provider(AccountService))]
 
 
 class RegisterRequest(StrictModel):
-    email: EmailStr = Field(examples=["alice@example.com"])
+    email: EmailAddress = Field(examples=["alice@example.com"])
     password: str = Field(max_length=MAX_PASSWORD_LENGTH, examples=["Correct-Horse-7"])
-
-
-class EmailRequest(StrictModel):
-    email: EmailStr = Field(examples=["alice@example.com"])
-
-
-class Accepted(BaseModel):
-    status: str = Field(default="accepted", examples=["accepted"])
-    detail: str = Field(default=ACCEPTED)
 
 
 class Verified(BaseModel):
@@ -59,53 +41,48 @@ class Me(BaseModel):
     created_at: datetime
 
 
-BEARER_ERRORS = (InvalidToken, AccessTokenExpired, SessionRevoked)
-
-
 @router.post(
     "/register",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=openapi_responses(WeakPassword, RateLimited),
     dependencies=[RegistrationLimit],
     summary="Sign up; a verification link is emailed",
 )
-async def register(body: RegisterRequest, services: ServicesDep, context: ContextDep) -> Accepted:
+@raises(WeakPassword)
+async def register(body: RegisterRequest, accounts: AccountsDep, context: ContextDep) -> Accepted:
     """Answers the same whether or not the email is already registered (no enumeration)."""
-    await services.accounts.register(body.email, body.password, context)
+    await accounts.register(body.email, body.password, context)
     return Accepted()
 
 
 @router.post(
     "/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=openapi_responses(RateLimited),
     dependencies=[PerIpLimit, VerificationResendLimit],
     summary="Mail a new verification link",
 )
-async def resend_verification(body: EmailRequest, services: ServicesDep) -> Accepted:
-    await services.accounts.resend_verification(body.email)
+async def resend_verification(body: EmailRequest, accounts: AccountsDep) -> Accepted:
+    await accounts.resend_verification(body.email)
     return Accepted()
 
 
 @router.post(
     "/verify-email/{token}",
-    responses=openapi_responses(TokenInvalid, TokenExpired, RateLimited),
     dependencies=[PerIpLimit],
     summary="Confirm an email address with the mailed token",
 )
-async def verify_email(token: str, services: ServicesDep, context: ContextDep) -> Verified:
-    await services.accounts.verify_email(token, context)
+@raises(TokenInvalid, TokenExpired)
+async def verify_email(token: str, accounts: AccountsDep, context: ContextDep) -> Verified:
+    await accounts.verify_email(token, context)
     return Verified()
 
 
 @router.get(
     "/me",
-    responses=openapi_responses(*BEARER_ERRORS, RateLimited),
     dependencies=[PerUserLimit],
     summary="The caller's account",
 )
-async def me(principal: CurrentPrincipal, services: ServicesDep) -> Me:
-    user = await services.accounts.get_user(principal.user_id)
+async def me(principal: CurrentPrincipal, accounts: AccountsDep) -> Me:
+    user = await accounts.get_user(principal.user_id)
     return Me(
         id=user.id,
         email=user.email,

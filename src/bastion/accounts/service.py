@@ -7,17 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from bastion.accounts.errors import EmailTaken, WeakPassword
-from bastion.accounts.model import Role, User, new_user, normalize_email
+from bastion.accounts.errors import EmailTaken
+from bastion.accounts.model import Role, User, new_user
 from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
+from bastion.core.email_address import normalize_email
 from bastion.core.errors import NotFound
 from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
-from bastion.passwords.hashing import PasswordHasher
-from bastion.passwords.policy import PasswordPolicy, check_password, describe
+from bastion.passwords.policy import PasswordPolicy, ensure_strong
+from bastion.passwords.ports import PasswordHasher
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 
 
@@ -50,7 +51,7 @@ class AccountService:
         an email instead, and both paths hash the password so they take the same time.
         """
         email = normalize_email(email)
-        self.ensure_strong(password, email)
+        ensure_strong(password, self._rules.policy, email)
         password_hash = await self._hasher.hash(password)
         now = self._clock.now()
         try:
@@ -69,7 +70,7 @@ class AccountService:
     async def create_user(self, email: str, password: str, role: Role) -> User:
         """An operator-created account: verified at once, no email."""
         email = normalize_email(email)
-        self.ensure_strong(password, email)
+        ensure_strong(password, self._rules.policy, email)
         user = new_user(
             email, await self._hasher.hash(password), self._clock.now(), role=role, verified=True
         )
@@ -106,11 +107,6 @@ class AccountService:
         if user is None:
             raise NotFound("User not found.")
         return user
-
-    def ensure_strong(self, password: str, email: str) -> None:
-        violations = check_password(password, self._rules.policy, email)
-        if violations:
-            raise WeakPassword(describe(violations))
 
     async def _send_verification(self, uow: UnitOfWork, user: User) -> None:
         now = self._clock.now()

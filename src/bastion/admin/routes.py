@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from bastion.accounts.model import Role, User
 from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
-from bastion.admin.model import UserChanges
+from bastion.admin.model import Permission, UserChanges, allows
+from bastion.admin.service import AdminService
 from bastion.audit.model import AuditEvent, EventType
+from bastion.core.context import Principal
 from bastion.core.errors import Forbidden
-from bastion.http.deps import AdminUser, AuditReader, ContextDep, ServicesDep, StaffUser
-from bastion.http.errors import openapi_responses
-from bastion.sessions.errors import SessionRevoked
-from bastion.tokens.errors import AccessTokenExpired, InvalidToken
+from bastion.http.deps import ContextDep, CurrentPrincipal, provider
+from bastion.http.errors import ProblemRows, ProblemType, raises
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-CALLER_ERRORS = (InvalidToken, AccessTokenExpired, SessionRevoked, Forbidden)
+PROBLEMS: ProblemRows = {
+    UserNotFound: ProblemType(404, "USER_NOT_FOUND", "User not found"),
+    LastAdmin: ProblemType(409, "LAST_ADMIN", "Last active admin"),
+    InvalidCursor: ProblemType(400, "INVALID_CURSOR", "Invalid cursor"),
+}
 MAX_PAGE = 200
 
 # OpenAPI links: where a listed user's id leads (clients and Schemathesis' stateful phase follow).
@@ -42,6 +47,25 @@ Cursor = Annotated[
     str | None,
     Query(max_length=64, description="`next_cursor` from the previous page; omit for the first"),
 ]
+
+
+def requiring(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency admitting callers whose role grants ``permission`` (else 403)."""
+
+    @raises(Forbidden)
+    async def authorized(principal: CurrentPrincipal) -> Principal:
+        if not allows(principal.role, permission):
+            raise Forbidden()
+        return principal
+
+    return authorized
+
+
+AdminDep = Annotated[AdminService, Depends(provider(AdminService))]
+# Role changes end the user's sessions, so the role claimed by a live token is current.
+AdminUser = Annotated[Principal, Depends(requiring(Permission.MANAGE_USERS))]
+StaffUser = Annotated[Principal, Depends(requiring(Permission.READ_USERS))]
+AuditReader = Annotated[Principal, Depends(requiring(Permission.READ_AUDIT))]
 
 
 class UserView(BaseModel):
@@ -85,18 +109,19 @@ class EventPage(BaseModel):
 
 @router.get(
     "/users",
-    responses={200: USER_LINKS, **openapi_responses(*CALLER_ERRORS, InvalidCursor)},
+    responses={200: USER_LINKS},
     summary="Find users by email substring and role (admin, manager)",
 )
+@raises(InvalidCursor)
 async def list_users(
     _: StaffUser,
-    services: ServicesDep,
+    admin_service: AdminDep,
     limit: Limit = 50,
     cursor: Cursor = None,
     email: Annotated[str | None, Query(max_length=320, description="Part of the email")] = None,
     role: Role | None = None,
 ) -> UserPage:
-    page = await services.admin.list_users(
+    page = await admin_service.list_users(
         email_contains=email, role=role, cursor=cursor, limit=limit
     )
     return UserPage(items=[_user_view(user) for user in page.items], next_cursor=page.next_cursor)
@@ -104,56 +129,56 @@ async def list_users(
 
 @router.get(
     "/users/{user_id}",
-    responses=openapi_responses(*CALLER_ERRORS, UserNotFound),
     summary="One user (admin, manager)",
 )
-async def get_user(user_id: uuid.UUID, _: StaffUser, services: ServicesDep) -> UserView:
-    return _user_view(await services.admin.get_user(user_id))
+@raises(UserNotFound)
+async def get_user(user_id: uuid.UUID, _: StaffUser, admin_service: AdminDep) -> UserView:
+    return _user_view(await admin_service.get_user(user_id))
 
 
 @router.patch(
     "/users/{user_id}",
-    responses=openapi_responses(*CALLER_ERRORS, UserNotFound, LastAdmin),
     summary="Change a user's role or status (admin); a role change or deactivation logs them out",
 )
+@raises(UserNotFound, LastAdmin)
 async def update_user(
     user_id: uuid.UUID,
     body: UserUpdate,
     admin: AdminUser,
-    services: ServicesDep,
+    admin_service: AdminDep,
     context: ContextDep,
 ) -> UserView:
     changes = UserChanges(role=body.role, is_active=body.is_active, is_verified=body.is_verified)
-    user = await services.admin.update_user(admin.user_id, user_id, changes, context)
+    user = await admin_service.update_user(admin.user_id, user_id, changes, context)
     return _user_view(user)
 
 
 @router.delete(
     "/users/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=openapi_responses(*CALLER_ERRORS, UserNotFound, LastAdmin),
     summary="Delete a user and erase their email from the audit trail (admin)",
 )
+@raises(UserNotFound, LastAdmin)
 async def delete_user(
-    user_id: uuid.UUID, admin: AdminUser, services: ServicesDep, context: ContextDep
+    user_id: uuid.UUID, admin: AdminUser, admin_service: AdminDep, context: ContextDep
 ) -> None:
-    await services.admin.delete_user(admin.user_id, user_id, context)
+    await admin_service.delete_user(admin.user_id, user_id, context)
 
 
 @router.get(
     "/audit-events",
-    responses=openapi_responses(*CALLER_ERRORS, InvalidCursor),
     summary="Security events, newest first (admin, manager)",
 )
+@raises(InvalidCursor)
 async def list_audit_events(
     _: AuditReader,
-    services: ServicesDep,
+    admin_service: AdminDep,
     limit: Limit = 50,
     cursor: Cursor = None,
     user_id: uuid.UUID | None = None,
     type: EventType | None = None,
 ) -> EventPage:
-    page = await services.admin.list_events(user_id=user_id, type=type, cursor=cursor, limit=limit)
+    page = await admin_service.list_events(user_id=user_id, type=type, cursor=cursor, limit=limit)
     return EventPage(items=[_event_view(item) for item in page.items], next_cursor=page.next_cursor)
 
 

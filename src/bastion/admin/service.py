@@ -21,6 +21,7 @@ from bastion.admin.model import (
 from bastion.audit.model import AuditEvent, EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
+from bastion.core.email_address import fold
 from bastion.core.pagination import Page, page_of
 from bastion.sessions.model import RevokeReason
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
@@ -43,7 +44,9 @@ class AdminService:
     async def list_users(
         self, *, email_contains: str | None, role: Role | None, cursor: str | None, limit: int
     ) -> Page[User, str]:
+        """Users whose address contains ``email_contains``, spelt any way that folds alike."""
         after = _parse(parse_user_cursor, cursor)
+        email_contains = fold(email_contains) if email_contains else None
         async with self._uow(read_only=True) as uow:
             users = await uow.users.search(
                 email_contains=email_contains, role=role, after=after, limit=limit + 1

@@ -31,6 +31,15 @@ class EventType(StrEnum):
     USER_DISABLED = "user_disabled"
     USER_ENABLED = "user_enabled"
     USER_DELETED = "user_deleted"
+    MFA_FACTOR_ADDED = "mfa_factor_added"
+    MFA_FACTOR_RENAMED = "mfa_factor_renamed"
+    MFA_FACTOR_REMOVED = "mfa_factor_removed"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
+    MFA_PASSED = "mfa_passed"
+    MFA_FAILED = "mfa_failed"
+    MFA_LOCKED = "mfa_locked"
+    WEBAUTHN_COUNTER_REGRESSED = "webauthn_counter_regressed"
+    PASSKEY_LOGIN_FAILED = "passkey_login_failed"
 
 
 class LoginFailure(StrEnum):

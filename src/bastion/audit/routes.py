@@ -5,17 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from bastion.audit.service import AuditService
 from bastion.core.pagination import MAX_ROW_ID
-from bastion.http.deps import CurrentPrincipal, PerUserLimit, ServicesDep
-from bastion.http.errors import openapi_responses
-from bastion.ratelimit.errors import RateLimited
-from bastion.sessions.errors import SessionRevoked
-from bastion.tokens.errors import AccessTokenExpired, InvalidToken
+from bastion.guards import PerUserLimit
+from bastion.http.deps import CurrentPrincipal, provider
 
 router = APIRouter(prefix="/api/v1/auth", tags=["audit"])
+AuditDep = Annotated[AuditService, Depends(provider(AuditService))]
 
 
 class SecurityEvent(BaseModel):
@@ -37,18 +36,17 @@ class SecurityEventPage(BaseModel):
 @router.get(
     "/me/security-events",
     dependencies=[PerUserLimit],
-    responses=openapi_responses(InvalidToken, AccessTokenExpired, SessionRevoked, RateLimited),
     summary="The caller's security events (sign-ins, failures, changes), newest first",
 )
 async def security_events(
     principal: CurrentPrincipal,
-    services: ServicesDep,
+    audit: AuditDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     before: Annotated[
         int | None, Query(ge=1, le=MAX_ROW_ID, description="`next_cursor` of the previous page")
     ] = None,
 ) -> SecurityEventPage:
-    page = await services.audit.security_events(principal.user_id, limit=limit, before=before)
+    page = await audit.security_events(principal.user_id, limit=limit, before=before)
     return SecurityEventPage(
         items=[
             SecurityEvent(

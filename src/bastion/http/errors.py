@@ -1,21 +1,28 @@
-"""The one table from domain errors to HTTP statuses and stable codes, and the handlers."""
+"""Problem documents for errors: the table from domain errors to statuses and stable codes, the
+handlers that render them, and the OpenAPI documentation drawn from the same table.
+
+Each feature declares the rows of its own errors (next to its routes); the app assembles the one
+table from them. Endpoints and dependencies declare which errors they answer with (``raises``),
+so a route's documentation includes what its dependencies may refuse it with.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from bastion.accounts.errors import EmailTaken, WeakPassword
-from bastion.adapters.sql.unit_of_work import is_unavailable
-from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
+from bastion.core.email_address import InvalidEmailAddress
 from bastion.core.errors import (
     BastionError,
     Conflict,
@@ -26,24 +33,14 @@ from bastion.core.errors import (
 )
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
 from bastion.http.problems import PROBLEM_JSON, problem
-from bastion.ratelimit.errors import RateLimited, TooManyAttempts
-from bastion.sessions.errors import (
-    AccountDisabled,
-    CsrfRejected,
-    EmailNotVerified,
-    InvalidCredentials,
-    InvalidRefreshToken,
-    RefreshTokenReused,
-    SessionNotFound,
-    SessionRevoked,
-)
-from bastion.tokens.errors import AccessTokenExpired, InvalidToken
 
 log = structlog.get_logger("bastion.http")
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 RETRY_LATER_SECONDS = "5"
 # The order methods are listed in an Allow header.
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+RAISES = "__bastion_raises__"
+Call = TypeVar("Call", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,27 +67,14 @@ HTTP_PROBLEMS = {
     )
 }
 
+ProblemRows = Mapping[type[BastionError], ProblemType]
 
-PROBLEM_TYPES: dict[type[BastionError], ProblemType] = {
-    WeakPassword: ProblemType(422, "WEAK_PASSWORD", "Password too weak"),
+# The rows of the error classes every feature builds on.
+CORE_PROBLEMS: ProblemRows = {
     TokenInvalid: ProblemType(400, "TOKEN_INVALID", "Invalid link"),
     TokenExpired: ProblemType(410, "TOKEN_EXPIRED", "Link expired"),
-    InvalidCredentials: ProblemType(401, "INVALID_CREDENTIALS", "Invalid credentials"),
-    EmailNotVerified: ProblemType(403, "EMAIL_NOT_VERIFIED", "Email not verified"),
-    AccountDisabled: ProblemType(403, "ACCOUNT_DISABLED", "Account disabled"),
-    InvalidToken: ProblemType(401, "INVALID_TOKEN", "Invalid access token", bearer=True),
-    AccessTokenExpired: ProblemType(401, "TOKEN_EXPIRED", "Access token expired", bearer=True),
-    SessionRevoked: ProblemType(401, "SESSION_REVOKED", "Session revoked", bearer=True),
-    InvalidRefreshToken: ProblemType(401, "INVALID_REFRESH_TOKEN", "Invalid refresh token"),
-    RefreshTokenReused: ProblemType(401, "REFRESH_TOKEN_REUSED", "Refresh token reused"),
-    SessionNotFound: ProblemType(404, "SESSION_NOT_FOUND", "Session not found"),
-    CsrfRejected: ProblemType(403, "CSRF_REJECTED", "Cross-site request rejected"),
-    EmailTaken: ProblemType(409, "EMAIL_TAKEN", "Email already registered"),
-    UserNotFound: ProblemType(404, "USER_NOT_FOUND", "User not found"),
-    LastAdmin: ProblemType(409, "LAST_ADMIN", "Last active admin"),
-    InvalidCursor: ProblemType(400, "INVALID_CURSOR", "Invalid cursor"),
-    TooManyAttempts: ProblemType(429, "TOO_MANY_ATTEMPTS", "Too many attempts"),
-    RateLimited: ProblemType(429, "RATE_LIMITED", "Too many requests"),
+    # Refused at the edge as any invalid field is; a use case that meets one answers alike.
+    InvalidEmailAddress: VALIDATION_ERROR,
     StorageUnavailable: ProblemType(503, "SERVICE_UNAVAILABLE", "Service unavailable"),
     NotFound: ProblemType(404, "NOT_FOUND", "Not found"),
     Forbidden: ProblemType(403, "FORBIDDEN", "Forbidden"),
@@ -100,34 +84,80 @@ PROBLEM_TYPES: dict[type[BastionError], ProblemType] = {
 }
 
 
-def problem_type(error: type[BastionError]) -> ProblemType:
-    """The entry for the most specific class of ``error`` in the table."""
-    for cls in error.__mro__:
-        if cls in PROBLEM_TYPES:
-            return PROBLEM_TYPES[cls]
-    raise LookupError(error)
+class ProblemTable:
+    """The one table from domain errors to HTTP statuses and stable codes."""
+
+    def __init__(self, *rows: ProblemRows) -> None:
+        self._rows: dict[type[BastionError], ProblemType] = {}
+        for part in rows:
+            twice = sorted(error.__name__ for error in self._rows.keys() & part.keys())
+            if twice:
+                raise ValueError(f"errors given two problem rows: {', '.join(twice)}")
+            self._rows.update(part)
+
+    def kind(self, error: type[BastionError]) -> ProblemType:
+        """The entry for the most specific class of ``error`` in the table."""
+        for cls in error.__mro__:
+            if cls in self._rows:
+                return self._rows[cls]
+        raise LookupError(error)
+
+    def response(self, error: BastionError) -> Response:
+        kind = self.kind(type(error))
+        headers: dict[str, str] = {}
+        if kind.bearer:
+            headers.update(BEARER_CHALLENGE)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        elif kind.status == HTTPStatus.SERVICE_UNAVAILABLE:
+            headers["Retry-After"] = RETRY_LATER_SECONDS
+        return problem(kind.status, kind.code, kind.title, error.detail, headers=headers)
+
+    def openapi_responses(
+        self, errors: Iterable[type[BastionError]]
+    ) -> dict[int | str, dict[str, Any]]:
+        """OpenAPI ``responses`` documenting every error code a route can return."""
+        by_status: dict[int, list[ProblemType]] = {}
+        for error in (*errors, StorageUnavailable):
+            kind = self.kind(error)
+            by_status.setdefault(kind.status, []).append(kind)
+        return {status: problem_response(kinds) for status, kinds in sorted(by_status.items())}
+
+    def document(
+        self,
+        routes: Iterable[BaseRoute],
+        served_by: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+    ) -> None:
+        """Add the error documentation of each route that raises something to what the route
+        documents itself (a success's links, say): what its endpoint declares, then what its
+        dependencies declare (``served_by`` names the function that serves a dependency
+        installed at start-up, such as the authenticator)."""
+        served_by = served_by or {}
+        for route in routes:
+            if not isinstance(route, APIRoute):
+                continue
+            own = raised_by(route.endpoint)
+            errors = [*own, *_raised_by_dependencies(route.dependant, served_by)]
+            if errors:
+                route.responses = {
+                    **route.responses,
+                    **self.openapi_responses(dict.fromkeys(errors)),
+                }
 
 
-def problem_for(error: BastionError) -> Response:
-    kind = problem_type(type(error))
-    headers: dict[str, str] = {}
-    if kind.bearer:
-        headers.update(BEARER_CHALLENGE)
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    elif kind.status == HTTPStatus.SERVICE_UNAVAILABLE:
-        headers["Retry-After"] = RETRY_LATER_SECONDS
-    return problem(kind.status, kind.code, kind.title, error.detail, headers=headers)
+def raises(*errors: type[BastionError]) -> Callable[[Call], Call]:
+    """Declare the errors an endpoint or a dependency answers with, for the documentation."""
+
+    def declare(call: Call) -> Call:
+        setattr(call, RAISES, errors)
+        return call
+
+    return declare
 
 
-def openapi_responses(*errors: type[BastionError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` documenting every error code a route can return."""
-    by_status: dict[int, list[ProblemType]] = {}
-    for error in (*errors, StorageUnavailable):
-        kind = problem_type(error)
-        by_status.setdefault(kind.status, []).append(kind)
-    return {status: problem_response(kinds) for status, kinds in sorted(by_status.items())}
+def raised_by(call: Callable[..., Any]) -> Sequence[type[BastionError]]:
+    return cast(Sequence[type[BastionError]], getattr(call, RAISES, ()))
 
 
 def problem_response(kinds: list[ProblemType]) -> dict[str, Any]:
@@ -151,14 +181,24 @@ def problem_response(kinds: list[ProblemType]) -> dict[str, Any]:
     }
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(BastionError, _domain_error)
+def _raised_by_dependencies(
+    dependant: Dependant, served_by: Mapping[Callable[..., Any], Callable[..., Any]]
+) -> list[type[BastionError]]:
+    errors: list[type[BastionError]] = []
+    for dependency in dependant.dependencies:
+        errors += _raised_by_dependencies(dependency, served_by)
+        if dependency.call is not None:
+            errors += raised_by(served_by.get(dependency.call, dependency.call))
+    return errors
+
+
+def install_error_handlers(app: FastAPI, problems: ProblemTable) -> None:
+    async def domain_error(_: Request, exc: Exception) -> Response:
+        return problems.response(cast(BastionError, exc))
+
+    app.add_exception_handler(BastionError, domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-
-
-async def _domain_error(_: Request, exc: Exception) -> Response:
-    return problem_for(cast(BastionError, exc))
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:
@@ -233,10 +273,14 @@ def allowed_methods(request: Request) -> list[str]:
     )
 
 
-def unexpected_error(exc: Exception) -> Response:
-    """The response to an exception nothing else handled: 503 for a lost database, else 500."""
+CORE_TABLE = ProblemTable(CORE_PROBLEMS)
+
+
+def unexpected_error(exc: Exception, is_unavailable: Callable[[BaseException], bool]) -> Response:
+    """The response to an exception nothing else handled: 503 when ``is_unavailable`` says the
+    database is lost, else 500."""
     if is_unavailable(exc):
         log.error("database.unavailable", error=type(exc).__name__)
-        return problem_for(StorageUnavailable())
+        return CORE_TABLE.response(StorageUnavailable())
     log.error("request.crashed", error=type(exc).__name__, exc_info=exc)
     return problem(500, "INTERNAL_ERROR", "Internal error", "Something went wrong on our side.")

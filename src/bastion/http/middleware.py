@@ -19,12 +19,16 @@ from bastion.http.body import (
 )
 from bastion.http.client_ip import Network, client_ip
 from bastion.http.errors import http_problem, unexpected_error, validation_problem
-from bastion.http.protection import RATE_LIMIT_HEADERS
 from bastion.http.unstorable import unstorable_locations
 
 log = structlog.get_logger("bastion.access")
 # Called once per request with (method, route template, status, seconds): the metrics.
 RequestObserver = Callable[[str, str, int, float], None]
+# Whether an exception means the database cannot be reached (503) rather than a bug (500).
+UnavailableClassifier = Callable[[BaseException], bool]
+# The request state key of the RateLimit-* headers the rate-limit dependencies set; copied onto
+# the response, error responses included.
+RATE_LIMIT_HEADERS = "rate_limit_headers"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Added to every response that does not set them itself.
 SECURITY_HEADERS = (
@@ -61,6 +65,7 @@ class RequestMiddleware:
         body_read_timeout: float,
         trusted_proxies: Sequence[Network],
         hsts: bool,
+        is_unavailable: UnavailableClassifier,
         on_request: RequestObserver | None = None,
     ) -> None:
         self.app = app
@@ -68,6 +73,7 @@ class RequestMiddleware:
         self.body_read_timeout = body_read_timeout
         self.trusted_proxies = tuple(trusted_proxies)
         self.hsts = hsts
+        self.is_unavailable = is_unavailable
         self.on_request = on_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -101,7 +107,7 @@ class RequestMiddleware:
         except Exception as exc:
             if response_started:
                 raise
-            await unexpected_error(exc)(scope, receive, send_with_headers)
+            await unexpected_error(exc, self.is_unavailable)(scope, receive, send_with_headers)
         finally:
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
             duration = time.perf_counter() - started

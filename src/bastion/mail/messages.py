@@ -95,6 +95,70 @@ def account_protection_engaged(recipient: str, links: Links) -> EmailMessage:
     )
 
 
+def factor_added(recipient: str, factor: str) -> EmailMessage:
+    return _compose(
+        recipient,
+        "mfa_factor_added",
+        "A second factor was added to your account",
+        [
+            f"{factor.capitalize()} was just added to your account as a second factor.",
+            "If this was not you, sign in, remove it and change your password at once.",
+        ],
+    )
+
+
+def factor_removed(recipient: str, factor: str, *, by_admin: bool = False) -> EmailMessage:
+    who = "An administrator removed" if by_admin else "Someone removed"
+    return _compose(
+        recipient,
+        "mfa_factor_removed",
+        "A second factor was removed from your account",
+        [
+            f"{who} {factor} from your account's second factors.",
+            "If you did not expect this, change your password and contact support.",
+        ],
+    )
+
+
+def recovery_codes_regenerated(recipient: str) -> EmailMessage:
+    return _compose(
+        recipient,
+        "recovery_codes_regenerated",
+        "New recovery codes for your account",
+        [
+            "A new set of recovery codes was created for your account; the previous codes no "
+            "longer work.",
+            "If this was not you, change your password and contact support.",
+        ],
+    )
+
+
+def recovery_code_used(recipient: str, remaining: int, low: int) -> EmailMessage:
+    left = f"{remaining} recovery code{'s' if remaining != 1 else ''} left"
+    paragraphs = [f"A recovery code was used to sign in to your account. You have {left}."]
+    if remaining <= low:
+        paragraphs.append(
+            "You are running out of recovery codes: sign in and create a new set soon, or you "
+            "may lose access to your account if you lose your other factors."
+        )
+    paragraphs.append("If this was not you, change your password at once.")
+    return _compose(recipient, "recovery_code_used", "A recovery code was used", paragraphs)
+
+
+def mfa_locked(recipient: str, links: Links) -> EmailMessage:
+    return _compose(
+        recipient,
+        "mfa_locked",
+        "Repeated failed sign-in codes on your account",
+        [
+            "Someone who knows your password failed the second sign-in step of your account "
+            "many times, so we paused that step for a while.",
+            "If this was not you, your password is known to someone else: reset it now.",
+        ],
+        (links.page("/reset-password"), "Reset my password"),
+    )
+
+
 def _compose(
     recipient: str,
     kind: str,

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from bastion.passwords.errors import WeakPassword
+
 MAX_PASSWORD_LENGTH = 256
 MIN_LOCAL_PART_TO_CHECK = 4
 
@@ -64,6 +66,13 @@ def check_password(password: str, policy: PasswordPolicy, email: str = "") -> li
 
 def describe(violations: list[Violation]) -> str:
     return "Password " + "; ".join(v.message for v in violations) + "."
+
+
+def ensure_strong(password: str, policy: PasswordPolicy, email: str) -> None:
+    """Refuse a new password that breaks the policy, naming every rule it breaks."""
+    violations = check_password(password, policy, email)
+    if violations:
+        raise WeakPassword(describe(violations))
 
 
 @functools.cache

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from bastion.accounts.errors import WeakPassword
-from bastion.accounts.routes import Accepted, EmailRequest
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
-from bastion.http.deps import (
-    ContextDep,
-    CurrentPrincipal,
-    PasswordResetLimit,
-    PerIpLimit,
-    PerUserLimit,
-    ServicesDep,
-)
-from bastion.http.errors import openapi_responses
+from bastion.guards import PasswordResetLimit, PerIpLimit, PerUserLimit
+from bastion.http.deps import ContextDep, CurrentPrincipal, provider
+from bastion.http.errors import ProblemRows, ProblemType, raises
+from bastion.http.schemas import Accepted, EmailRequest
+from bastion.passwords.errors import WeakPassword, WrongPassword
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
-from bastion.ratelimit.errors import RateLimited
-from bastion.sessions.errors import InvalidCredentials, SessionRevoked
-from bastion.tokens.errors import AccessTokenExpired, InvalidToken
+from bastion.passwords.service import PasswordService
 
 router = APIRouter(prefix="/api/v1/auth", tags=["passwords"])
+PROBLEMS: ProblemRows = {
+    WeakPassword: ProblemType(422, "WEAK_PASSWORD", "Password too weak"),
+    WrongPassword: ProblemType(401, "INVALID_CREDENTIALS", "Invalid credentials"),
+}
+PasswordsDep = Annotated[PasswordService, Depends(provider(PasswordService))]
 
 
 class ResetRequest(BaseModel):
@@ -46,47 +45,39 @@ class PasswordReset(BaseModel):
 @router.post(
     "/forgot-password",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=openapi_responses(RateLimited),
     dependencies=[PerIpLimit, PasswordResetLimit],
     summary="Mail a password-reset link (same answer whether or not the account exists)",
 )
 async def forgot_password(
-    body: EmailRequest, services: ServicesDep, context: ContextDep
+    body: EmailRequest, passwords: PasswordsDep, context: ContextDep
 ) -> Accepted:
-    await services.passwords.forgot_password(body.email, context)
+    await passwords.forgot_password(body.email, context)
     return Accepted()
 
 
 @router.post(
     "/reset-password",
-    responses=openapi_responses(TokenInvalid, TokenExpired, WeakPassword, RateLimited),
     dependencies=[PerIpLimit],
     summary="Set a new password with a mailed token; every session ends",
 )
+@raises(TokenInvalid, TokenExpired, WeakPassword)
 async def reset_password(
-    body: ResetRequest, services: ServicesDep, context: ContextDep
+    body: ResetRequest, passwords: PasswordsDep, context: ContextDep
 ) -> PasswordReset:
-    await services.passwords.reset_password(body.token, body.new_password, context)
+    await passwords.reset_password(body.token, body.new_password, context)
     return PasswordReset()
 
 
 @router.post(
     "/change-password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=openapi_responses(
-        InvalidCredentials,
-        WeakPassword,
-        InvalidToken,
-        AccessTokenExpired,
-        SessionRevoked,
-        RateLimited,
-    ),
     dependencies=[PerUserLimit],
     summary="Change the password; other sessions end, this one stays",
 )
+@raises(WrongPassword, WeakPassword)
 async def change_password(
-    body: ChangeRequest, principal: CurrentPrincipal, services: ServicesDep, context: ContextDep
+    body: ChangeRequest, principal: CurrentPrincipal, passwords: PasswordsDep, context: ContextDep
 ) -> None:
-    await services.passwords.change_password(
+    await passwords.change_password(
         principal, body.current_password, body.new_password, context
     )

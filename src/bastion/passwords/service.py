@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from bastion.accounts.model import normalize_email
-from bastion.accounts.service import AccountService
 from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
-from bastion.core.context import RequestContext
+from bastion.core.context import Principal, RequestContext
+from bastion.core.email_address import normalize_email
+from bastion.core.errors import NotFound
 from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
-from bastion.passwords.hashing import PasswordHasher
-from bastion.sessions.errors import InvalidCredentials
+from bastion.passwords.errors import WrongPassword
+from bastion.passwords.policy import PasswordPolicy, ensure_strong
+from bastion.passwords.ports import PasswordHasher
 from bastion.sessions.model import RevokeReason
-from bastion.sessions.service import Principal, SessionService
 from bastion.storage import UnitOfWorkFactory
 
 
 @dataclass(frozen=True, slots=True)
 class ResetRules:
+    policy: PasswordPolicy
     reset_token_ttl: int
     links: messages.Links
 
@@ -32,19 +34,18 @@ class PasswordService:
         self,
         uow: UnitOfWorkFactory,
         hasher: PasswordHasher,
-        accounts: AccountService,
-        sessions: SessionService,
         clock: Clock,
         rules: ResetRules,
         mail_queued: Callable[[], None],
+        sessions_revoked: Callable[[list[uuid.UUID]], None],
     ) -> None:
         self._uow = uow
         self._hasher = hasher
-        self._accounts = accounts
-        self._sessions = sessions
         self._clock = clock
         self._rules = rules
         self._mail_queued = mail_queued
+        # Revocations must reach this process's session-liveness cache at once.
+        self._sessions_revoked = sessions_revoked
 
     async def forgot_password(self, email: str, context: RequestContext) -> None:
         """Mail a reset link if the account exists; the caller cannot tell either way."""
@@ -85,7 +86,7 @@ class PasswordService:
             user = await uow.users.get(stored.user_id)
         if user is None:
             raise TokenInvalid()
-        self._accounts.ensure_strong(new_password, user.email)
+        ensure_strong(new_password, self._rules.policy, user.email)
         password_hash = await self._hasher.hash(new_password)
         now = self._clock.now()
         async with self._uow() as uow:
@@ -106,7 +107,7 @@ class PasswordService:
                 )
             )
             await uow.commit()
-        self._sessions.forget(revoked)
+        self._sessions_revoked(revoked)
         self._mail_queued()
 
     async def change_password(
@@ -117,16 +118,19 @@ class PasswordService:
         context: RequestContext,
     ) -> None:
         """Change the password knowing the current one; other sessions end, this one stays."""
-        user = await self._accounts.get_user(principal.user_id)
+        async with self._uow(read_only=True) as uow:
+            user = await uow.users.get(principal.user_id)
+        if user is None:
+            raise NotFound("User not found.")
         if not (await self._hasher.verify(user.password_hash, current_password)).valid:
-            raise InvalidCredentials("The current password is wrong.")
-        self._accounts.ensure_strong(new_password, user.email)
+            raise WrongPassword()
+        ensure_strong(new_password, self._rules.policy, user.email)
         password_hash = await self._hasher.hash(new_password)
         now = self._clock.now()
         async with self._uow() as uow:
             current = await uow.users.get(user.id)
             if current is None:
-                raise InvalidCredentials()
+                raise WrongPassword("Invalid email or password")
             await uow.users.update(replace(current, password_hash=password_hash, updated_at=now))
             revoked = await uow.sessions.revoke(
                 user.id, now, RevokeReason.PASSWORD_CHANGED.value, keep=principal.session_id
@@ -138,5 +142,5 @@ class PasswordService:
                 )
             )
             await uow.commit()
-        self._sessions.forget(revoked)
+        self._sessions_revoked(revoked)
         self._mail_queued()

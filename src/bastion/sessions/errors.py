@@ -1,24 +1,6 @@
 from __future__ import annotations
 
-from bastion.core.errors import Forbidden, NotFound, Unauthenticated
-
-
-class InvalidCredentials(Unauthenticated):
-    """The email and password do not match an account."""
-
-    detail = "Invalid email or password"
-
-
-class EmailNotVerified(Forbidden):
-    """The password is right but the email address is not confirmed yet."""
-
-    detail = "Please verify your email"
-
-
-class AccountDisabled(Forbidden):
-    """The password is right but an administrator disabled the account."""
-
-    detail = "This account has been disabled."
+from bastion.core.errors import NotFound, Unauthenticated
 
 
 class SessionRevoked(Unauthenticated):
@@ -43,9 +25,3 @@ class SessionNotFound(NotFound):
     """No such session among the caller's."""
 
     detail = "Session not found."
-
-
-class CsrfRejected(Forbidden):
-    """A cookie-authenticated request came from an origin we do not trust."""
-
-    detail = "Cross-site request rejected."

@@ -1,33 +1,21 @@
-"""Log-in, sessions, refresh-token rotation and revocation."""
+"""Sessions: starting one, refresh-token rotation, the caller's sessions and revocation."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
-from bastion.accounts.model import User, normalize_email
-from bastion.audit.model import EventType, LoginFailure, event
+from bastion.accounts.model import User
+from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
-from bastion.core.context import RequestContext
+from bastion.core.context import Principal, RequestContext
 from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
-from bastion.passwords.hashing import PasswordHasher
-from bastion.sessions.errors import (
-    AccountDisabled,
-    EmailNotVerified,
-    InvalidCredentials,
-    InvalidRefreshToken,
-    RefreshTokenReused,
-    SessionNotFound,
-    SessionRevoked,
-)
-from bastion.sessions.liveness import MAX_LOOKUP_BATCH, BatchedLookup, SessionLiveness
-from bastion.sessions.model import RevokeReason, Session, needs_touch, new_session, session_lifetime
+from bastion.sessions.errors import InvalidRefreshToken, RefreshTokenReused, SessionNotFound
+from bastion.sessions.model import RevokeReason, Session, new_session, session_lifetime
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
-from bastion.tokens.errors import InvalidToken
 from bastion.tokens.model import AccessClaims, access_token_expiry
 from bastion.tokens.service import TokenService
 
@@ -36,7 +24,6 @@ from bastion.tokens.service import TokenService
 class SessionRules:
     session_ttl: int
     remember_me_ttl: int
-    cache_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,67 +34,28 @@ class IssuedTokens:
     refresh_token: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The caller behind a verified access token whose session is live."""
-
-    user_id: uuid.UUID
-    session_id: uuid.UUID
-    email: str
-    role: str
-    expires_at: int
-
-
 class SessionService:
     def __init__(
         self,
         uow: UnitOfWorkFactory,
-        hasher: PasswordHasher,
         tokens: TokenService,
         clock: Clock,
         rules: SessionRules,
         mail_queued: Callable[[], None],
+        sessions_revoked: Callable[[list[uuid.UUID]], None],
     ) -> None:
         self._uow = uow
-        self._hasher = hasher
         self._tokens = tokens
         self._clock = clock
         self._rules = rules
         self._mail_queued = mail_queued
-        self._liveness = SessionLiveness(rules.cache_seconds)
-        self._lookups = BatchedLookup(self._look_up)
-
-    async def login(
-        self, email: str, password: str, remember_me: bool, context: RequestContext
-    ) -> IssuedTokens:
-        user = await self.check_password(email, password, context)
-        return await self.start_session(user, remember_me, context)
-
-    async def check_password(self, email: str, password: str, context: RequestContext) -> User:
-        """The account these credentials open, or the error to show (after a full hash's time)."""
-        async with self._uow(read_only=True) as uow:
-            user = await uow.users.get_by_email(normalize_email(email))
-        if user is None:
-            await self._hasher.verify_dummy(password)
-            await self._record_failure(None, LoginFailure.UNKNOWN_EMAIL, context)
-            raise InvalidCredentials()
-        verification = await self._hasher.verify(user.password_hash, password)
-        if not verification.valid:
-            await self._record_failure(user.id, LoginFailure.WRONG_PASSWORD, context)
-            raise InvalidCredentials()
-        if not user.is_verified:
-            await self._record_failure(user.id, LoginFailure.UNVERIFIED, context)
-            raise EmailNotVerified()
-        if not user.is_active:
-            await self._record_failure(user.id, LoginFailure.DISABLED, context)
-            raise AccountDisabled()
-        if verification.needs_rehash:
-            user = await self._rehash(user, password)
-        return user
+        # Revocations must reach this process's session-liveness cache at once.
+        self._sessions_revoked = sessions_revoked
 
     async def start_session(
         self, user: User, remember_me: bool, context: RequestContext
     ) -> IssuedTokens:
+        """A new session for a user who just signed in: the one place sessions are created."""
         now = self._clock.now()
         lifetime = session_lifetime(
             remember_me, self._rules.session_ttl, self._rules.remember_me_ttl
@@ -172,22 +120,6 @@ class SessionService:
             await uow.commit()
         return await self._issue(user, session, new_refresh_token)
 
-    async def authenticate(self, access_token: str) -> Principal:
-        """The caller, if the token verifies and its session is still live."""
-        claims = await self._tokens.verify(access_token)
-        try:
-            principal = Principal(
-                user_id=uuid.UUID(claims["sub"]),
-                session_id=uuid.UUID(claims["sid"]),
-                email=str(claims.get("email", "")),
-                role=str(claims.get("role", "")),
-                expires_at=int(claims["exp"]),
-            )
-        except (ValueError, TypeError, KeyError):
-            raise InvalidToken() from None
-        await self._ensure_live(principal)
-        return principal
-
     async def list_sessions(self, user_id: uuid.UUID) -> list[Session]:
         async with self._uow(read_only=True) as uow:
             return await uow.sessions.list_active(user_id, self._clock.now())
@@ -219,10 +151,6 @@ class SessionService:
             principal.user_id, RevokeReason.ALL, EventType.ALL_SESSIONS_REVOKED, context
         )
 
-    def forget(self, session_ids: list[uuid.UUID]) -> None:
-        """Drop cached liveness after sessions were revoked in this process."""
-        self._liveness.forget(session_ids)
-
     async def _revoke(
         self,
         user_id: uuid.UUID,
@@ -240,7 +168,7 @@ class SessionService:
                     event(event_type, now, context, user_id, session_ids=[str(s) for s in revoked])
                 )
             await uow.commit()
-        self.forget(revoked)
+        self._sessions_revoked(revoked)
         return revoked
 
     async def _detect_reuse(
@@ -274,45 +202,9 @@ class SessionService:
         if user is not None:
             await uow.outbox.add(messages.refresh_token_reused(user.email), now)
         await uow.commit()
-        self.forget(revoked)
+        self._sessions_revoked(revoked)
         self._mail_queued()
         raise RefreshTokenReused()
-
-    async def _ensure_live(self, principal: Principal) -> None:
-        if self._liveness.known_live(principal.session_id):
-            return
-        session = await self._lookups.get(principal.session_id)
-        if (
-            session is None
-            or session.user_id != principal.user_id
-            or not session.is_active(self._clock.now())
-        ):
-            # Also forgotten when the session is live but not this caller's.
-            self._liveness.forget([principal.session_id])
-            raise SessionRevoked()
-
-    async def _look_up(self, session_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Session]:
-        """The sessions asked for, confirming in the same query the sessions in use that will
-        lapse soon, and remembering every one found live."""
-        asked = set(session_ids)
-        riding = [sid for sid in self._liveness.lapsing(MAX_LOOKUP_BATCH) if sid not in asked][
-            : MAX_LOOKUP_BATCH - len(asked)
-        ]
-        started = time.monotonic()
-        now = self._clock.now()
-        async with self._uow(read_only=True) as uow:
-            found = {s.id: s for s in await uow.sessions.get_many([*session_ids, *riding])}
-        live = [s for s in found.values() if s.is_active(now)]
-        stale = [s for s in live if needs_touch(s.last_seen_at, now)]
-        if stale:
-            async with self._uow() as uow:
-                for session in stale:
-                    await uow.sessions.touch(session.id, now)
-                await uow.commit()
-        for session in live:
-            self._liveness.remember(session.id, confirmed_at=started)
-        self._liveness.forget(asked.union(riding).difference(s.id for s in live))
-        return found
 
     async def _issue(self, user: User, session: Session, refresh_token: str | None) -> IssuedTokens:
         now = self._clock.now()
@@ -332,24 +224,3 @@ class SessionService:
             session=session,
             refresh_token=refresh_token,
         )
-
-    async def _rehash(self, user: User, password: str) -> User:
-        """Upgrade a bcrypt or outdated Argon2 hash now that we know the password."""
-        updated = replace(
-            user, password_hash=await self._hasher.hash(password), updated_at=self._clock.now()
-        )
-        async with self._uow() as uow:
-            await uow.users.update(updated)
-            await uow.commit()
-        return updated
-
-    async def _record_failure(
-        self, user_id: uuid.UUID | None, reason: LoginFailure, context: RequestContext
-    ) -> None:
-        async with self._uow() as uow:
-            await uow.audit.record(
-                event(
-                    EventType.LOGIN_FAILED, self._clock.now(), context, user_id, reason=reason.value
-                )
-            )
-            await uow.commit()

@@ -20,6 +20,8 @@ DEFAULT_POOL_SIZE = 20
 
 
 def create_engine(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
+    """The engine for ``database_url``. On both databases its errors never carry the statement's
+    bound values (password hashes, token hashes, addresses): a crash logs the error's message."""
     if database_url.startswith("sqlite"):
         return _sqlite_engine(database_url)
     return create_async_engine(
@@ -32,12 +34,13 @@ def create_engine(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> A
         pool_timeout=5,
         pool_recycle=1800,
         connect_args={"timeout": 5, "command_timeout": 15},
+        hide_parameters=True,
     )
 
 
 def _sqlite_engine(database_url: str) -> AsyncEngine:
     engine = create_async_engine(
-        database_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+        database_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, hide_parameters=True
     )
 
     @event.listens_for(engine.sync_engine, "connect")

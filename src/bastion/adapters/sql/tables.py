@@ -166,3 +166,70 @@ audit_events = Table(
     Column("details", JSON(), nullable=False),
     Index("ix_audit_events_user_id_id", "user_id", "id"),
 )
+
+mfa_factors = Table(
+    "mfa_factors",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column(
+        "user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("type", String(16), nullable=False),
+    Column("name", String(64), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("confirmed_at", nullable=True),
+    _timestamp("last_used_at", nullable=True),
+    # TOTP only: the secret sealed with AES-GCM, and the last time step accepted.
+    Column("totp_secret_sealed", LargeBinary(), nullable=True),
+    Column("totp_last_step", BigInteger(), nullable=True),
+)
+
+webauthn_credentials = Table(
+    "webauthn_credentials",
+    metadata,
+    Column("factor_id", Uuid(), ForeignKey("mfa_factors.id", ondelete="CASCADE"), primary_key=True),
+    Column("credential_id", LargeBinary(), nullable=False, unique=True),
+    Column("public_key", LargeBinary(), nullable=False),
+    Column("sign_count", BigInteger(), nullable=False),
+    Column("transports", JSON(), nullable=False),
+    Column("aaguid", String(36), nullable=False),
+    Column("backup_eligible", Boolean(), nullable=False),
+    Column("backup_state", Boolean(), nullable=False),
+    Column("passkey", Boolean(), nullable=False),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    # HMAC-SHA256 of the normalized code under a key derived from SECRET_KEY.
+    Column("code_hash", String(64), primary_key=True),
+    _timestamp("created_at"),
+    _timestamp("used_at", nullable=True),
+)
+
+webauthn_challenges = Table(
+    "webauthn_challenges",
+    metadata,
+    Column("challenge_hash", String(64), primary_key=True),
+    Column("purpose", String(16), nullable=False),
+    Column("user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("passkey", Boolean(), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("expires_at", index=True),
+)
+
+mfa_tokens = Table(
+    "mfa_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("remember_me", Boolean(), nullable=False),
+    Column("security_state", String(128), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("expires_at", index=True),
+    Column("wrong_codes", Integer(), nullable=False),
+    _timestamp("used_at", nullable=True),
+)

@@ -10,16 +10,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bastion.accounts.errors import EmailTaken
 from bastion.adapters.sql import tables
+from bastion.adapters.sql.audit import SqlAuditLog
 from bastion.adapters.sql.database import READ_ONLY
-from bastion.adapters.sql.repositories import (
-    SqlAuditLog,
-    SqlOneTimeTokenRepository,
-    SqlOutbox,
-    SqlSessionRepository,
-    SqlSigningKeyRepository,
-    SqlUserRepository,
+from bastion.adapters.sql.mfa import (
+    SqlFactorRepository,
+    SqlMfaTokenRepository,
+    SqlRecoveryCodeRepository,
+    SqlWebAuthnChallengeRepository,
 )
+from bastion.adapters.sql.one_time_tokens import SqlOneTimeTokenRepository
+from bastion.adapters.sql.outbox import SqlOutbox
+from bastion.adapters.sql.sessions import SqlSessionRepository
+from bastion.adapters.sql.signing_keys import SqlSigningKeyRepository
 from bastion.adapters.sql.transaction import SqlTransaction
+from bastion.adapters.sql.users import SqlUserRepository
 from bastion.audit.ports import AuditObserver
 from bastion.core.errors import StorageUnavailable
 from bastion.core.secrets import Sealer
@@ -42,6 +46,10 @@ class SqlUnitOfWork:
     signing_keys: SqlSigningKeyRepository
     outbox: SqlOutbox
     audit: SqlAuditLog
+    mfa_factors: SqlFactorRepository
+    recovery_codes: SqlRecoveryCodeRepository
+    webauthn_challenges: SqlWebAuthnChallengeRepository
+    mfa_tokens: SqlMfaTokenRepository
 
     def __init__(
         self,
@@ -80,6 +88,10 @@ class SqlUnitOfWork:
         self.signing_keys = SqlSigningKeyRepository(transaction)
         self.outbox = SqlOutbox(transaction, self._sealer)
         self.audit = SqlAuditLog(transaction)
+        self.mfa_factors = SqlFactorRepository(transaction)
+        self.recovery_codes = SqlRecoveryCodeRepository(transaction)
+        self.webauthn_challenges = SqlWebAuthnChallengeRepository(transaction)
+        self.mfa_tokens = SqlMfaTokenRepository(transaction)
         return self
 
     async def commit(self) -> None:

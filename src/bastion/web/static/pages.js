@@ -1,7 +1,7 @@
 "use strict";
-// The token stays in the page's URL; it is sent only when the user acts.
+// Enhances the pages' no-script forms: the same step goes to the JSON API and its outcome is shown
+// in place. The token is sent only when the user acts.
 (function () {
-  const token = new URLSearchParams(window.location.search).get("token") || "";
   const result = document.getElementById("result");
 
   function show(message, ok) {
@@ -33,7 +33,9 @@
 
   const verify = document.getElementById("verify");
   if (verify) {
-    if (!token) { verify.disabled = true; show("This link is missing its token.", false); }
+    // Without script, the page's <noscript> form posts the token instead of this button.
+    const token = new URLSearchParams(window.location.search).get("token") || "";
+    verify.hidden = false;
     verify.addEventListener("click", async function () {
       verify.disabled = true;
       const outcome = await post("/api/v1/auth/verify-email/" + encodeURIComponent(token));
@@ -45,7 +47,6 @@
 
   const reset = document.getElementById("reset");
   if (reset) {
-    if (!token) { show("This link is missing its token. Request a new one from the sign-in page.", false); }
     reset.addEventListener("submit", async function (event) {
       event.preventDefault();
       const data = new FormData(reset);
@@ -54,7 +55,7 @@
         return;
       }
       const outcome = await post("/api/v1/auth/reset-password",
-        { token: token, new_password: data.get("new_password") });
+        { token: data.get("token"), new_password: data.get("new_password") });
       if (outcome.ok) {
         reset.hidden = true;
         show("Your password has been changed. Every device was signed out; sign in again.", true);

@@ -20,7 +20,7 @@ DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"
 ASSETS_PATH = f"{DOCS_PATH}/assets"
 SWAGGER_UI = Path(str(resources.files("fastapi_offline") / "static"))
-OWN = Path(str(resources.files("bastion.http") / "static"))
+OWN = Path(str(resources.files("bastion.apidocs") / "static"))
 # name -> (directory, media type): the only files served.
 ASSETS = {
     "swagger-ui-bundle.js": (SWAGGER_UI, "text/javascript"),

@@ -15,6 +15,8 @@ from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from bastion.passwords.ports import Verification
+
 T = TypeVar("T")
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 
@@ -26,14 +28,8 @@ class Argon2Parameters:
     parallelism: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Verification:
-    valid: bool
-    needs_rehash: bool = False
-
-
-class PasswordHasher:
-    """Hashes and verifies in a dedicated thread pool; argon2 and bcrypt release the GIL."""
+class Argon2PasswordHasher:
+    """``PasswordHasher`` in a dedicated thread pool; argon2 and bcrypt release the GIL."""
 
     def __init__(
         self,

@@ -1,0 +1,118 @@
+"""Against a real ``bastion serve``: its tokens, its keys, its log-out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import pytest
+
+from bastion_verifier import InvalidToken, TokenExpired, TokenRevoked, Verifier
+from bastion_verifier.verifier import DEFAULT_LEEWAY_SECONDS
+from clock import Clock
+from forge import forgeries, kid_of
+from real_bastion import RealBastion
+
+MakeVerifier = Callable[..., AbstractAsyncContextManager[Verifier]]
+
+
+@pytest.fixture
+def verifier_of(bastion: RealBastion, clock: Clock) -> MakeVerifier:
+    """A verifier of ``bastion``'s tokens; keyword arguments override its settings."""
+
+    def make(**settings: Any) -> AbstractAsyncContextManager[Verifier]:
+        values: dict[str, Any] = {
+            "issuer": bastion.issuer,
+            "audience": bastion.audience,
+            "clock": clock,
+        }
+        values.update(settings)
+        return Verifier(**values)
+
+    return make
+
+
+@pytest.fixture
+async def verifier(verifier_of: MakeVerifier) -> AsyncIterator[Verifier]:
+    async with verifier_of() as verifier:
+        yield verifier
+
+
+async def test_bastions_tokens_verify_with_its_default_issuer_and_audience(
+    bastion: RealBastion, bastion_user: str, verifier: Verifier
+) -> None:
+    session = bastion.log_in(bastion_user)
+    for claims in (await verifier.verify_async(session.token), verifier.verify(session.token)):
+        assert (claims.email, claims.role, claims.sid) == (bastion_user, "user", session.sid)
+        assert (claims.aal, claims.amr, claims.auth_time) == ("aal1", (), claims.iat)
+        assert claims.exp > claims.iat
+
+
+async def test_a_wrong_audience_or_issuer_is_refused(
+    bastion: RealBastion, bastion_user: str, verifier_of: MakeVerifier
+) -> None:
+    token = bastion.log_in(bastion_user).token
+    async with verifier_of(audience="billing") as verifier:
+        with pytest.raises(InvalidToken):
+            await verifier.verify_async(token)
+    async with verifier_of(issuer="https://auth.example.com", bastion_url=bastion.url) as verifier:
+        with pytest.raises(InvalidToken):
+            await verifier.verify_async(token)
+
+
+async def test_algorithm_tricks_with_bastions_own_key_are_refused(
+    bastion: RealBastion, bastion_user: str, verifier: Verifier
+) -> None:
+    token = bastion.log_in(bastion_user).token
+    await verifier.verify_async(token)
+    for trick, forged in forgeries(token, bastion.jwks()).items():
+        with pytest.raises(InvalidToken):
+            await verifier.verify_async(forged)
+            pytest.fail(f"{trick} was accepted")
+
+
+async def test_a_token_is_refused_once_expired(
+    bastion: RealBastion, bastion_user: str, verifier: Verifier, clock: Clock
+) -> None:
+    token = bastion.log_in(bastion_user).token
+    claims = await verifier.verify_async(token)
+    clock.advance(claims.exp.timestamp() - clock() + DEFAULT_LEEWAY_SECONDS - 1)
+    await verifier.verify_async(token)
+    clock.advance(1)
+    with pytest.raises(TokenExpired):
+        await verifier.verify_async(token)
+
+
+async def test_after_keys_rotate_new_tokens_verify_and_old_ones_stay_valid(
+    bastion: RealBastion, bastion_user: str, verifier: Verifier
+) -> None:
+    before = bastion.log_in(bastion_user).token
+    await verifier.verify_async(before)
+    new_kid = bastion.rotate_keys()
+    after = bastion.log_in(bastion_user).token
+    assert kid_of(after) == new_kid != kid_of(before)
+    await verifier.verify_async(after)
+    await verifier.verify_async(before)
+
+
+async def test_offline_verification_accepts_a_logged_out_token_until_it_expires(
+    bastion: RealBastion, bastion_user: str, verifier: Verifier
+) -> None:
+    session = bastion.log_in(bastion_user)
+    bastion.log_out(session.token)
+    await verifier.verify_async(session.token)
+
+
+async def test_check_mode_refuses_a_logged_out_token_within_a_second(
+    bastion: RealBastion, bastion_user: str, verifier_of: MakeVerifier, clock: Clock
+) -> None:
+    session = bastion.log_in(bastion_user)
+    async with verifier_of(revocation="check") as verifier:
+        await verifier.verify_async(session.token)
+        bastion.log_out(session.token)
+        clock.advance(1)
+        with pytest.raises(TokenRevoked):
+            await verifier.verify_async(session.token)
+        with pytest.raises(TokenRevoked):
+            verifier.verify(session.token)

@@ -1,0 +1,162 @@
+"""The sessions and refresh_tokens tables: the ``SessionRepository`` port."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import bindparam, insert, select, update
+
+from bastion.accounts.model import User
+from bastion.adapters.sql import tables
+from bastion.adapters.sql.transaction import SqlTransaction
+from bastion.adapters.sql.users import SqlUserRepository, user_from_row
+from bastion.sessions.model import Session
+
+# The statements of the busy paths are built once, as in users.py.
+_users = tables.users.c
+_sessions = tables.sessions.c
+SESSION_BY_ID = select(tables.sessions).where(_sessions.id == bindparam("id"))
+SESSIONS_BY_ID = select(tables.sessions).where(_sessions.id.in_(bindparam("ids", expanding=True)))
+TOUCH_SESSION = (
+    update(tables.sessions)
+    .where(_sessions.id == bindparam("session_id"))
+    .values(last_seen_at=bindparam("now"))
+    .returning(*tables.sessions.c)
+)
+# PostgreSQL returns the user's columns from the same UPDATE (SQLite's RETURNING cannot).
+RESUME_SESSION = (
+    update(tables.sessions)
+    .where(_sessions.id == bindparam("session_id"), _sessions.user_id == _users.id)
+    .values(last_seen_at=bindparam("now"))
+    .returning(*tables.sessions.c, *(column.label(f"account_{column.name}") for column in _users))
+)
+_refresh = tables.refresh_tokens.c
+ROTATE_REFRESH_TOKEN = (
+    update(tables.refresh_tokens)
+    .where(_refresh.token_hash == bindparam("spent_hash"), _refresh.rotated_at.is_(None))
+    .values(rotated_at=bindparam("now"))
+    .returning(_refresh.session_id)
+)
+# On PostgreSQL the successor is stored by the same statement that spends the token.
+ROTATE_AND_STORE_SUCCESSOR = (
+    insert(tables.refresh_tokens)
+    .from_select(
+        ["token_hash", "session_id", "created_at"],
+        select(
+            bindparam("successor_hash", type_=_refresh.token_hash.type),
+            ROTATE_REFRESH_TOKEN.cte("spent").c.session_id,
+            bindparam("now", type_=_refresh.created_at.type),
+        ),
+    )
+    .returning(_refresh.session_id)
+)
+REFRESH_TOKEN_SESSION = select(_refresh.session_id).where(
+    _refresh.token_hash == bindparam("token_hash")
+)
+
+
+class SqlSessionRepository:
+    def __init__(self, connection: SqlTransaction) -> None:
+        self._db = connection
+
+    async def add(self, session: Session) -> None:
+        self._db.insert_later(
+            tables.sessions,
+            {
+                "id": session.id,
+                "user_id": session.user_id,
+                "created_at": session.created_at,
+                "expires_at": session.expires_at,
+                "last_seen_at": session.last_seen_at,
+                "ip": session.ip,
+                "user_agent": session.user_agent,
+                "remember_me": session.remember_me,
+                "revoked_at": session.revoked_at,
+                "revoke_reason": session.revoke_reason,
+            },
+        )
+
+    async def get(self, session_id: uuid.UUID) -> Session | None:
+        row = (await self._db.execute(SESSION_BY_ID, {"id": session_id})).mappings().first()
+        return Session(**row) if row else None
+
+    async def get_many(self, session_ids: Sequence[uuid.UUID]) -> list[Session]:
+        rows = (await self._db.execute(SESSIONS_BY_ID, {"ids": list(session_ids)})).mappings()
+        return [Session(**row) for row in rows]
+
+    async def list_active(self, user_id: uuid.UUID, now: datetime) -> list[Session]:
+        s = tables.sessions.c
+        query = (
+            select(tables.sessions)
+            .where(s.user_id == user_id, s.revoked_at.is_(None), s.expires_at > now)
+            .order_by(s.created_at.desc())
+        )
+        return [Session(**row) for row in (await self._db.execute(query)).mappings()]
+
+    async def resume(self, session_id: uuid.UUID, now: datetime) -> tuple[Session, User] | None:
+        if self._db.dialect != "postgresql":
+            session = await self.touch(session_id, now)
+            user = await SqlUserRepository(self._db).get(session.user_id) if session else None
+            return (session, user) if session and user else None
+        parameters = {"session_id": session_id, "now": now}
+        row = (await self._db.execute(RESUME_SESSION, parameters)).mappings().first()
+        if row is None:
+            return None
+        session = Session(**{column.name: row[column.name] for column in tables.sessions.c})
+        return session, user_from_row(
+            {column.name: row[f"account_{column.name}"] for column in _users}
+        )
+
+    async def touch(self, session_id: uuid.UUID, now: datetime) -> Session | None:
+        result = await self._db.execute(TOUCH_SESSION, {"session_id": session_id, "now": now})
+        row = result.mappings().first()
+        return Session(**row) if row else None
+
+    async def revoke(
+        self,
+        user_id: uuid.UUID,
+        now: datetime,
+        reason: str,
+        *,
+        only: uuid.UUID | None = None,
+        keep: uuid.UUID | None = None,
+    ) -> list[uuid.UUID]:
+        s = tables.sessions.c
+        statement = (
+            update(tables.sessions)
+            .where(s.user_id == user_id, s.revoked_at.is_(None))
+            .values(revoked_at=now, revoke_reason=reason)
+            .returning(s.id)
+        )
+        if only is not None:
+            statement = statement.where(s.id == only)
+        if keep is not None:
+            statement = statement.where(s.id != keep)
+        return list((await self._db.execute(statement)).scalars())
+
+    async def add_refresh_token(
+        self, token_hash: str, session_id: uuid.UUID, now: datetime
+    ) -> None:
+        self._db.insert_later(
+            tables.refresh_tokens,
+            {"token_hash": token_hash, "session_id": session_id, "created_at": now},
+        )
+
+    async def rotate_refresh_token(
+        self, token_hash: str, successor_hash: str, now: datetime
+    ) -> uuid.UUID | None:
+        parameters = {"spent_hash": token_hash, "successor_hash": successor_hash, "now": now}
+        in_one_statement = self._db.dialect == "postgresql"
+        statement = ROTATE_AND_STORE_SUCCESSOR if in_one_statement else ROTATE_REFRESH_TOKEN
+        result = await self._db.execute(statement, parameters)
+        session_id: uuid.UUID | None = result.scalar_one_or_none()
+        if session_id is not None and not in_one_statement:
+            await self.add_refresh_token(successor_hash, session_id, now)
+        return session_id
+
+    async def refresh_token_session(self, token_hash: str) -> uuid.UUID | None:
+        result = await self._db.execute(REFRESH_TOKEN_SESSION, {"token_hash": token_hash})
+        session_id: uuid.UUID | None = result.scalar_one_or_none()
+        return session_id

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from bastion.core.errors import Forbidden, Unauthenticated
+from bastion.ratelimit.errors import RateLimited
+
+
+class InvalidCredentials(Unauthenticated):
+    """The email and password do not match an account."""
+
+    detail = "Invalid email or password"
+
+
+class EmailNotVerified(Forbidden):
+    """The password is right but the email address is not confirmed yet."""
+
+    detail = "Please verify your email"
+
+
+class AccountDisabled(Forbidden):
+    """The password is right but an administrator disabled the account."""
+
+    detail = "This account has been disabled."
+
+
+class TooManyAttempts(RateLimited):
+    """Log-ins from this address or on this account are paused after repeated failures."""
+
+    detail = "Too many attempts. Please try again later"

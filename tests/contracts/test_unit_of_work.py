@@ -1,0 +1,97 @@
+"""The unit of work: all or nothing, everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bastion.adapters.sql.database import create_engine
+from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from bastion.audit.model import AuditEvent, EventType, event
+from bastion.core.context import RequestContext
+from bastion.storage import UnitOfWorkFactory
+from tests.contracts.conftest import SEALER, empty_tables
+from tests.contracts.rows import a_session, a_user, later, stored_user
+from tests.fakes import FakeUnitOfWorkFactory
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def recorded(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+async def observed(storage: str) -> AsyncIterator[tuple[UnitOfWorkFactory, Observer]]:
+    """A unit-of-work factory that tells an observer about committed audit events."""
+    observer = Observer()
+    if storage == "memory":
+        yield FakeUnitOfWorkFactory(audit_observer=observer), observer
+        return
+    engine = create_engine(storage)
+    try:
+        await empty_tables(engine)
+        yield SqlUnitOfWorkFactory(engine, SEALER, audit_observer=observer), observer
+    finally:
+        await engine.dispose()
+
+
+async def test_what_a_unit_of_work_commits_the_next_one_sees(uow: UnitOfWorkFactory) -> None:
+    user = a_user()
+    session = a_session(user.id)
+    async with uow() as work:
+        await work.users.add(user)
+        await work.sessions.add(session)
+        await work.commit()
+    async with uow(read_only=True) as work:
+        assert await work.users.get(user.id) == user
+        assert await work.sessions.get(session.id) == session
+
+
+async def test_leaving_without_commit_keeps_nothing(uow: UnitOfWorkFactory) -> None:
+    user = await stored_user(uow)
+    async with uow() as work:
+        await work.sessions.add(a_session(user.id))
+        await work.sessions.revoke(user.id, later(1), "logout")
+        await work.users.delete(user.id)
+    async with uow(read_only=True) as work:
+        assert await work.users.get(user.id) == user
+        assert await work.sessions.list_active(user.id, later(2)) == []
+
+
+async def test_an_error_inside_keeps_nothing(uow: UnitOfWorkFactory) -> None:
+    user = a_user()
+    with pytest.raises(LookupError):
+        async with uow() as work:
+            await work.users.add(user)
+            await work.users.get(user.id)
+            raise LookupError("the use case gave up")
+    async with uow(read_only=True) as work:
+        assert await work.users.get(user.id) is None
+
+
+async def test_a_committed_unit_of_work_cannot_be_used_again(uow: UnitOfWorkFactory) -> None:
+    async with uow() as work:
+        await work.users.add(a_user())
+        await work.commit()
+        with pytest.raises(RuntimeError):
+            await work.commit()
+
+
+async def test_the_observer_hears_of_audit_events_once_they_are_committed(
+    observed: tuple[UnitOfWorkFactory, Observer],
+) -> None:
+    uow, observer = observed
+    context = RequestContext()
+    dropped = event(EventType.LOGOUT, later(0), context)
+    kept = event(EventType.LOGIN_SUCCEEDED, later(1), context)
+    async with uow() as work:
+        await work.audit.record(dropped)
+    async with uow() as work:
+        await work.audit.record(kept)
+        assert observer.events == []
+        await work.commit()
+    assert observer.events == [kept]

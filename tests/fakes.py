@@ -1,0 +1,592 @@
+"""In-memory fakes of the storage ports: the unit of work and every repository.
+
+The contract suites in ``tests/contracts/`` run the same tests over SQLite, PostgreSQL and these
+fakes, so the fast service tests in ``tests/unit/`` may stand on them.
+
+A unit of work works on a copy of the store and puts the copy back when it commits; leaving it
+without committing drops the copy. Units of work that write run one at a time (a lock from
+entry to exit), like SQLite's write transactions, so racing requests meet the same arbiter they
+meet in a database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from bastion.accounts.errors import EmailTaken
+from bastion.accounts.model import Role, User
+from bastion.audit.model import AuditEvent, scrub
+from bastion.audit.ports import AuditObserver
+from bastion.core.one_time_tokens import OneTimeToken
+from bastion.mail.model import EmailMessage, QueuedMessage
+from bastion.mfa.model import (
+    MFA_TOKEN_MAX_WRONG_CODES,
+    ChallengePurpose,
+    Factor,
+    MfaToken,
+    TotpFactor,
+    WebAuthnChallenge,
+    WebAuthnCredential,
+    sign_count_accepted,
+)
+from bastion.sessions.model import Session
+from bastion.tokens.model import SigningKey
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    session_id: uuid.UUID
+    created_at: datetime
+    rotated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    message: EmailMessage
+    next_attempt_at: datetime
+    attempts: int = 0
+    locked_until: datetime | None = None
+    sent_at: datetime | None = None
+    failed_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryCode:
+    created_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass
+class Tables:
+    """Every table, as rows keyed like the database's primary keys."""
+
+    users: dict[uuid.UUID, User] = field(default_factory=dict)
+    verification_tokens: dict[str, OneTimeToken] = field(default_factory=dict)
+    reset_tokens: dict[str, OneTimeToken] = field(default_factory=dict)
+    sessions: dict[uuid.UUID, Session] = field(default_factory=dict)
+    refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
+    signing_keys: dict[str, SigningKey] = field(default_factory=dict)
+    outbox: dict[int, OutboxRow] = field(default_factory=dict)
+    audit: dict[int, AuditEvent] = field(default_factory=dict)
+    mfa_factors: dict[uuid.UUID, Factor] = field(default_factory=dict)
+    recovery_codes: dict[tuple[uuid.UUID, str], RecoveryCode] = field(default_factory=dict)
+    webauthn_challenges: dict[str, WebAuthnChallenge] = field(default_factory=dict)
+    mfa_tokens: dict[str, MfaToken] = field(default_factory=dict)
+
+    def delete_user(self, user_id: uuid.UUID) -> None:
+        """Delete a user and what the database's foreign keys cascade to."""
+        self.users.pop(user_id, None)
+        for tokens in (self.verification_tokens, self.reset_tokens):
+            for token_hash in [h for h, t in tokens.items() if t.user_id == user_id]:
+                del tokens[token_hash]
+        gone = {sid for sid, session in self.sessions.items() if session.user_id == user_id}
+        for session_id in gone:
+            del self.sessions[session_id]
+        for token_hash in [h for h, t in self.refresh_tokens.items() if t.session_id in gone]:
+            del self.refresh_tokens[token_hash]
+        for rows in (self.mfa_factors, self.webauthn_challenges, self.mfa_tokens):
+            for key in [k for k, row in rows.items() if row.user_id == user_id]:
+                del rows[key]
+        for owner, digest in [key for key in self.recovery_codes if key[0] == user_id]:
+            del self.recovery_codes[owner, digest]
+
+
+class FakeUserRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def add(self, user: User) -> None:
+        self._tables.users[user.id] = user
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        return self._tables.users.get(user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return next((u for u in self._tables.users.values() if u.email == email), None)
+
+    async def update(self, user: User) -> None:
+        if user.id in self._tables.users:
+            self._tables.users[user.id] = user
+
+    async def delete(self, user_id: uuid.UUID) -> None:
+        self._tables.delete_user(user_id)
+
+    async def search(
+        self, *, email_contains: str | None, role: Role | None, after: uuid.UUID | None, limit: int
+    ) -> list[User]:
+        found = [
+            user
+            for user in self._tables.users.values()
+            if (not email_contains or email_contains in user.email)
+            and (role is None or user.role is role)
+            and (after is None or user.id > after)
+        ]
+        return sorted(found, key=lambda user: user.id)[:limit]
+
+    async def count_active_admins(self) -> int:
+        return sum(
+            1 for u in self._tables.users.values() if u.role is Role.ADMIN and u.is_active
+        )
+
+
+class FakeOneTimeTokenRepository:
+    def __init__(self, tables: Tables, tokens: dict[str, OneTimeToken]) -> None:
+        self._tables = tables
+        self._tokens = tokens
+
+    async def add(self, token: OneTimeToken) -> None:
+        self._tokens[token.token_hash] = token
+
+    async def get(self, token_hash: str) -> OneTimeToken | None:
+        return self._tokens.get(token_hash)
+
+    async def spend(self, token_hash: str, now: datetime) -> bool:
+        token = self._tokens.get(token_hash)
+        if token is None or token.used_at is not None:
+            return False
+        self._tokens[token_hash] = replace(token, used_at=now)
+        return True
+
+    async def spend_all_for_user(self, user_id: uuid.UUID, now: datetime) -> None:
+        for token_hash, token in list(self._tokens.items()):
+            if token.user_id == user_id and token.used_at is None:
+                self._tokens[token_hash] = replace(token, used_at=now)
+
+
+class FakeSessionRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def add(self, session: Session) -> None:
+        self._tables.sessions[session.id] = session
+
+    async def get(self, session_id: uuid.UUID) -> Session | None:
+        return self._tables.sessions.get(session_id)
+
+    async def get_many(self, session_ids: Sequence[uuid.UUID]) -> list[Session]:
+        sessions = self._tables.sessions
+        return [sessions[sid] for sid in dict.fromkeys(session_ids) if sid in sessions]
+
+    async def list_active(self, user_id: uuid.UUID, now: datetime) -> list[Session]:
+        active = [
+            s
+            for s in self._tables.sessions.values()
+            if s.user_id == user_id and s.revoked_at is None and s.expires_at > now
+        ]
+        return sorted(active, key=lambda s: s.created_at, reverse=True)
+
+    async def resume(self, session_id: uuid.UUID, now: datetime) -> tuple[Session, User] | None:
+        session = await self.touch(session_id, now)
+        user = self._tables.users.get(session.user_id) if session else None
+        return (session, user) if session and user else None
+
+    async def touch(self, session_id: uuid.UUID, now: datetime) -> Session | None:
+        session = self._tables.sessions.get(session_id)
+        if session is None:
+            return None
+        session = self._tables.sessions[session_id] = replace(session, last_seen_at=now)
+        return session
+
+    async def revoke(
+        self,
+        user_id: uuid.UUID,
+        now: datetime,
+        reason: str,
+        *,
+        only: uuid.UUID | None = None,
+        keep: uuid.UUID | None = None,
+    ) -> list[uuid.UUID]:
+        revoked = [
+            s.id
+            for s in self._tables.sessions.values()
+            if s.user_id == user_id
+            and s.revoked_at is None
+            and (only is None or s.id == only)
+            and (keep is None or s.id != keep)
+        ]
+        for session_id in revoked:
+            self._tables.sessions[session_id] = replace(
+                self._tables.sessions[session_id], revoked_at=now, revoke_reason=reason
+            )
+        return revoked
+
+    async def add_refresh_token(
+        self, token_hash: str, session_id: uuid.UUID, now: datetime
+    ) -> None:
+        self._tables.refresh_tokens[token_hash] = RefreshToken(session_id, now)
+
+    async def rotate_refresh_token(
+        self, token_hash: str, successor_hash: str, now: datetime
+    ) -> uuid.UUID | None:
+        token = self._tables.refresh_tokens.get(token_hash)
+        if token is None or token.rotated_at is not None:
+            return None
+        self._tables.refresh_tokens[token_hash] = replace(token, rotated_at=now)
+        await self.add_refresh_token(successor_hash, token.session_id, now)
+        return token.session_id
+
+    async def refresh_token_session(self, token_hash: str) -> uuid.UUID | None:
+        token = self._tables.refresh_tokens.get(token_hash)
+        return None if token is None else token.session_id
+
+
+class FakeSigningKeyRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def list(self) -> list[SigningKey]:
+        return list(self._tables.signing_keys.values())
+
+    async def add(self, key: SigningKey) -> None:
+        self._tables.signing_keys[key.kid] = key
+
+
+class FakeOutbox:
+    def __init__(self, tables: Tables, ids: itertools.count[int]) -> None:
+        self._rows = tables.outbox
+        self._ids = ids
+
+    async def add(self, message: EmailMessage, now: datetime) -> None:
+        self._rows[next(self._ids)] = OutboxRow(message, next_attempt_at=now)
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[QueuedMessage]:
+        due = [
+            message_id
+            for message_id, row in sorted(self._rows.items())
+            if row.sent_at is None
+            and row.failed_at is None
+            and row.next_attempt_at <= now
+            and (row.locked_until is None or row.locked_until < now)
+        ][:limit]
+        claimed = []
+        for message_id in due:
+            row = self._rows[message_id]
+            row = self._rows[message_id] = replace(
+                row, locked_until=lease_until, attempts=row.attempts + 1
+            )
+            claimed.append(QueuedMessage(message_id, row.message, row.attempts))
+        return claimed
+
+    async def mark_sent(self, message_ids: Sequence[int], now: datetime) -> None:
+        for message_id in message_ids:
+            self._set(message_id, sent_at=now, locked_until=None, last_error=None)
+
+    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
+        self._set(message_id, next_attempt_at=next_attempt_at, locked_until=None, last_error=error)
+
+    async def mark_failed(self, message_id: int, now: datetime, error: str) -> None:
+        self._set(message_id, failed_at=now, locked_until=None, last_error=error)
+
+    async def backlog(self) -> int:
+        return sum(1 for r in self._rows.values() if r.sent_at is None and r.failed_at is None)
+
+    async def forget_recipient(self, recipient: str) -> None:
+        for message_id in [i for i, r in self._rows.items() if r.message.recipient == recipient]:
+            del self._rows[message_id]
+
+    def _set(self, message_id: int, **changes: Any) -> None:
+        if message_id in self._rows:
+            self._rows[message_id] = replace(self._rows[message_id], **changes)
+
+
+class FakeAuditLog:
+    def __init__(self, tables: Tables, ids: itertools.count[int]) -> None:
+        self._events = tables.audit
+        self._ids = ids
+        self.recorded: list[AuditEvent] = []
+
+    async def record(self, event: AuditEvent) -> None:
+        self.recorded.append(event)
+        event_id = next(self._ids)
+        user_agent = event.user_agent[:512] if event.user_agent else None
+        self._events[event_id] = replace(
+            event, id=event_id, user_agent=user_agent, details=copy.deepcopy(event.details)
+        )
+
+    async def list(
+        self,
+        *,
+        user_id: uuid.UUID | None = None,
+        type: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        found = [
+            e
+            for event_id, e in sorted(self._events.items(), reverse=True)
+            if (user_id is None or e.user_id == user_id)
+            and (type is None or e.type.value == type)
+            and (before is None or event_id < before)
+        ]
+        return [replace(e, details=copy.deepcopy(e.details)) for e in found[:limit]]
+
+    async def erase(self, email: str) -> int:
+        changed = 0
+        for event_id, e in list(self._events.items()):
+            details = scrub(e.details, email)
+            if details != e.details:
+                self._events[event_id] = replace(e, details=details)
+                changed += 1
+        return changed
+
+
+class FakeFactorRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._factors = tables.mfa_factors
+
+    async def add_totp(self, factor: TotpFactor) -> None:
+        self._factors[factor.id] = factor
+
+    async def add_webauthn(self, credential: WebAuthnCredential) -> None:
+        self._factors[credential.id] = credential
+
+    async def of_user(self, user_id: uuid.UUID, *, for_update: bool = False) -> list[Factor]:
+        # for_update needs no lock here: units of work that write run one at a time.
+        theirs = [f for f in self._factors.values() if f.user_id == user_id]
+        return sorted(theirs, key=lambda f: (f.created_at, f.id))
+
+    async def get(self, user_id: uuid.UUID, factor_id: uuid.UUID) -> Factor | None:
+        factor = self._factors.get(factor_id)
+        return factor if factor is not None and factor.user_id == user_id else None
+
+    async def credential(self, credential_id: bytes) -> WebAuthnCredential | None:
+        return next(
+            (
+                f
+                for f in self._factors.values()
+                if isinstance(f, WebAuthnCredential) and f.credential_id == credential_id
+            ),
+            None,
+        )
+
+    async def confirm_totp(
+        self, factor_id: uuid.UUID, step: int, now: datetime, created_after: datetime
+    ) -> bool:
+        factor = self._factors.get(factor_id)
+        if (
+            not isinstance(factor, TotpFactor)
+            or factor.confirmed
+            or factor.created_at <= created_after
+        ):
+            return False
+        self._factors[factor_id] = replace(
+            factor, confirmed_at=now, last_used_at=now, last_step=step
+        )
+        return True
+
+    async def advance_totp_step(self, factor_id: uuid.UUID, step: int, now: datetime) -> bool:
+        factor = self._factors.get(factor_id)
+        if not isinstance(factor, TotpFactor) or not factor.confirmed:
+            return False
+        if factor.last_step is not None and factor.last_step >= step:
+            return False
+        self._factors[factor_id] = replace(factor, last_step=step, last_used_at=now)
+        return True
+
+    async def record_assertion(
+        self, factor_id: uuid.UUID, sign_count: int, backup_state: bool, now: datetime
+    ) -> bool:
+        factor = self._factors.get(factor_id)
+        if not isinstance(factor, WebAuthnCredential):
+            return False
+        if not sign_count_accepted(factor.sign_count, sign_count):
+            return False
+        self._factors[factor_id] = replace(
+            factor, sign_count=sign_count, backup_state=backup_state, last_used_at=now
+        )
+        return True
+
+    async def rename(self, user_id: uuid.UUID, factor_id: uuid.UUID, name: str) -> bool:
+        factor = await self.get(user_id, factor_id)
+        if factor is None:
+            return False
+        self._factors[factor_id] = replace(factor, name=name)
+        return True
+
+    async def delete(self, user_id: uuid.UUID, factor_ids: Sequence[uuid.UUID]) -> int:
+        theirs = [i for i in dict.fromkeys(factor_ids) if await self.get(user_id, i)]
+        for factor_id in theirs:
+            del self._factors[factor_id]
+        return len(theirs)
+
+
+class FakeRecoveryCodeRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._codes = tables.recovery_codes
+
+    async def replace(self, user_id: uuid.UUID, digests: Sequence[str], now: datetime) -> None:
+        await self.delete_all(user_id)
+        for digest in digests:
+            self._codes[user_id, digest] = RecoveryCode(created_at=now)
+
+    async def use(self, user_id: uuid.UUID, digest: str, now: datetime) -> bool:
+        code = self._codes.get((user_id, digest))
+        if code is None or code.used_at is not None:
+            return False
+        self._codes[user_id, digest] = replace(code, used_at=now)
+        return True
+
+    async def remaining(self, user_id: uuid.UUID) -> int:
+        return sum(
+            1
+            for (owner, _), code in self._codes.items()
+            if owner == user_id and code.used_at is None
+        )
+
+    async def delete_all(self, user_id: uuid.UUID) -> None:
+        for owner, digest in [key for key in self._codes if key[0] == user_id]:
+            del self._codes[owner, digest]
+
+
+class FakeWebAuthnChallengeRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._challenges = tables.webauthn_challenges
+
+    async def add(self, challenge: WebAuthnChallenge) -> None:
+        for key in [
+            k for k, c in self._challenges.items() if c.expires_at <= challenge.created_at
+        ]:
+            del self._challenges[key]
+        self._challenges[challenge.challenge_hash] = challenge
+
+    async def spend(
+        self, challenge_hash: str, purpose: ChallengePurpose, now: datetime
+    ) -> WebAuthnChallenge | None:
+        challenge = self._challenges.get(challenge_hash)
+        if challenge is None or challenge.purpose is not purpose or challenge.expires_at <= now:
+            return None
+        return self._challenges.pop(challenge_hash)
+
+
+class FakeMfaTokenRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tokens = tables.mfa_tokens
+
+    async def add(self, token: MfaToken) -> None:
+        for key in [k for k, t in self._tokens.items() if t.expires_at <= token.created_at]:
+            del self._tokens[key]
+        self._tokens[token.token_hash] = token
+
+    async def get(self, token_hash: str) -> MfaToken | None:
+        return self._tokens.get(token_hash)
+
+    async def spend(self, token_hash: str, now: datetime) -> MfaToken | None:
+        token = self._usable(token_hash, now)
+        if token is None:
+            return None
+        spent = self._tokens[token_hash] = replace(token, used_at=now)
+        return spent
+
+    async def count_wrong_code(self, token_hash: str, now: datetime) -> int | None:
+        token = self._usable(token_hash, now)
+        if token is None:
+            return None
+        counted = self._tokens[token_hash] = replace(token, wrong_codes=token.wrong_codes + 1)
+        return counted.wrong_codes
+
+    def _usable(self, token_hash: str, now: datetime) -> MfaToken | None:
+        """The token if the SQL adapter's conditional statements would change it."""
+        token = self._tokens.get(token_hash)
+        if (
+            token is None
+            or token.used_at is not None
+            or token.expires_at <= now
+            or token.wrong_codes >= MFA_TOKEN_MAX_WRONG_CODES
+        ):
+            return None
+        return token
+
+
+class FakeUnitOfWork:
+    users: FakeUserRepository
+    verification_tokens: FakeOneTimeTokenRepository
+    reset_tokens: FakeOneTimeTokenRepository
+    sessions: FakeSessionRepository
+    signing_keys: FakeSigningKeyRepository
+    outbox: FakeOutbox
+    audit: FakeAuditLog
+    mfa_factors: FakeFactorRepository
+    recovery_codes: FakeRecoveryCodeRepository
+    webauthn_challenges: FakeWebAuthnChallengeRepository
+    mfa_tokens: FakeMfaTokenRepository
+
+    def __init__(self, store: FakeUnitOfWorkFactory, *, read_only: bool) -> None:
+        self._store = store
+        self._read_only = read_only
+        self._tables: Tables | None = None
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        if not self._read_only:
+            await self._store.writer.acquire()
+        tables = self._tables = self._store.snapshot()
+        self.users = FakeUserRepository(tables)
+        self.verification_tokens = FakeOneTimeTokenRepository(tables, tables.verification_tokens)
+        self.reset_tokens = FakeOneTimeTokenRepository(tables, tables.reset_tokens)
+        self.sessions = FakeSessionRepository(tables)
+        self.signing_keys = FakeSigningKeyRepository(tables)
+        self.outbox = FakeOutbox(tables, self._store.outbox_ids)
+        self.audit = FakeAuditLog(tables, self._store.audit_ids)
+        self.mfa_factors = FakeFactorRepository(tables)
+        self.recovery_codes = FakeRecoveryCodeRepository(tables)
+        self.webauthn_challenges = FakeWebAuthnChallengeRepository(tables)
+        self.mfa_tokens = FakeMfaTokenRepository(tables)
+        return self
+
+    async def commit(self) -> None:
+        if self._tables is None:
+            raise RuntimeError("commit() outside the unit of work")
+        if self._committed:
+            raise RuntimeError("the unit of work has committed; open a new one")
+        emails = [user.email for user in self._tables.users.values()]
+        if len(emails) != len(set(emails)):
+            # The database refuses the second account at the commit, and keeps nothing.
+            raise EmailTaken()
+        self._store.tables = self._tables
+        self._committed = True
+        committed, self.audit.recorded = self.audit.recorded, []
+        if self._store.audit_observer is not None:
+            for event in committed:
+                self._store.audit_observer.recorded(event)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._tables = None
+        if not self._read_only:
+            self._store.writer.release()
+
+
+class FakeUnitOfWorkFactory:
+    """The storage of one test: a fresh, empty database in memory."""
+
+    def __init__(self, *, audit_observer: AuditObserver | None = None) -> None:
+        self.tables = Tables()
+        self.writer = asyncio.Lock()
+        self.outbox_ids = itertools.count(1)
+        self.audit_ids = itertools.count(1)
+        self.audit_observer = audit_observer
+
+    def __call__(
+        self, *, read_only: bool = False, single_statement: bool = False
+    ) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self, read_only=read_only)
+
+    def snapshot(self) -> Tables:
+        """A copy a unit of work may change: rows are immutable, so copying the tables is
+        enough."""
+        return Tables(**{name: dict(rows) for name, rows in vars(self.tables).items()})
