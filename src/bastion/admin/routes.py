@@ -16,6 +16,7 @@ from bastion.admin.model import Permission, UserChanges, allows
 from bastion.admin.service import AdminService
 from bastion.audit.model import AuditEvent, EventType
 from bastion.core.context import Principal
+from bastion.core.email_address import MAX_EMAIL_LENGTH
 from bastion.core.errors import Forbidden
 from bastion.http.deps import ContextDep, CurrentPrincipal, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
@@ -118,7 +119,9 @@ async def list_users(
     admin_service: AdminDep,
     limit: Limit = 50,
     cursor: Cursor = None,
-    email: Annotated[str | None, Query(max_length=320, description="Part of the email")] = None,
+    email: Annotated[
+        str | None, Query(max_length=MAX_EMAIL_LENGTH, description="Part of the email")
+    ] = None,
     role: Role | None = None,
 ) -> UserPage:
     page = await admin_service.list_users(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from email_validator import SPECIAL_USE_DOMAIN_NAMES
-
 from bastion.http.errors import (
     HTTP_PROBLEMS,
     MALFORMED_JSON,
@@ -54,22 +52,10 @@ STORABLE_TEXT = "^[^\\u0000]*$"
 SELF_DESCRIBED_FORMATS = {"uuid", "date-time", "date"}
 
 
-def _any_case(name: str) -> str:
-    # JSON Schema patterns are ECMA-262 regular expressions: no (?i) flag.
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in name)
-
-
-# `format: email` admits addresses in domains reserved for special use (RFC 6761: .test,
-# .local, .onion, …), which the address validator refuses: the schema says so.
-SPECIAL_USE_DOMAIN = "[@.](?:{})$".format(
-    "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
-)
-
-
 def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` with the shared problems documented on every operation they can answer, the
     bearer scheme on every operation that takes an access token, and on every request string
-    the text it must be (no NUL; for an email, no special-use domain)."""
+    the text it must be (no NUL)."""
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for name in FASTAPI_VALIDATION_SCHEMAS:
@@ -137,8 +123,6 @@ def _require_storable_text(
         and subschema.get("format") not in SELF_DESCRIBED_FORMATS
     ):
         subschema.setdefault("pattern", STORABLE_TEXT)
-        if subschema.get("format") == "email":
-            subschema.setdefault("not", {"pattern": SPECIAL_USE_DOMAIN})
     for key in ("anyOf", "oneOf", "allOf"):
         for item in subschema.get(key, []):
             _require_storable_text(item, schemas, visited)
