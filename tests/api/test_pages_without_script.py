@@ -147,6 +147,34 @@ async def test_the_reset_form_refuses_a_post_from_another_site(
         assert (await login(client, email, NEW_PASSWORD)).status_code == 401
 
 
+async def test_the_reset_form_refuses_a_nul_as_the_api_does_and_shows_the_form_again(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    async with app_with_user(database_url, smtp, "noscript") as (client, _, email):
+        form = the_form(await reset_page(client, smtp, email))
+        nul = f"{NEW_PASSWORD}\x00"
+        refused = await submit(client, form, new_password=nul, repeat=nul)
+        assert refused.status_code == 422
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "(NUL)" in refused.text
+        assert the_form(refused).fields["token"] == form.fields["token"]
+        assert (await login(client, email)).status_code == 200, "the password is unchanged"
+        done = await submit(client, form, new_password=NEW_PASSWORD, repeat=NEW_PASSWORD)
+        assert done.status_code == 200, "the token survived the refused attempt"
+
+
+async def test_the_verify_form_refuses_a_nul_as_the_api_does_with_a_page(
+    client: httpx.AsyncClient, smtp: SmtpServer
+) -> None:
+    email, form = await signed_up(client, smtp)
+    refused = await submit(client, form, token=f"{form.fields['token']}\x00")
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "(NUL)" in refused.text
+    assert (await login(client, email, NEW_PASSWORD)).json()["code"] == "EMAIL_NOT_VERIFIED"
+    assert (await submit(client, form)).status_code == 200
+
+
 @pytest.mark.parametrize("body", [b"", b"token=%FF%FE", b"token=" + b"a" * 600, b"\xff"])
 async def test_a_form_post_without_a_usable_token_is_an_invalid_link(
     client: httpx.AsyncClient, body: bytes

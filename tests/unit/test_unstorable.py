@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.http.unstorable import UNSTORABLE, unstorable_locations
+from bastion.http.unstorable import UNSTORABLE, is_storable, unstorable_locations
 
 JSON = b"application/json"
 FORM = b"application/x-www-form-urlencoded"
@@ -54,14 +54,19 @@ def test_the_location_names_the_field_holding_the_unstorable_text(
 
 
 @given(st.dictionaries(storable_text, storable_text, min_size=1), st.data())
-def test_a_nul_in_a_query_or_form_value_is_named(
+def test_a_nul_in_a_query_value_is_named_and_a_form_is_left_to_its_page(
     pairs: dict[str, str], data: st.DataObject
 ) -> None:
     field = data.draw(st.sampled_from(sorted(pairs)))
     pairs[field] += "\x00"
     encoded = urlencode(pairs).encode()
     assert unstorable_locations("/", encoded, b"", None) == [["query", field]]
-    assert unstorable_locations("/", b"", FORM, encoded) == [["body", field]]
+    assert unstorable_locations("/", b"", FORM, encoded) == []
+
+
+@given(any_text)
+def test_text_is_storable_exactly_when_it_holds_no_nul_and_no_lone_surrogate(text: str) -> None:
+    assert is_storable(text) == all(c != "\x00" and not 0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
 @given(st.text(max_size=40), any_text)

@@ -2,8 +2,12 @@
 
 PostgreSQL's text types cannot hold NUL, and a lone UTF-16 surrogate (which JSON's ``\\ud800``
 escape can produce) cannot be encoded as UTF-8 at all. Either one would fail deep in a query as
-a 500, so a request carrying one in its path, a query parameter or a body field is refused as a
-validation error, on every database alike.
+a 500, so a request carrying one in its path, a query parameter or a JSON body field is refused
+as a validation error, on every database alike.
+
+Form posts are left to their handlers: only the pages of ``web/`` take them (the API refuses any
+body but JSON), and a person who sent one must see the page again, with the error, rather than a
+problem document. Those handlers refuse such text with ``is_storable``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAY_HOLD_NUL = re.compile(rb"\x00|%00")
 MAY_HOLD_UNSTORABLE_JSON = re.compile(rb"\x00|\\u(?:0000|[dD][89abcdefABCDEF])")
 JSON_TYPES = (b"application/json",)
-FORM_TYPE = b"application/x-www-form-urlencoded"
 
 Location = list[str]
 
@@ -31,22 +34,27 @@ def unstorable_locations(
     if UNSTORABLE.search(path):
         found.append(["path"])
     if MAY_HOLD_NUL.search(query_string):
-        found.extend(_in_pairs("query", query_string))
-    if body:
-        if content_type in JSON_TYPES or content_type.endswith(b"+json"):
-            if MAY_HOLD_UNSTORABLE_JSON.search(body):
-                found.extend(_in_json(body))
-        elif content_type == FORM_TYPE and MAY_HOLD_NUL.search(body):
-            found.extend(_in_pairs("body", body))
+        found.extend(_in_query(query_string))
+    if (
+        body
+        and (content_type in JSON_TYPES or content_type.endswith(b"+json"))
+        and MAY_HOLD_UNSTORABLE_JSON.search(body)
+    ):
+        found.extend(_in_json(body))
     return found
 
 
-def _in_pairs(where: str, encoded: bytes) -> Iterator[Location]:
-    # Decoded as Starlette decodes query strings and forms: bytes that are not UTF-8 become
-    # U+FFFD, so only NUL can come out of them.
+def is_storable(text: str) -> bool:
+    """Whether a database can store ``text``: it holds no NUL and no unpaired surrogate."""
+    return UNSTORABLE.search(text) is None
+
+
+def _in_query(encoded: bytes) -> Iterator[Location]:
+    # Decoded as Starlette decodes query strings: bytes that are not UTF-8 become U+FFFD, so
+    # only NUL can come out of them.
     for name, value in parse_qsl(encoded.decode("latin-1"), keep_blank_values=True):
         if UNSTORABLE.search(value) or UNSTORABLE.search(name):
-            yield [where] if UNSTORABLE.search(name) else [where, name]
+            yield ["query"] if UNSTORABLE.search(name) else ["query", name]
 
 
 def _in_json(body: bytes) -> Iterator[Location]:

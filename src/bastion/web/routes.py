@@ -2,7 +2,9 @@
 
 Each page works without JavaScript: its form posts (the token in a hidden field, never in a URL)
 to a handler here that completes the step or shows the page again with the error. With
-JavaScript, pages.js sends the same step to the JSON API and shows the outcome in place.
+JavaScript, pages.js sends the same step to the JSON API and shows the outcome in place. A form
+refused as the API refuses its JSON (a field holding text no database can store: 422) is
+answered here too, as the page, since the middleware leaves form posts to their handlers.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
 from bastion.guards import PerIpLimit, SameSiteOnly
 from bastion.http.deps import ContextDep, provider
 from bastion.http.errors import ProblemTable
+from bastion.http.unstorable import is_storable
 from bastion.passwords.errors import WeakPassword
+from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 from bastion.passwords.service import PasswordService
 
 router = APIRouter(include_in_schema=False)
@@ -36,6 +40,7 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{1,512}")
 MAX_FORM_FIELDS = 8
 INCOMPLETE_LINK = "This link is missing its token. Request a new one from the sign-in page."
 DIFFERENT_PASSWORDS = "The two passwords differ."
+UNSTORABLE_FIELD = "The form held a character that no field may contain (NUL). Please try again."
 LINK_PROBLEMS = {
     TokenExpired: "This link has expired. Please request a new one.",
     TokenInvalid: "This link is invalid or has already been used.",
@@ -71,7 +76,8 @@ def _usable(token: str | None) -> str | None:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The fields of an urlencoded form post; none when the body is not one."""
+    """The fields of an urlencoded form post; none when the body is not one (bytes that are not
+    UTF-8 included: that is no form a browser sends, and no token)."""
     try:
         fields = parse_qsl(
             (await request.body()).decode("ascii"),
@@ -82,6 +88,10 @@ async def _form(request: Request) -> dict[str, str]:
     except ValueError:  # UnicodeDecodeError included
         return {}
     return dict(fields)
+
+
+def _storable(form: dict[str, str]) -> bool:
+    return all(is_storable(name) and is_storable(value) for name, value in form.items())
 
 
 def _failure(error: BastionError, problems: ProblemTable) -> tuple[str, int]:
@@ -113,7 +123,10 @@ async def verify_email_page(token: str | None = None) -> HTMLResponse:
 async def verify_email_form(
     request: Request, accounts: AccountsDep, problems: ProblemsDep, context: ContextDep
 ) -> HTMLResponse:
-    token = _usable((await _form(request)).get("token"))
+    form = await _form(request)
+    token = _usable(form.get("token"))
+    if not _storable(form):
+        return _verify_page(token, UNSTORABLE_FIELD, status.HTTP_422_UNPROCESSABLE_CONTENT)
     if token is None:
         return _verify_page(None, LINK_PROBLEMS[TokenInvalid], status.HTTP_400_BAD_REQUEST)
     try:
@@ -135,9 +148,9 @@ def _reset_page(token: str | None, message: str = "", status_code: int = 200) ->
             "<form id='reset' method='post' action='/reset-password'>"
             f"{_token_field(token)}"
             "<label>New password <input type='password' name='new_password' "
-            "autocomplete='new-password' required maxlength='256'></label>"
+            f"autocomplete='new-password' required maxlength='{MAX_PASSWORD_LENGTH}'></label>"
             "<label>Repeat it <input type='password' name='repeat' autocomplete='new-password' "
-            "required maxlength='256'></label>"
+            f"required maxlength='{MAX_PASSWORD_LENGTH}'></label>"
             f"<button type='submit'>Set my new password</button></form>{_result(message)}"
         )
     return _page("Choose a new password", f"<h1>Choose a new password</h1>{action}", status_code)
@@ -154,6 +167,9 @@ async def reset_password_form(
 ) -> HTMLResponse:
     form = await _form(request)
     token = _usable(form.get("token"))
+    if not _storable(form):
+        # The form again, when its token is one, for the person to type the password again.
+        return _reset_page(token, UNSTORABLE_FIELD, status.HTTP_422_UNPROCESSABLE_CONTENT)
     if token is None:
         return _reset_page(None, LINK_PROBLEMS[TokenInvalid], status.HTTP_400_BAD_REQUEST)
     new_password = form.get("new_password", "")
