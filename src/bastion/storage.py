@@ -7,6 +7,7 @@ from typing import Protocol, Self
 
 from bastion.accounts.ports import OneTimeTokenRepository, UserRepository
 from bastion.audit.ports import AuditLog
+from bastion.core.context import SecurityStamp
 from bastion.mail.ports import Outbox
 from bastion.sessions.ports import SessionRepository
 from bastion.tokens.ports import SigningKeyRepository
@@ -35,6 +36,13 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    def commit_only_while(self, stamp: SecurityStamp) -> None:
+        """Write only while the account still has the security state ``stamp``: checked with
+        the first statement sent (the inserts that wait for the commit go in it), the account
+        then left unchanged until the end. Otherwise that statement writes nothing, and the
+        unit of work raises ``SecurityStateChanged``."""
+        ...
 
     async def commit(self) -> None: ...
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bastion.migrate import downgrade, upgrade
@@ -60,3 +62,41 @@ def test_an_empty_database_migrates_to_head_back_to_base_and_to_head_again(
     assert tables_in(url) == set()
     upgrade(url)
     assert tables_in(url) == TABLES
+
+
+Rows = list[tuple[object, ...]]
+
+
+def run_sql(async_url: str, statement: str, parameters: dict[str, object]) -> Rows:
+    async def run() -> Rows:
+        engine = create_async_engine(async_url)
+        try:
+            async with engine.begin() as connection:
+                result = await connection.execute(text(statement), parameters)
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_accounts_from_before_the_security_version_start_at_version_one(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    upgrade(url, "0001")
+    user_id = uuid.uuid4()
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    run_sql(
+        url,
+        "INSERT INTO users (id, email, password_hash, role, is_verified, is_active, created_at,"
+        " updated_at) VALUES (:id, 'old@example.com', 'hash', 'user', true, true, :now, :now)",
+        {"id": user_id if "postgresql" in url else user_id.hex, "now": now},
+    )
+
+    upgrade(url)
+
+    [(version,)] = run_sql(url, "SELECT security_version FROM users", {})
+    assert version == 1
+    downgrade(url, "0001")
+    assert run_sql(url, "SELECT email FROM users", {}) == [("old@example.com",)]
