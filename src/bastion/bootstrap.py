@@ -153,6 +153,15 @@ def build(
     rules = endpoint_rules(settings)
     devices = DeviceCookies(Signer(derive_key(secret, "bastion/device-cookie")))
     login_records = LoginRecords(uow, clock, links, outbox_worker.wake)
+    login = LoginFlow(
+        LoginAdmission(
+            limiter, uow, clock, login_rules(settings), rules.per_ip, devices, login_records
+        ),
+        PasswordCheck(uow, hasher),
+        sessions,
+        devices,
+        login_records,
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -176,15 +185,7 @@ def build(
         ),
         authenticator=authenticator,
         sessions=sessions,
-        login=LoginFlow(
-            LoginAdmission(
-                limiter, uow, clock, login_rules(settings), rules.per_ip, devices, login_records
-            ),
-            PasswordCheck(uow, hasher, clock),
-            sessions,
-            devices,
-            login_records,
-        ),
+        login=login,
         passwords=PasswordService(
             uow,
             hasher,

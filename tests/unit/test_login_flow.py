@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 
 import bcrypt
 import pytest
 from argon2 import PasswordHasher as Argon2Hasher
 
+from bastion.accounts.errors import SecurityStateChanged
+from bastion.accounts.model import Role, User
+from bastion.audit.model import LoginFailure
 from bastion.core.context import RequestContext
 from bastion.login.errors import (
     AccountDisabled,
@@ -15,6 +21,8 @@ from bastion.login.errors import (
     InvalidCredentials,
     TooManyAttempts,
 )
+from bastion.login.model import Refusal
+from bastion.login.password import PasswordCheck
 from bastion.sessions.model import Session
 from tests.support import STRONG_PASSWORD, random_email
 from tests.unit.flows import World, world
@@ -177,5 +185,66 @@ async def test_an_outdated_hash_is_replaced_once_the_password_is_known(kind: str
             stored = await uow.users.get(user.id)
         assert stored is not None
         assert stored.password_hash.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
-        assert stored.updated_at == w.clock.now()
+        # Only the hash: the same password is not a new security state.
+        assert stored == replace(user, password_hash=stored.password_hash)
         await w.log_in(user.email)  # the new hash opens the account too
+
+
+async def stored_change(w: World, user: User, change: Callable[[User], User]) -> User:
+    async with w.store() as uow:
+        current = await uow.users.get_for_update(user.id)
+        assert current is not None
+        changed = change(current)
+        await uow.users.update(changed)
+        await uow.commit()
+    return changed
+
+
+async def test_no_session_starts_for_an_account_that_changed_after_its_check() -> None:
+    async with world() as w:
+        user = await w.user()
+        await stored_change(w, user, lambda u: u.with_role(Role.GUEST, w.clock.now()))
+        with pytest.raises(SecurityStateChanged):
+            await w.services.login.start_session(user, False, RequestContext())
+        assert w.store.tables.sessions == {}
+        assert w.events("login_succeeded") == []
+
+
+# The test password hashed at another cost, and another password.
+REHASHED = Argon2Hasher(time_cost=2, memory_cost=1024, parallelism=1).hash(STRONG_PASSWORD)
+ANOTHER_PASSWORD = Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1).hash(WRONG)
+RECHECKS: dict[str, tuple[Callable[[User, datetime], User], LoginFailure | None]] = {
+    "demoted": (lambda u, now: u.with_role(Role.GUEST, now), None),
+    "rehashed by another log-in": (lambda u, now: replace(u, password_hash=REHASHED), None),
+    "new password": (
+        lambda u, now: u.with_password(ANOTHER_PASSWORD, now),
+        LoginFailure.WRONG_PASSWORD,
+    ),
+    "disabled": (lambda u, now: u.with_active(False, now), LoginFailure.DISABLED),
+    "verification withdrawn": (lambda u, now: u.with_verified(False, now), LoginFailure.UNVERIFIED),
+}
+
+
+@pytest.mark.parametrize("change", RECHECKS.values(), ids=RECHECKS.keys())
+async def test_a_recheck_answers_for_the_account_as_it_stands_now(
+    change: tuple[Callable[[User, datetime], User], LoginFailure | None],
+) -> None:
+    alter, refusal = change
+    async with world() as w:
+        user = await w.user()
+        changed = await stored_change(w, user, lambda u: alter(u, w.clock.now()))
+        rechecked = await PasswordCheck(w.store, w.services.hasher).recheck(user, STRONG_PASSWORD)
+        if refusal is None:
+            assert rechecked == changed
+        else:
+            assert rechecked == Refusal(refusal, user.id)
+
+
+async def test_a_recheck_of_a_deleted_account_is_an_unknown_email() -> None:
+    async with world() as w:
+        user = await w.user()
+        async with w.store() as uow:
+            await uow.users.delete(user.id)
+            await uow.commit()
+        rechecked = await PasswordCheck(w.store, w.services.hasher).recheck(user, STRONG_PASSWORD)
+        assert rechecked == Refusal(LoginFailure.UNKNOWN_EMAIL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from bastion.accounts.model import User
 from bastion.audit.model import LoginFailure
 from bastion.core.emails import normalize_email
 from bastion.core.errors import BastionError
@@ -80,3 +81,12 @@ class Refusal:
 
     def error(self) -> BastionError:
         return REFUSAL_ERRORS[self.reason]()
+
+
+def refusal_for(user: User) -> Refusal | None:
+    """Why an account whose password is right may not sign in, if it may not."""
+    if not user.is_verified:
+        return Refusal(LoginFailure.UNVERIFIED, user.id)
+    if not user.is_active:
+        return Refusal(LoginFailure.DISABLED, user.id)
+    return None

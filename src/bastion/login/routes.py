@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from bastion.accounts.errors import SecurityStateChanged
 from bastion.guards import enforce
 from bastion.http.deps import ContextDep, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
@@ -45,7 +46,14 @@ class LoginRequest(BaseModel):
 
 
 @router.post("/login", summary="Log in; remember_me also sets a 30-day refresh cookie")
-@raises(InvalidCredentials, EmailNotVerified, AccountDisabled, TooManyAttempts, RateLimited)
+@raises(
+    InvalidCredentials,
+    EmailNotVerified,
+    AccountDisabled,
+    TooManyAttempts,
+    RateLimited,
+    SecurityStateChanged,
+)
 async def login(
     body: LoginRequest,
     request: Request,
