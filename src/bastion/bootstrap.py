@@ -193,6 +193,8 @@ def build(
             ResetRules(policy=policy, reset_token_ttl=settings.reset_token_ttl, links=links),
             outbox_worker.wake,
             authenticator.forget,
+            # A wrong current password counts as a failed log-in, through the log-in's steps.
+            confirmation=login,
         ),
         admin=AdminService(uow, clock, authenticator.forget),
         audit=AuditService(uow),

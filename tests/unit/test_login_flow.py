@@ -15,14 +15,11 @@ from bastion.accounts.errors import SecurityStateChanged
 from bastion.accounts.model import Role, User
 from bastion.audit.model import LoginFailure
 from bastion.core.context import RequestContext
-from bastion.login.errors import (
-    AccountDisabled,
-    EmailNotVerified,
-    InvalidCredentials,
-    TooManyAttempts,
-)
+from bastion.login.errors import AccountDisabled, EmailNotVerified, InvalidCredentials
 from bastion.login.model import Refusal
 from bastion.login.password import PasswordCheck
+from bastion.passwords.errors import WrongPassword
+from bastion.ratelimit.errors import TooManyAttempts
 from bastion.sessions.model import Session
 from tests.support import STRONG_PASSWORD, random_email
 from tests.unit.flows import World, world
@@ -161,10 +158,10 @@ async def test_a_request_over_the_per_ip_limit_is_counted_and_nothing_else() -> 
         user = await w.user()
         for _ in range(2):
             await w.log_in(user.email, ip="192.0.2.5")
-        admission = await w.services.login.admit(
+        usage, admission = await w.services.login.admit(
             user.email, RequestContext(ip="192.0.2.5"), device_cookie=None
         )
-        assert not admission.usage.allowed and admission.attempt is None
+        assert not usage.allowed and admission.attempt is None
         assert w.events("login_failed") == []
 
 
@@ -248,3 +245,44 @@ async def test_a_recheck_of_a_deleted_account_is_an_unknown_email() -> None:
             await uow.commit()
         rechecked = await PasswordCheck(w.store, w.services.hasher).recheck(user, STRONG_PASSWORD)
         assert rechecked == Refusal(LoginFailure.UNKNOWN_EMAIL)
+
+
+async def confirm(w: World, email: str, password: str, ip: str) -> object:
+    context = RequestContext(ip=ip, user_agent="unit tests")
+    return await w.services.login.confirm_password(email, password, context)
+
+
+async def test_confirming_the_right_password_gives_the_state_it_was_checked_against() -> None:
+    async with world() as w:
+        user = await w.user()
+        assert await confirm(w, user.email, STRONG_PASSWORD, "192.0.2.1") == user.security_stamp
+        assert w.events("login_failed") == []
+
+
+async def test_wrong_confirmations_and_wrong_logins_fill_the_same_ip_lockout() -> None:
+    async with world(**LIMITS) as w:
+        user = await w.user()
+        with pytest.raises(InvalidCredentials):
+            await w.log_in(user.email, WRONG, ip="192.0.2.1")
+        for _ in range(LIMITS["login_max_failures"] - 1):
+            with pytest.raises(WrongPassword):
+                await confirm(w, user.email, WRONG, "192.0.2.1")
+        with pytest.raises(TooManyAttempts):
+            await confirm(w, user.email, STRONG_PASSWORD, "192.0.2.1")
+        with pytest.raises(TooManyAttempts):
+            await w.log_in(user.email, ip="192.0.2.1")
+        reasons = [e.details["reason"] for e in w.events("login_failed", user.id)]
+        assert reasons == ["wrong_password"] * LIMITS["login_max_failures"] + ["blocked"] * 2
+        assert len(w.events("ip_blocked")) == 1
+
+
+async def test_wrong_confirmations_protect_the_account_and_no_device_is_spared() -> None:
+    async with world(**LIMITS) as w:
+        user = await w.user()
+        for n in range(LIMITS["account_max_failures"]):
+            with pytest.raises(WrongPassword):
+                await confirm(w, user.email, WRONG, f"192.0.2.{n + 10}")
+        with pytest.raises(TooManyAttempts):
+            await confirm(w, user.email, STRONG_PASSWORD, "192.0.2.99")
+        assert len(w.events("account_protected", user.id)) == 1
+        assert w.mail_to(user.email)[-1] == "account_protection"

@@ -10,7 +10,7 @@ from bastion.audit.model import LoginFailure
 from bastion.core.emails import normalize_email
 from bastion.core.errors import BastionError
 from bastion.login.errors import AccountDisabled, EmailNotVerified, InvalidCredentials
-from bastion.ratelimit.model import Usage, WindowState, account_key, ip_subject
+from bastion.ratelimit.model import WindowState, account_key, ip_subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +48,9 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """Where a log-in attempt stands before its credentials are checked."""
+    """Where a log-in attempt (or a signed-in user's attempt at their password) stands before
+    its credentials are checked."""
 
-    usage: Usage  # of the per-IP request limit, for the RateLimit-* headers
     email: str
     keys: LockoutKeys
     attempt: Attempt | None = None  # None when the attempt may not be made

@@ -11,6 +11,10 @@
 
 Whatever the outcome, the attempt's slots are settled with admission, and a refusal or a block
 is recorded (``records.py``). A log-in without a password (a passkey) takes steps 1 and 4.
+
+A signed-in user who must prove their password again (before changing it; later, to
+reauthenticate) takes steps 1 and 2 (``confirm_password``): their wrong guesses count towards
+the same lockouts as a log-in's.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ from dataclasses import dataclass
 
 from bastion.accounts.errors import SecurityStateChanged
 from bastion.accounts.model import User
-from bastion.core.context import RequestContext
+from bastion.core.context import RequestContext, SecurityStamp
 from bastion.login.admission import LoginAdmission
 from bastion.login.devices import DeviceCookies
-from bastion.login.errors import TooManyAttempts
 from bastion.login.model import Admission, Refusal
 from bastion.login.password import PasswordCheck
 from bastion.login.records import LoginRecords
+from bastion.passwords.errors import WrongPassword
+from bastion.ratelimit.errors import TooManyAttempts
+from bastion.ratelimit.model import Usage
 from bastion.sessions.service import IssuedTokens, SessionService
 
 # How many changes to the account a log-in follows between its password check and its session
@@ -56,9 +62,9 @@ class LoginFlow:
 
     async def admit(
         self, email: str, context: RequestContext, device_cookie: str | None
-    ) -> Admission:
-        """Step 1. The caller refuses the request when ``usage`` is over its limit, and calls
-        ``log_in`` otherwise."""
+    ) -> tuple[Usage, Admission]:
+        """Step 1. The caller refuses the request when the usage of the per-IP request limit
+        is over it, and calls ``log_in`` otherwise."""
         return await self._admission.admit(email, context, device_cookie)
 
     async def log_in(
@@ -90,6 +96,20 @@ class LoginFlow:
         security state changed since."""
         tokens = await self._sessions.start_session(user, remember_me, context)
         return LoggedIn(tokens, self._devices.issue(user.id))
+
+    async def confirm_password(
+        self, email: str, password: str, context: RequestContext
+    ) -> SecurityStamp:
+        """Steps 1 and 2 for a signed-in user proving their password again: a wrong one counts
+        towards the IP lockout and account protection exactly as a failed log-in does (and is
+        recorded and mailed the same way). The account's security state as the check saw it,
+        for the change that follows to rely on; ``WrongPassword`` or ``TooManyAttempts``
+        otherwise."""
+        admission = await self._admission.admit_signed_in(email, context)
+        checked = await self._check_password(admission, password, context)
+        if isinstance(checked, Refusal):
+            raise WrongPassword() if checked.guessed_wrong else checked.error()
+        return checked.security_stamp
 
     async def _check_password(
         self, admission: Admission, password: str, context: RequestContext

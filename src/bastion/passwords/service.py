@@ -17,7 +17,7 @@ from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
 from bastion.passwords.errors import WrongPassword
 from bastion.passwords.policy import PasswordPolicy, ensure_strong
-from bastion.passwords.ports import PasswordHasher
+from bastion.passwords.ports import PasswordConfirmation, PasswordHasher
 from bastion.sessions.model import RevokeReason
 from bastion.storage import UnitOfWorkFactory
 
@@ -38,11 +38,13 @@ class PasswordService:
         rules: ResetRules,
         mail_queued: Callable[[], None],
         sessions_revoked: Callable[[list[uuid.UUID]], None],
+        confirmation: PasswordConfirmation,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._clock = clock
         self._rules = rules
+        self._confirmation = confirmation
         self._mail_queued = mail_queued
         # Revocations must reach this process's session-liveness cache at once.
         self._sessions_revoked = sessions_revoked
@@ -118,16 +120,15 @@ class PasswordService:
     ) -> None:
         """Change the password knowing the current one; other sessions end, this one stays.
 
-        The change is made only if the account is still as the check saw it: a reset,
-        deactivation or other change in between makes the checked password moot.
+        A wrong current password counts as a failed log-in (lockouts, audit, the owner's mail).
+        The change is made only if the account is still as the confirmation saw it: a reset,
+        deactivation or other change in between makes the confirmed password moot.
         """
         async with self._uow(read_only=True) as uow:
             user = await uow.users.get(principal.user_id)
         if user is None:
             raise NotFound("User not found.")
-        if not (await self._hasher.verify(user.password_hash, current_password)).valid:
-            raise WrongPassword()
-        confirmed = user.security_stamp
+        confirmed = await self._confirmation.confirm_password(user.email, current_password, context)
         ensure_strong(new_password, self._rules.policy, user.email)
         password_hash = await self._hasher.hash(new_password)
         now = self._clock.now()
