@@ -21,10 +21,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from bastion.accounts.errors import EmailTaken
+from bastion.accounts.errors import EmailTaken, SecurityStateChanged
 from bastion.accounts.model import Role, User
 from bastion.audit.model import AuditEvent, scrub
 from bastion.audit.ports import AuditObserver
+from bastion.core.context import SecurityStamp
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.mail.model import EmailMessage, QueuedMessage
 from bastion.mfa.model import (
@@ -110,12 +111,25 @@ class FakeUserRepository:
     async def get(self, user_id: uuid.UUID) -> User | None:
         return self._tables.users.get(user_id)
 
+    async def get_for_update(self, user_id: uuid.UUID) -> User | None:
+        # Units of work that write run one at a time: nobody else changes the user meanwhile.
+        return await self.get(user_id)
+
     async def get_by_email(self, email: str) -> User | None:
         return next((u for u in self._tables.users.values() if u.email == email), None)
 
     async def update(self, user: User) -> None:
         if user.id in self._tables.users:
             self._tables.users[user.id] = user
+
+    async def upgrade_password_hash(
+        self, user_id: uuid.UUID, verified_hash: str, upgraded_hash: str
+    ) -> bool:
+        user = self._tables.users.get(user_id)
+        if user is None or user.password_hash != verified_hash:
+            return False
+        self._tables.users[user_id] = replace(user, password_hash=upgraded_hash)
+        return True
 
     async def delete(self, user_id: uuid.UUID) -> None:
         self._tables.delete_user(user_id)
@@ -526,6 +540,7 @@ class FakeUnitOfWork:
         self._read_only = read_only
         self._tables: Tables | None = None
         self._committed = False
+        self._required: SecurityStamp | None = None
 
     async def __aenter__(self) -> Self:
         if not self._read_only:
@@ -544,11 +559,22 @@ class FakeUnitOfWork:
         self.mfa_tokens = FakeMfaTokenRepository(tables)
         return self
 
+    def commit_only_while(self, stamp: SecurityStamp) -> None:
+        if self._tables is None:
+            raise RuntimeError("commit_only_while() outside the unit of work")
+        self._required = stamp
+
     async def commit(self) -> None:
         if self._tables is None:
             raise RuntimeError("commit() outside the unit of work")
         if self._committed:
             raise RuntimeError("the unit of work has committed; open a new one")
+        if self._required is not None:
+            # The committed tables are the state this unit of work began from (writers run one
+            # at a time), which is what the database checks with its first statement.
+            user = self._store.tables.users.get(self._required.user_id)
+            if user is None or user.security_stamp != self._required:
+                raise SecurityStateChanged()
         emails = [user.email for user in self._tables.users.values()]
         if len(emails) != len(set(emails)):
             # The database refuses the second account at the commit, and keeps nothing.

@@ -155,6 +155,15 @@ def build(
     rules = endpoint_rules(settings)
     devices = DeviceCookies(Signer(derive_key(secret, "bastion/device-cookie")))
     login_records = LoginRecords(uow, clock, links, outbox_worker.wake)
+    login = LoginFlow(
+        LoginAdmission(
+            limiter, uow, clock, login_rules(settings), rules.per_ip, devices, login_records
+        ),
+        PasswordCheck(uow, hasher),
+        sessions,
+        devices,
+        login_records,
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -178,15 +187,7 @@ def build(
         ),
         authenticator=authenticator,
         sessions=sessions,
-        login=LoginFlow(
-            LoginAdmission(
-                limiter, uow, clock, login_rules(settings), rules.per_ip, devices, login_records
-            ),
-            PasswordCheck(uow, hasher, clock),
-            sessions,
-            devices,
-            login_records,
-        ),
+        login=login,
         passwords=PasswordService(
             uow,
             hasher,
@@ -194,6 +195,8 @@ def build(
             ResetRules(policy=policy, reset_token_ttl=settings.reset_token_ttl, links=links),
             outbox_worker.wake,
             authenticator.forget,
+            # A wrong current password counts as a failed log-in, through the log-in's steps.
+            confirmation=login,
         ),
         admin=AdminService(uow, clock, authenticator.forget),
         audit=AuditService(uow),

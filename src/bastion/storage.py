@@ -7,6 +7,7 @@ from typing import Protocol, Self
 
 from bastion.accounts.ports import OneTimeTokenRepository, UserRepository
 from bastion.audit.ports import AuditLog
+from bastion.core.context import SecurityStamp
 from bastion.mail.ports import Outbox
 from bastion.mfa.ports import (
     FactorRepository,
@@ -53,6 +54,13 @@ class UnitOfWork(Protocol):
 
     @property
     def mfa_tokens(self) -> MfaTokenRepository: ...
+
+    def commit_only_while(self, stamp: SecurityStamp) -> None:
+        """Write only while the account still has the security state ``stamp``: checked with
+        the first statement sent (the inserts that wait for the commit go in it), the account
+        then left unchanged until the end. Otherwise that statement writes nothing, and the
+        unit of work raises ``SecurityStateChanged``."""
+        ...
 
     async def commit(self) -> None: ...
 

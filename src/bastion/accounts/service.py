@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bastion.accounts.errors import EmailTaken
@@ -83,11 +83,11 @@ class AccountService:
         now = self._clock.now()
         async with self._uow() as uow:
             stored = ensure_usable(await uow.verification_tokens.get(hash_token(token)), now)
-            user = await uow.users.get(stored.user_id)
+            user = await uow.users.get_for_update(stored.user_id)
             if user is None or not await uow.verification_tokens.spend(stored.token_hash, now):
                 raise TokenInvalid()
             if not user.is_verified:
-                await uow.users.update(replace(user, is_verified=True, updated_at=now))
+                await uow.users.update(user.with_verified(True, now))
                 await uow.audit.record(event(EventType.EMAIL_VERIFIED, now, context, user.id))
             await uow.commit()
 

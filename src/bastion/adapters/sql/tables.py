@@ -70,6 +70,8 @@ users = Table(
     Column("is_active", Boolean(), nullable=False),
     _timestamp("created_at"),
     _timestamp("updated_at"),
+    # Bumped by every change to what a log-in decides on (accounts.model.User).
+    Column("security_version", Integer(), nullable=False, server_default="1"),
 )
 
 

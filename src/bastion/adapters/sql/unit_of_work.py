@@ -23,8 +23,9 @@ from bastion.adapters.sql.outbox import SqlOutbox
 from bastion.adapters.sql.sessions import SqlSessionRepository
 from bastion.adapters.sql.signing_keys import SqlSigningKeyRepository
 from bastion.adapters.sql.transaction import SqlTransaction
-from bastion.adapters.sql.users import SqlUserRepository
+from bastion.adapters.sql.users import SECURITY_STATE_HELD, SqlUserRepository
 from bastion.audit.ports import AuditObserver
+from bastion.core.context import SecurityStamp
 from bastion.core.errors import StorageUnavailable
 from bastion.core.secrets import Sealer
 
@@ -93,6 +94,13 @@ class SqlUnitOfWork:
         self.webauthn_challenges = SqlWebAuthnChallengeRepository(transaction)
         self.mfa_tokens = SqlMfaTokenRepository(transaction)
         return self
+
+    def commit_only_while(self, stamp: SecurityStamp) -> None:
+        if self._transaction is None:
+            raise RuntimeError("commit_only_while() outside the unit of work")
+        self._transaction.require(
+            SECURITY_STATE_HELD, {"held_user_id": stamp.user_id, "held_version": stamp.version}
+        )
 
     async def commit(self) -> None:
         if self._transaction is None:
