@@ -15,9 +15,9 @@ import asyncio
 import copy
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -25,8 +25,10 @@ from bastion.accounts.errors import EmailTaken
 from bastion.accounts.model import Role, User
 from bastion.audit.model import AuditEvent, scrub
 from bastion.audit.ports import AuditObserver
+from bastion.background.model import Lease, may_take
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.mail.model import EmailMessage, QueuedMessage
+from bastion.retention.model import Purgeable
 from bastion.sessions.model import Session
 from bastion.tokens.model import SigningKey
 
@@ -61,6 +63,7 @@ class Tables:
     signing_keys: dict[str, SigningKey] = field(default_factory=dict)
     outbox: dict[int, OutboxRow] = field(default_factory=dict)
     audit: dict[int, AuditEvent] = field(default_factory=dict)
+    leases: dict[str, Lease] = field(default_factory=dict)
 
     def delete_user(self, user_id: uuid.UUID) -> None:
         """Delete a user and what the database's foreign keys cascade to."""
@@ -68,7 +71,13 @@ class Tables:
         for tokens in (self.verification_tokens, self.reset_tokens):
             for token_hash in [h for h, t in tokens.items() if t.user_id == user_id]:
                 del tokens[token_hash]
-        gone = {sid for sid, session in self.sessions.items() if session.user_id == user_id}
+        self.delete_sessions(
+            [sid for sid, session in self.sessions.items() if session.user_id == user_id]
+        )
+
+    def delete_sessions(self, session_ids: Sequence[uuid.UUID]) -> None:
+        """Delete sessions and, as the foreign key cascades, their refresh tokens."""
+        gone = set(session_ids)
         for session_id in gone:
             del self.sessions[session_id]
         for token_hash in [h for h, t in self.refresh_tokens.items() if t.session_id in gone]:
@@ -316,6 +325,62 @@ class FakeAuditLog:
         return changed
 
 
+class FakeLeases:
+    def __init__(self, tables: Tables) -> None:
+        self._leases = tables.leases
+
+    async def acquire(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        if not may_take(self._leases.get(name), holder, now):
+            return False
+        self._leases[name] = Lease(name, holder, now + ttl)
+        return True
+
+    async def release(self, name: str, holder: str) -> None:
+        lease = self._leases.get(name)
+        if lease is not None and lease.holder == holder:
+            del self._leases[name]
+
+
+class FakePurgeableRows:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def delete(self, kind: Purgeable, before: datetime, limit: int) -> int:
+        rows, is_past = self._rule(kind, before)
+        chosen = [key for key, row in rows.items() if is_past(row)][:limit]
+        if rows is self._tables.sessions:
+            self._tables.delete_sessions(chosen)
+        else:
+            for key in chosen:
+                del rows[key]
+        return len(chosen)
+
+    def _rule(
+        self, kind: Purgeable, before: datetime
+    ) -> tuple[dict[Any, Any], Callable[[Any], bool]]:
+        """The table of ``kind`` and the test of a row past its retention."""
+
+        def past(moment: datetime | None) -> bool:
+            return moment is not None and moment < before
+
+        t = self._tables
+        match kind:
+            case Purgeable.AUDIT_EVENTS:
+                return t.audit, lambda event: past(event.occurred_at)
+            case Purgeable.EXPIRED_SESSIONS:
+                return t.sessions, lambda session: past(session.expires_at)
+            case Purgeable.REVOKED_SESSIONS:
+                return t.sessions, lambda session: past(session.revoked_at)
+            case Purgeable.VERIFICATION_TOKENS:
+                return t.verification_tokens, lambda token: past(token.expires_at)
+            case Purgeable.RESET_TOKENS:
+                return t.reset_tokens, lambda token: past(token.expires_at)
+            case Purgeable.SENT_EMAILS:
+                return t.outbox, lambda row: past(row.sent_at)
+            case Purgeable.FAILED_EMAILS:
+                return t.outbox, lambda row: row.sent_at is None and past(row.failed_at)
+
+
 class FakeUnitOfWork:
     users: FakeUserRepository
     verification_tokens: FakeOneTimeTokenRepository
@@ -324,6 +389,8 @@ class FakeUnitOfWork:
     signing_keys: FakeSigningKeyRepository
     outbox: FakeOutbox
     audit: FakeAuditLog
+    leases: FakeLeases
+    purgeable: FakePurgeableRows
 
     def __init__(self, store: FakeUnitOfWorkFactory, *, read_only: bool) -> None:
         self._store = store
@@ -342,6 +409,8 @@ class FakeUnitOfWork:
         self.signing_keys = FakeSigningKeyRepository(tables)
         self.outbox = FakeOutbox(tables, self._store.outbox_ids)
         self.audit = FakeAuditLog(tables, self._store.audit_ids)
+        self.leases = FakeLeases(tables)
+        self.purgeable = FakePurgeableRows(tables)
         return self
 
     async def commit(self) -> None:

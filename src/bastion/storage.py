@@ -7,7 +7,9 @@ from typing import Protocol, Self
 
 from bastion.accounts.ports import OneTimeTokenRepository, UserRepository
 from bastion.audit.ports import AuditLog
+from bastion.background.ports import Leases
 from bastion.mail.ports import Outbox
+from bastion.retention.ports import PurgeableRows
 from bastion.sessions.ports import SessionRepository
 from bastion.tokens.ports import SigningKeyRepository
 
@@ -35,6 +37,12 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    @property
+    def leases(self) -> Leases: ...
+
+    @property
+    def purgeable(self) -> PurgeableRows: ...
 
     async def commit(self) -> None: ...
 

@@ -22,6 +22,7 @@ TABLES = {
     "signing_keys",
     "outbox",
     "audit_events",
+    "leases",
 }
 
 

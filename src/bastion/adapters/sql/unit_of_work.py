@@ -12,8 +12,10 @@ from bastion.accounts.errors import EmailTaken
 from bastion.adapters.sql import tables
 from bastion.adapters.sql.audit import SqlAuditLog
 from bastion.adapters.sql.database import READ_ONLY
+from bastion.adapters.sql.leases import SqlLeases
 from bastion.adapters.sql.one_time_tokens import SqlOneTimeTokenRepository
 from bastion.adapters.sql.outbox import SqlOutbox
+from bastion.adapters.sql.purgeable import SqlPurgeableRows
 from bastion.adapters.sql.sessions import SqlSessionRepository
 from bastion.adapters.sql.signing_keys import SqlSigningKeyRepository
 from bastion.adapters.sql.transaction import SqlTransaction
@@ -40,6 +42,8 @@ class SqlUnitOfWork:
     signing_keys: SqlSigningKeyRepository
     outbox: SqlOutbox
     audit: SqlAuditLog
+    leases: SqlLeases
+    purgeable: SqlPurgeableRows
 
     def __init__(
         self,
@@ -78,6 +82,8 @@ class SqlUnitOfWork:
         self.signing_keys = SqlSigningKeyRepository(transaction)
         self.outbox = SqlOutbox(transaction, self._sealer)
         self.audit = SqlAuditLog(transaction)
+        self.leases = SqlLeases(transaction)
+        self.purgeable = SqlPurgeableRows(transaction)
         return self
 
     async def commit(self) -> None:
