@@ -31,6 +31,8 @@ class EventType(StrEnum):
     USER_DISABLED = "user_disabled"
     USER_ENABLED = "user_enabled"
     USER_DELETED = "user_deleted"
+    SIGNING_KEY_ROTATED = "signing_key_rotated"
+    RETENTION_PURGED = "retention_purged"
 
 
 class LoginFailure(StrEnum):
