@@ -311,6 +311,18 @@ def migrated_postgres_database() -> Iterator[str]:
         drop_postgres_database(name)
 
 
+@contextmanager
+def copied_postgres_database(template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database copied from the migrated database ``template`` (much faster
+    than migrating one), dropped when the block ends."""
+    name = f"bastion_test_{secrets.token_hex(6)}"
+    psql(f"CREATE DATABASE {name} TEMPLATE {template}")
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        drop_postgres_database(name)
+
+
 def migrated_sqlite_database(directory: Path) -> str:
     """A SQLite database file in ``directory``, upgraded to head."""
     url = f"sqlite+aiosqlite:///{directory / 'bastion.db'}"

@@ -177,6 +177,10 @@ class Settings(BaseSettings):
         return self.env is Environment.PRODUCTION
 
     @property
+    def json_logs(self) -> bool:
+        return self.log_json if self.log_json is not None else self.is_production
+
+    @property
     def token_issuer(self) -> str:
         return self.issuer or self.public_url
 
