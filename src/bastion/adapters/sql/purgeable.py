@@ -1,17 +1,23 @@
 """Rows past their retention: the ``PurgeableRows`` port.
 
-Each batch is one ``DELETE … WHERE key IN (SELECT key … WHERE <ended before> LIMIT n)``, whose
-inner select walks one index (``docs/operations.md`` shows the plans). Ended sessions are found
-by expiry and by revocation in separate batches: one condition on both columns would make
-PostgreSQL gather every candidate row of both indexes for each batch before the limit applies.
-A session's refresh tokens go with it (the foreign key cascades).
+A batch is one statement: ``DELETE … WHERE key IN (SELECT key … WHERE <ended before> ORDER BY
+<that moment> LIMIT n)``; PostgreSQL gets ``key = ANY(ARRAY(SELECT …))``, which it runs as one
+walk of the moment's index and n primary-key lookups (given ``IN``, it chose to scan the whole
+table for each batch). Ordering by the moment keeps the walk on the index however many rows
+qualify, oldest first. Ended sessions are found by expiry and by revocation in separate
+batches: one condition over both columns would have PostgreSQL gather every candidate of both
+indexes before the limit applies. A session's refresh tokens go with it (the foreign key
+cascades). ``docs/operations.md`` shows the plans.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, Delete, Table, bindparam, delete, select
+from sqlalchemy import Column, Delete, Table, any_, bindparam, delete, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from bastion.adapters.sql import tables
@@ -19,35 +25,46 @@ from bastion.adapters.sql.transaction import SqlTransaction
 from bastion.retention.model import Purgeable
 
 
-def _before(column: Column[datetime]) -> ColumnElement[bool]:
-    return column < bindparam("before", type_=column.type)
-
-
-def _delete_some(table: Table, key: Column[object], condition: ColumnElement[bool]) -> Delete:
-    chosen = select(key).where(condition).limit(bindparam("limit")).scalar_subquery()
-    return delete(table).where(key.in_(chosen))
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    table: Table
+    key: Column[Any]
+    ended_at: Column[datetime]  # when such a row ended
+    condition: ColumnElement[bool] | None = None  # what else such a row is
 
 
 _audit, _sessions, _outbox = tables.audit_events, tables.sessions, tables.outbox
 _verification, _reset = tables.email_verification_tokens, tables.password_reset_tokens
-PURGE_BATCHES: dict[Purgeable, Delete] = {
-    Purgeable.AUDIT_EVENTS: _delete_some(_audit, _audit.c.id, _before(_audit.c.occurred_at)),
-    Purgeable.EXPIRED_SESSIONS: _delete_some(
-        _sessions, _sessions.c.id, _before(_sessions.c.expires_at)
+_KINDS = {
+    Purgeable.AUDIT_EVENTS: _Rows(_audit, _audit.c.id, _audit.c.occurred_at),
+    Purgeable.EXPIRED_SESSIONS: _Rows(_sessions, _sessions.c.id, _sessions.c.expires_at),
+    Purgeable.REVOKED_SESSIONS: _Rows(_sessions, _sessions.c.id, _sessions.c.revoked_at),
+    Purgeable.VERIFICATION_TOKENS: _Rows(
+        _verification, _verification.c.token_hash, _verification.c.expires_at
     ),
-    Purgeable.REVOKED_SESSIONS: _delete_some(
-        _sessions, _sessions.c.id, _before(_sessions.c.revoked_at)
-    ),
-    Purgeable.VERIFICATION_TOKENS: _delete_some(
-        _verification, _verification.c.token_hash, _before(_verification.c.expires_at)
-    ),
-    Purgeable.RESET_TOKENS: _delete_some(_reset, _reset.c.token_hash, _before(_reset.c.expires_at)),
-    Purgeable.SENT_EMAILS: _delete_some(_outbox, _outbox.c.id, _before(_outbox.c.sent_at)),
+    Purgeable.RESET_TOKENS: _Rows(_reset, _reset.c.token_hash, _reset.c.expires_at),
+    Purgeable.SENT_EMAILS: _Rows(_outbox, _outbox.c.id, _outbox.c.sent_at),
     # "sent_at IS NULL" lets the outbox's (sent_at, failed_at, …) index find them.
-    Purgeable.FAILED_EMAILS: _delete_some(
-        _outbox, _outbox.c.id, _outbox.c.sent_at.is_(None) & _before(_outbox.c.failed_at)
+    Purgeable.FAILED_EMAILS: _Rows(
+        _outbox, _outbox.c.id, _outbox.c.failed_at, _outbox.c.sent_at.is_(None)
     ),
 }
+
+
+@functools.cache
+def purge_batch(kind: Purgeable, dialect: str) -> Delete:
+    rows = _KINDS[kind]
+    ended = rows.ended_at < bindparam("before", type_=rows.ended_at.type)
+    chosen = (
+        select(rows.key)
+        .where(ended if rows.condition is None else rows.condition & ended)
+        .order_by(rows.ended_at)
+        .limit(bindparam("limit"))
+        .scalar_subquery()
+    )
+    if dialect == "postgresql":
+        return delete(rows.table).where(rows.key == any_(func.array(chosen)))
+    return delete(rows.table).where(rows.key.in_(chosen))
 
 
 class SqlPurgeableRows:
@@ -55,5 +72,6 @@ class SqlPurgeableRows:
         self._db = connection
 
     async def delete(self, kind: Purgeable, before: datetime, limit: int) -> int:
-        result = await self._db.execute(PURGE_BATCHES[kind], {"before": before, "limit": limit})
+        statement = purge_batch(kind, self._db.dialect)
+        result = await self._db.execute(statement, {"before": before, "limit": limit})
         return result.rowcount
