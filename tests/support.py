@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
+import json
 import re
 import secrets
 import socket
@@ -225,6 +227,13 @@ async def access_token(
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
+
+
+def kid_of(token: str) -> str:
+    """The ``kid`` in an access token's header: which signing key signed it."""
+    header = token.split(".", 1)[0]
+    kid: str = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+    return kid
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -7,8 +7,6 @@ Each test has a database of its own: the signer is the newest key of the whole d
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 
 import httpx
 from sqlalchemy import func, select
@@ -23,6 +21,7 @@ from tests.support import (
     app_with_user,
     assert_problem,
     audit_rows,
+    kid_of,
     login,
     make_settings,
     running_app,
@@ -34,12 +33,6 @@ DAY = 86400
 
 def rotation_task(services: Services) -> PeriodicTask:
     return next(task for task in services.background if task.name == ROTATION_LEASE)
-
-
-def kid_of(token: str) -> str:
-    header = token.split(".", 1)[0]
-    kid: str = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
-    return kid
 
 
 async def published_kids(client: httpx.AsyncClient) -> set[str]:

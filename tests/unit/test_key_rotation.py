@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from datetime import timedelta
 from functools import partial
 
@@ -12,16 +10,11 @@ from bastion.adapters.memory.limiter import MemoryLimiter
 from bastion.background.errors import LeaseHeld
 from bastion.bootstrap import Services, build
 from bastion.tokens.model import AccessClaims, Rotation
+from tests.support import kid_of
 from tests.unit.flows import World, world
 
 DAY = 86400
 MAX_AGE = timedelta(days=90)
-
-
-def kid_of(token: str) -> str:
-    header = token.split(".", 1)[0]
-    kid: str = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
-    return kid
 
 
 async def a_token(w: World, services: Services | None = None) -> str:

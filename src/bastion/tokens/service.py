@@ -93,7 +93,7 @@ class TokenService:
             signer = next(iter(newest_first(await uow.signing_keys.list())), None)
             key = await self._add_signer(uow, signer, reason="manual")
             await uow.commit()
-        await self._reload()
+        await self._switched(key, signer, reason="manual")
         return key
 
     async def rotate_if_older_than(self, max_age: timedelta) -> Rotation:
@@ -110,8 +110,7 @@ class TokenService:
                 return Rotation(signer, replaced=None)
             key = await self._add_signer(uow, signer, reason="age")
             await uow.commit()
-        await self._reload()
-        log.info("keys.rotated", kid=key.kid, replaced=signer.kid if signer else None)
+        await self._switched(key, signer, reason="age")
         return Rotation(key, replaced=signer)
 
     async def _add_signer(
@@ -124,6 +123,13 @@ class TokenService:
             AuditEvent(EventType.SIGNING_KEY_ROTATED, key.created_at, details=details)
         )
         return key
+
+    async def _switched(self, key: SigningKey, replaced: SigningKey | None, *, reason: str) -> None:
+        """This process signs with ``key`` from now on; the others within KEY_REFRESH_SECONDS."""
+        await self._reload()
+        log.info(
+            "keys.rotated", kid=key.kid, replaced=replaced.kid if replaced else None, reason=reason
+        )
 
     async def statuses(self) -> list[KeyStatus]:
         return (await self._current(max_age=KEY_REFRESH_SECONDS)).statuses
