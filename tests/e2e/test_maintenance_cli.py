@@ -89,18 +89,6 @@ def test_rotate_if_older_than_rotates_only_an_older_key_and_says_what_it_did(
     assert signing_keys(settings) == 2
 
 
-def test_rotate_if_older_than_refuses_anything_but_whole_days_in_one_line(
-    settings: Settings,
-) -> None:
-    for days in ("0", "1.5", "99999999999999999999"):
-        result = bastion(environment_of(settings), "keys", "rotate", "--if-older-than", days)
-        assert result.returncode == 2
-        [line] = result.stderr.splitlines()
-        assert line == (
-            f"Error: --if-older-than takes a whole number of days from 1 to 36500, not '{days}'."
-        )
-
-
 def test_processes_rotating_an_old_key_at_once_rotate_it_once(fresh_database_url: str) -> None:
     settings = make_settings(fresh_database_url, "smtp://127.0.0.1:9")
     in_the_past(settings, days=3)

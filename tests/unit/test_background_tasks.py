@@ -14,7 +14,8 @@ import pytest
 from bastion.background.errors import LeaseHeld, LeaseLost
 from bastion.background.periodic import OneAtATime, PeriodicTask
 from bastion.core.clock import FrozenClock
-from tests.fakes import FakeUnitOfWorkFactory
+from bastion.core.errors import StorageUnavailable
+from tests.fakes import FakeUnitOfWork, FakeUnitOfWorkFactory
 
 NAME = "test-task"
 SHORT_TTL = timedelta(seconds=0.15)
@@ -155,6 +156,37 @@ async def test_a_periodic_task_runs_each_interval_through_failures_until_stopped
     after_stop = len(runs)
     await asyncio.sleep(0.05)
     assert len(runs) == after_stop
+    assert store.tables.leases == {}
+
+
+class DownAtFirst:
+    """The storage of a database that is unreachable for its first ``outages`` units of work."""
+
+    def __init__(self, store: FakeUnitOfWorkFactory, outages: int) -> None:
+        self.store = store
+        self.outages = outages
+
+    def __call__(
+        self, *, read_only: bool = False, single_statement: bool = False
+    ) -> FakeUnitOfWork:
+        if self.outages:
+            self.outages -= 1
+            raise StorageUnavailable()
+        return self.store(read_only=read_only, single_statement=single_statement)
+
+
+async def test_rounds_that_find_the_database_down_are_skipped_until_it_is_back() -> None:
+    store, clock = FakeUnitOfWorkFactory(), FrozenClock()
+    runs: list[str] = []
+
+    async def job() -> None:
+        runs.append("ran")
+
+    runner = OneAtATime(NAME, DownAtFirst(store, outages=3), clock, holder="a")
+    task = PeriodicTask(runner, job, every=0.01)
+    task.start()
+    await wait_until(lambda: len(runs) >= 1)
+    await task.stop()
     assert store.tables.leases == {}
 
 
