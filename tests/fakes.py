@@ -346,8 +346,12 @@ class FakePurgeableRows:
         self._tables = tables
 
     async def delete(self, kind: Purgeable, before: datetime, limit: int) -> int:
-        rows, is_past = self._rule(kind, before)
-        chosen = [key for key, row in rows.items() if is_past(row)][:limit]
+        rows, ended_at = self._kind(kind)
+        ended = {key: ended_at(row) for key, row in rows.items()}
+        past = sorted(
+            (moment, key) for key, moment in ended.items() if moment is not None and moment < before
+        )
+        chosen = [key for _, key in past[:limit]]
         if rows is self._tables.sessions:
             self._tables.delete_sessions(chosen)
         else:
@@ -355,30 +359,24 @@ class FakePurgeableRows:
                 del rows[key]
         return len(chosen)
 
-    def _rule(
-        self, kind: Purgeable, before: datetime
-    ) -> tuple[dict[Any, Any], Callable[[Any], bool]]:
-        """The table of ``kind`` and the test of a row past its retention."""
-
-        def past(moment: datetime | None) -> bool:
-            return moment is not None and moment < before
-
+    def _kind(self, kind: Purgeable) -> tuple[dict[Any, Any], Callable[[Any], datetime | None]]:
+        """The table of ``kind``, and when one of its rows ended (None: it is not of the kind)."""
         t = self._tables
         match kind:
             case Purgeable.AUDIT_EVENTS:
-                return t.audit, lambda event: past(event.occurred_at)
+                return t.audit, lambda event: event.occurred_at
             case Purgeable.EXPIRED_SESSIONS:
-                return t.sessions, lambda session: past(session.expires_at)
+                return t.sessions, lambda session: session.expires_at
             case Purgeable.REVOKED_SESSIONS:
-                return t.sessions, lambda session: past(session.revoked_at)
+                return t.sessions, lambda session: session.revoked_at
             case Purgeable.VERIFICATION_TOKENS:
-                return t.verification_tokens, lambda token: past(token.expires_at)
+                return t.verification_tokens, lambda token: token.expires_at
             case Purgeable.RESET_TOKENS:
-                return t.reset_tokens, lambda token: past(token.expires_at)
+                return t.reset_tokens, lambda token: token.expires_at
             case Purgeable.SENT_EMAILS:
-                return t.outbox, lambda row: past(row.sent_at)
+                return t.outbox, lambda row: row.sent_at
             case Purgeable.FAILED_EMAILS:
-                return t.outbox, lambda row: row.sent_at is None and past(row.failed_at)
+                return t.outbox, lambda row: row.failed_at if row.sent_at is None else None
 
 
 class FakeUnitOfWork:

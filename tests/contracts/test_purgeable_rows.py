@@ -39,6 +39,16 @@ async def test_audit_events_that_occurred_before_the_cutoff_go_at_most_limit_at_
         assert [e.occurred_at for e in await work.audit.list()] == [later(10)]
 
 
+async def test_the_oldest_rows_go_first(uow: UnitOfWorkFactory) -> None:
+    for at in (2, 0, 1):
+        async with uow() as work:
+            await work.audit.record(AuditEvent(EventType.LOGIN_SUCCEEDED, later(at)))
+            await work.commit()
+    assert await purge(uow, Purgeable.AUDIT_EVENTS, before=10, limit=1) == 1
+    async with uow(read_only=True) as work:
+        assert sorted(e.occurred_at for e in await work.audit.list()) == [later(1), later(2)]
+
+
 async def test_sessions_that_expired_before_the_cutoff_go_with_their_refresh_tokens(
     uow: UnitOfWorkFactory,
 ) -> None:
