@@ -7,6 +7,7 @@ from typing import Protocol, Self
 
 from bastion.accounts.ports import OneTimeTokenRepository, UserRepository
 from bastion.audit.ports import AuditLog
+from bastion.background.ports import Leases
 from bastion.core.context import SecurityStamp
 from bastion.mail.ports import Outbox
 from bastion.mfa.ports import (
@@ -15,6 +16,7 @@ from bastion.mfa.ports import (
     RecoveryCodeRepository,
     WebAuthnChallengeRepository,
 )
+from bastion.retention.ports import PurgeableRows
 from bastion.sessions.ports import SessionRepository
 from bastion.tokens.ports import SigningKeyRepository
 
@@ -42,6 +44,12 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    @property
+    def leases(self) -> Leases: ...
+
+    @property
+    def purgeable(self) -> PurgeableRows: ...
 
     @property
     def mfa_factors(self) -> FactorRepository: ...

@@ -30,6 +30,7 @@ TABLES = {
     "recovery_codes",
     "webauthn_challenges",
     "mfa_tokens",
+    "leases",
 }
 
 
