@@ -59,8 +59,10 @@ async def register(body: RegisterRequest, accounts: AccountsDep, context: Contex
     dependencies=[PerIpLimit],
     summary="Mail a new verification link",
 )
-async def resend_verification(body: VerificationResendRequest, accounts: AccountsDep) -> Accepted:
-    await accounts.resend_verification(body.email)
+async def resend_verification(
+    body: VerificationResendRequest, accounts: AccountsDep, context: ContextDep
+) -> Accepted:
+    await accounts.resend_verification(body.email, context)
     return Accepted()
 
 
