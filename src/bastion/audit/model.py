@@ -24,6 +24,7 @@ class EventType(StrEnum):
     LOGOUT = "logout"
     SESSION_REVOKED = "session_revoked"
     ALL_SESSIONS_REVOKED = "all_sessions_revoked"
+    VERIFICATION_REQUESTED = "verification_requested"
     RESET_REQUESTED = "reset_requested"
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a label, not a secret
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a label, not a secret
@@ -40,6 +41,8 @@ class EventType(StrEnum):
     MFA_LOCKED = "mfa_locked"
     WEBAUTHN_COUNTER_REGRESSED = "webauthn_counter_regressed"
     PASSKEY_LOGIN_FAILED = "passkey_login_failed"
+    SIGNING_KEY_ROTATED = "signing_key_rotated"
+    RETENTION_PURGED = "retention_purged"
 
 
 class LoginFailure(StrEnum):

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
-from bastion.guards import PasswordResetLimit, PerIpLimit, PerUserLimit
+from bastion.guards import PasswordResetRequest, PerIpLimit, PerUserLimit
 from bastion.http.deps import ContextDep, CurrentPrincipal, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
-from bastion.http.schemas import Accepted, EmailRequest
+from bastion.http.schemas import Accepted
 from bastion.passwords.errors import WeakPassword, WrongPassword
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 from bastion.passwords.service import PasswordService
+from bastion.ratelimit.errors import TooManyAttempts
 
 router = APIRouter(prefix="/api/v1/auth", tags=["passwords"])
 PROBLEMS: ProblemRows = {
@@ -45,11 +46,11 @@ class PasswordReset(BaseModel):
 @router.post(
     "/forgot-password",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[PerIpLimit, PasswordResetLimit],
+    dependencies=[PerIpLimit],
     summary="Mail a password-reset link (same answer whether or not the account exists)",
 )
 async def forgot_password(
-    body: EmailRequest, passwords: PasswordsDep, context: ContextDep
+    body: PasswordResetRequest, passwords: PasswordsDep, context: ContextDep
 ) -> Accepted:
     await passwords.forgot_password(body.email, context)
     return Accepted()
@@ -74,7 +75,7 @@ async def reset_password(
     dependencies=[PerUserLimit],
     summary="Change the password; other sessions end, this one stays",
 )
-@raises(WrongPassword, WeakPassword)
+@raises(WrongPassword, WeakPassword, TooManyAttempts)
 async def change_password(
     body: ChangeRequest, principal: CurrentPrincipal, passwords: PasswordsDep, context: ContextDep
 ) -> None:

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bastion.audit.model import EventType, event
+from bastion.core.account_at import AccountAt
 from bastion.core.clock import Clock
 from bastion.core.context import Principal, RequestContext
 from bastion.core.email_address import normalize_email
 from bastion.core.errors import NotFound
-from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
+from bastion.core.one_time_tokens import TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
 from bastion.passwords.errors import WrongPassword
 from bastion.passwords.policy import PasswordPolicy, ensure_strong
-from bastion.passwords.ports import PasswordHasher
+from bastion.passwords.ports import PasswordConfirmation, PasswordHasher
 from bastion.sessions.model import RevokeReason
 from bastion.storage import UnitOfWorkFactory
 
@@ -38,40 +39,37 @@ class PasswordService:
         rules: ResetRules,
         mail_queued: Callable[[], None],
         sessions_revoked: Callable[[list[uuid.UUID]], None],
+        confirmation: PasswordConfirmation,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._clock = clock
         self._rules = rules
+        self._confirmation = confirmation
         self._mail_queued = mail_queued
         # Revocations must reach this process's session-liveness cache at once.
         self._sessions_revoked = sessions_revoked
 
     async def forgot_password(self, email: str, context: RequestContext) -> None:
-        """Mail a reset link if the account exists; the caller cannot tell either way."""
+        """Mail a reset link if the account exists; the caller cannot tell either way.
+
+        Nor can the time tell: the link and the email are made, and the same statements sent,
+        whether or not there is an account; the database writes the token and queues the email
+        only for one. The event is recorded either way (it also shows someone probing for
+        accounts).
+        """
+        email = normalize_email(email)
+        account = AccountAt(email)
         now = self._clock.now()
         token = new_token()
         ttl = self._rules.reset_token_ttl
+        message = messages.reset_password(email, self._rules.links, token, ttl / 3600)
         async with self._uow() as uow:
-            user = await uow.users.get_by_email(normalize_email(email))
-            if user is None:
-                # Still write and commit, so an unknown address costs about the same time as a
-                # known one; the event also shows someone probing for accounts.
-                await uow.audit.record(event(EventType.RESET_REQUESTED, now, context))
-                await uow.commit()
-                return
-            await uow.reset_tokens.add(
-                OneTimeToken(
-                    token_hash=hash_token(token),
-                    user_id=user.id,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=ttl),
-                )
+            await uow.reset_tokens.add_for(
+                account, hash_token(token), now, now + timedelta(seconds=ttl)
             )
-            await uow.outbox.add(
-                messages.reset_password(user.email, self._rules.links, token, ttl / 3600), now
-            )
-            await uow.audit.record(event(EventType.RESET_REQUESTED, now, context, user.id))
+            await uow.outbox.add_for(account, message, now)
+            await uow.audit.record_for(account, event(EventType.RESET_REQUESTED, now, context))
             await uow.commit()
         self._mail_queued()
 
@@ -90,14 +88,13 @@ class PasswordService:
         password_hash = await self._hasher.hash(new_password)
         now = self._clock.now()
         async with self._uow() as uow:
-            if not await uow.reset_tokens.spend(stored.token_hash, now):
+            # The account first, then its tokens: the order in which a deletion locks them.
+            current = await uow.users.get_for_update(user.id)
+            if current is None or not await uow.reset_tokens.spend(stored.token_hash, now):
                 raise TokenInvalid()
             await uow.reset_tokens.spend_all_for_user(user.id, now)
-            current = await uow.users.get(user.id)
-            if current is None:
-                raise TokenInvalid()
             await uow.users.update(
-                replace(current, password_hash=password_hash, is_verified=True, updated_at=now)
+                current.with_password(password_hash, now).with_verified(True, now)
             )
             revoked = await uow.sessions.revoke(user.id, now, RevokeReason.PASSWORD_RESET.value)
             await uow.outbox.add(messages.password_changed(user.email), now)
@@ -117,21 +114,25 @@ class PasswordService:
         new_password: str,
         context: RequestContext,
     ) -> None:
-        """Change the password knowing the current one; other sessions end, this one stays."""
+        """Change the password knowing the current one; other sessions end, this one stays.
+
+        A wrong current password counts as a failed log-in (lockouts, audit, the owner's mail).
+        The change is made only if the account is still as the confirmation saw it: a reset,
+        deactivation or other change in between makes the confirmed password moot.
+        """
         async with self._uow(read_only=True) as uow:
             user = await uow.users.get(principal.user_id)
         if user is None:
             raise NotFound("User not found.")
-        if not (await self._hasher.verify(user.password_hash, current_password)).valid:
-            raise WrongPassword()
+        confirmed = await self._confirmation.confirm_password(user.email, current_password, context)
         ensure_strong(new_password, self._rules.policy, user.email)
         password_hash = await self._hasher.hash(new_password)
         now = self._clock.now()
         async with self._uow() as uow:
-            current = await uow.users.get(user.id)
-            if current is None:
-                raise WrongPassword("Invalid email or password")
-            await uow.users.update(replace(current, password_hash=password_hash, updated_at=now))
+            current = await uow.users.get_for_update(user.id)
+            if current is None or current.security_stamp != confirmed:
+                raise WrongPassword()
+            await uow.users.update(current.with_password(password_hash, now))
             revoked = await uow.sessions.revoke(
                 user.id, now, RevokeReason.PASSWORD_CHANGED.value, keep=principal.session_id
             )
