@@ -35,10 +35,20 @@ from bastion.core.secrets import Sealer
 UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
 
 
+# SQLSTATE classes of a server that is up but refuses work for now: insufficient resources
+# ("too many clients already", 53300), operator intervention (shutting down, starting up) and
+# connection exceptions.
+UNAVAILABLE_SQLSTATE_CLASSES = ("53", "57", "08")
+
+
 def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, UNAVAILABLE):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    refused = isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATE_CLASSES)
+    return exc.connection_invalidated or refused
 
 
 class SqlUnitOfWork:
