@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench wrk
+.PHONY: run test lint bench wrk translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,10 @@ $(PEER_STAMP): bench/peer/requirements.txt $(STAMP)
 ## wrk drives the benchmark (and its smoke test); it comes from Debian's packages
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+## Extract the pages' and emails' strings and update every catalog (docs/pages.md, "Translation")
+CATALOGS := src/bastion/locales
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k gettext_noop --no-location --sort-output \
+		--project=Bastion --copyright-holder="The Bastion authors" -o $(CATALOGS)/messages.pot .
+	$(BIN)/pybabel update -i $(CATALOGS)/messages.pot -d $(CATALOGS) --ignore-obsolete

@@ -115,7 +115,14 @@ async def limit_verification_resends(request: Request) -> None:
 async def _limit_per_email(request: Request, limits: RateLimits, rule: Rule) -> None:
     email = await email_in_body(request)
     if email is not None:
-        enforce(request, await limits.per_email(rule, email))
+        await limit_per_email(request, rule, email)
+
+
+async def limit_per_email(request: Request, rule: Rule, email: str) -> None:
+    """Count a request about ``email`` against ``rule``, keyed by the canonical address (the
+    pages, whose bodies are forms, call it with the address they read)."""
+    limits = provided(request, RateLimits)
+    enforce(request, await limits.per_email(rule, email))
 
 
 @raises(CsrfRejected)

@@ -10,6 +10,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.core.i18n import SOURCE_LOCALE, negotiate, use_locale
 from bastion.http.client_ip import Network, client_ip
 from bastion.http.errors import unexpected_error
 from bastion.http.problems import problem
@@ -46,10 +47,11 @@ class BodyTooLarge(HTTPException):
 class RequestMiddleware:
     """The outermost layer of the app.
 
-    It resolves the client IP once, gives every request an id (echoed as X-Request-ID), enforces
-    the body size limit and JSON content type on the API, adds security headers, turns any
-    unhandled exception into a problem document, and logs one line per request. The logged path
-    is the route template, so tokens in paths or query strings never reach a log.
+    It resolves the client IP once, chooses the request's language (what it renders or mails
+    speaks it), gives every request an id (echoed as X-Request-ID), enforces the body size
+    limit and JSON content type on the API, adds security headers, turns any unhandled exception
+    into a problem document, and logs one line per request. The logged path is the route
+    template, so tokens in paths or query strings never reach a log.
     """
 
     def __init__(
@@ -60,9 +62,11 @@ class RequestMiddleware:
         trusted_proxies: Sequence[Network],
         hsts: bool,
         is_unavailable: UnavailableClassifier,
+        default_locale: str = SOURCE_LOCALE,
         on_request: RequestObserver | None = None,
     ) -> None:
         self.app = app
+        self.default_locale = default_locale
         self.max_body_bytes = max_body_bytes
         self.trusted_proxies = tuple(trusted_proxies)
         self.hsts = hsts
@@ -81,6 +85,10 @@ class RequestMiddleware:
         scope.setdefault("state", {})
         scope["state"]["client_ip"] = client_ip(peer, forwarded, self.trusted_proxies)
         scope["state"]["request_id"] = request_id
+        # The language of whatever this request renders or mails (pages, emails).
+        languages = headers.get(b"accept-language")
+        accept_language = languages.decode("latin-1") if languages else None
+        use_locale(negotiate(accept_language, self.default_locale))
         status = 500
         response_started = False
 

@@ -55,9 +55,16 @@ class LoginFlow:
         return await self._admission.admit(email, context, device_cookie)
 
     async def log_in(
-        self, admission: Admission, password: str, remember_me: bool, context: RequestContext
+        self,
+        admission: Admission,
+        password: str,
+        remember_me: bool,
+        context: RequestContext,
+        *,
+        browser: bool = False,
     ) -> LoggedIn:
-        """Steps 2 to 4 for an admitted attempt."""
+        """Steps 2 to 4 for an admitted attempt; ``browser`` for a sign-in on Bastion's pages,
+        whose session a cookie carries."""
         attempt = admission.attempt
         if attempt is None:
             raise TooManyAttempts(admission.retry_after)
@@ -78,11 +85,11 @@ class LoginFlow:
         await self._admission.release(keys, attempt, right_password=True)
         # Password accepted. A second factor goes here: an account that has one answers
         # "second factor required" instead, and start_session runs once that is accepted.
-        return await self.start_session(checked, remember_me, context)
+        return await self.start_session(checked, remember_me, context, browser=browser)
 
     async def start_session(
-        self, user: User, remember_me: bool, context: RequestContext
+        self, user: User, remember_me: bool, context: RequestContext, *, browser: bool = False
     ) -> LoggedIn:
         """Step 4, once every credential the account asks for was accepted."""
-        tokens = await self._sessions.start_session(user, remember_me, context)
+        tokens = await self._sessions.start_session(user, remember_me, context, browser=browser)
         return LoggedIn(tokens, self._devices.issue(user.id))

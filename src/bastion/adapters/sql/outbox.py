@@ -59,7 +59,14 @@ class SqlOutbox:
 
     async def add(self, message: EmailMessage, now: datetime) -> None:
         payload = json.dumps(
-            {"subject": message.subject, "text": message.text, "html": message.html}
+            {
+                "subject": message.subject,
+                "text": message.text,
+                "html": message.html,
+                "action_url": message.action_url,
+                "action_label": message.action_label,
+                "locale": message.locale,
+            }
         ).encode()
         self._db.insert_later(
             tables.outbox,
@@ -81,6 +88,7 @@ class SqlOutbox:
         claimed = []
         for row in (await self._db.execute(statement, parameters)).mappings():
             content = json.loads(self._sealer.open(row["payload"]))
+            content.setdefault("locale", None)  # queued before messages had a layout
             message = EmailMessage(recipient=row["recipient"], kind=row["kind"], **content)
             claimed.append(QueuedMessage(id=row["id"], message=message, attempts=row["attempts"]))
         return sorted(claimed, key=lambda queued: queued.id)
