@@ -202,12 +202,13 @@ class Settings(BaseSettings):
     @field_validator("support_email")
     @classmethod
     def _support_email_is_an_address(cls, value: str | None) -> str | None:
-        if not value:
+        address = (value or "").strip()
+        if not address:
             return None
-        local, at, domain = value.strip().rpartition("@")
-        if not at or not local or "." not in domain or any(c in value for c in ' <>"\\,;'):
+        local, at, domain = address.rpartition("@")
+        if not at or not local or "." not in domain or any(c in address for c in ' <>"\\,;'):
             raise ValueError("must be an address such as support@example.com")
-        return value.strip()
+        return address
 
     @field_validator("default_locale")
     @classmethod

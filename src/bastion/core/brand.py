@@ -22,6 +22,7 @@ READABLE = 4.5
 LIGHT_BACKGROUND = (255, 255, 255)
 DARK_BACKGROUND = (24, 26, 32)
 WHITE = (255, 255, 255)
+BLACK = (0, 0, 0)
 NEAR_BLACK = (17, 19, 24)
 _HEX = re.compile(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
@@ -87,7 +88,8 @@ class Palette:
     @classmethod
     def of(cls, color: str) -> Palette:
         rgb = parse_color(color)
-        on_accent = max((WHITE, NEAR_BLACK), key=lambda text: contrast(text, rgb))
+        # Any colour reaches 4.58:1 against white or black, so one of them is readable on it.
+        on_accent = max((WHITE, BLACK), key=lambda text: contrast(text, rgb))
         return cls(
             accent=hex_of(rgb),
             on_accent=hex_of(on_accent),
