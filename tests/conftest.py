@@ -3,6 +3,7 @@ from __future__ import annotations
 import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from bastion.logging import configure_logging
 from tests.support import (
     REDIS_URL,
     SmtpServer,
+    copied_postgres_database,
     delete_redis_keys,
     make_settings,
     migrated_postgres_database,
@@ -65,6 +67,24 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def database_url(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture(scope="session")
+def postgresql_template() -> Iterator[str]:
+    """The name of a migrated PostgreSQL database that fresh ones are copied from."""
+    with migrated_postgres_database() as url:
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database of the test's own, for tests of what is in the whole database (the
+    signing keys, everything a purge deletes)."""
+    if request.param == "sqlite":
+        yield migrated_sqlite_database(tmp_path)
+        return
+    with copied_postgres_database(request.getfixturevalue("postgresql_template")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -15,16 +15,18 @@ import asyncio
 import copy
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from bastion.accounts.errors import EmailTaken
+from bastion.accounts.errors import EmailTaken, SecurityStateChanged
 from bastion.accounts.model import Role, User
 from bastion.audit.model import AuditEvent, scrub
 from bastion.audit.ports import AuditObserver
+from bastion.background.model import Lease, may_take
+from bastion.core.context import SecurityStamp
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.mail.model import EmailMessage, QueuedMessage
 from bastion.mfa.model import (
@@ -37,6 +39,7 @@ from bastion.mfa.model import (
     WebAuthnCredential,
     sign_count_accepted,
 )
+from bastion.retention.model import Purgeable
 from bastion.sessions.model import Session
 from bastion.tokens.model import SigningKey
 
@@ -82,6 +85,7 @@ class Tables:
     recovery_codes: dict[tuple[uuid.UUID, str], RecoveryCode] = field(default_factory=dict)
     webauthn_challenges: dict[str, WebAuthnChallenge] = field(default_factory=dict)
     mfa_tokens: dict[str, MfaToken] = field(default_factory=dict)
+    leases: dict[str, Lease] = field(default_factory=dict)
 
     def delete_user(self, user_id: uuid.UUID) -> None:
         """Delete a user and what the database's foreign keys cascade to."""
@@ -89,18 +93,24 @@ class Tables:
         for tokens in (self.verification_tokens, self.reset_tokens):
             for token_hash in [h for h, t in tokens.items() if t.user_id == user_id]:
                 del tokens[token_hash]
-        gone = {sid for sid, session in self.sessions.items() if session.user_id == user_id}
+        self.delete_sessions(
+            [sid for sid, session in self.sessions.items() if session.user_id == user_id]
+        )
+        for rows in (self.mfa_factors, self.webauthn_challenges, self.mfa_tokens):
+            for key in [k for k, row in rows.items() if row.user_id == user_id]:
+                del rows[key]
+        for owner, digest in [key for key in self.recovery_codes if key[0] == user_id]:
+            del self.recovery_codes[owner, digest]
+
+    def delete_sessions(self, session_ids: Sequence[uuid.UUID]) -> None:
+        """Delete sessions and, as the foreign keys cascade, their refresh and browser tokens."""
+        gone = set(session_ids)
         for session_id in gone:
             del self.sessions[session_id]
         for token_hash in [h for h, t in self.refresh_tokens.items() if t.session_id in gone]:
             del self.refresh_tokens[token_hash]
         for token_hash in [h for h, sid in self.browser_tokens.items() if sid in gone]:
             del self.browser_tokens[token_hash]
-        for rows in (self.mfa_factors, self.webauthn_challenges, self.mfa_tokens):
-            for key in [k for k, row in rows.items() if row.user_id == user_id]:
-                del rows[key]
-        for owner, digest in [key for key in self.recovery_codes if key[0] == user_id]:
-            del self.recovery_codes[owner, digest]
 
 
 class FakeUserRepository:
@@ -113,12 +123,25 @@ class FakeUserRepository:
     async def get(self, user_id: uuid.UUID) -> User | None:
         return self._tables.users.get(user_id)
 
+    async def get_for_update(self, user_id: uuid.UUID) -> User | None:
+        # Units of work that write run one at a time: nobody else changes the user meanwhile.
+        return await self.get(user_id)
+
     async def get_by_email(self, email: str) -> User | None:
         return next((u for u in self._tables.users.values() if u.email == email), None)
 
     async def update(self, user: User) -> None:
         if user.id in self._tables.users:
             self._tables.users[user.id] = user
+
+    async def upgrade_password_hash(
+        self, user_id: uuid.UUID, verified_hash: str, upgraded_hash: str
+    ) -> bool:
+        user = self._tables.users.get(user_id)
+        if user is None or user.password_hash != verified_hash:
+            return False
+        self._tables.users[user_id] = replace(user, password_hash=upgraded_hash)
+        return True
 
     async def delete(self, user_id: uuid.UUID) -> None:
         self._tables.delete_user(user_id)
@@ -520,6 +543,58 @@ class FakeMfaTokenRepository:
         ):
             return None
         return token
+class FakeLeases:
+    def __init__(self, tables: Tables) -> None:
+        self._leases = tables.leases
+
+    async def acquire(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        if not may_take(self._leases.get(name), holder, now):
+            return False
+        self._leases[name] = Lease(name, holder, now + ttl)
+        return True
+
+    async def release(self, name: str, holder: str) -> None:
+        lease = self._leases.get(name)
+        if lease is not None and lease.holder == holder:
+            del self._leases[name]
+
+
+class FakePurgeableRows:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def delete(self, kind: Purgeable, before: datetime, limit: int) -> int:
+        rows, ended_at = self._kind(kind)
+        ended = {key: ended_at(row) for key, row in rows.items()}
+        past = sorted(
+            (moment, key) for key, moment in ended.items() if moment is not None and moment < before
+        )
+        chosen = [key for _, key in past[:limit]]
+        if rows is self._tables.sessions:
+            self._tables.delete_sessions(chosen)
+        else:
+            for key in chosen:
+                del rows[key]
+        return len(chosen)
+
+    def _kind(self, kind: Purgeable) -> tuple[dict[Any, Any], Callable[[Any], datetime | None]]:
+        """The table of ``kind``, and when one of its rows ended (None: it is not of the kind)."""
+        t = self._tables
+        match kind:
+            case Purgeable.AUDIT_EVENTS:
+                return t.audit, lambda event: event.occurred_at
+            case Purgeable.EXPIRED_SESSIONS:
+                return t.sessions, lambda session: session.expires_at
+            case Purgeable.REVOKED_SESSIONS:
+                return t.sessions, lambda session: session.revoked_at
+            case Purgeable.VERIFICATION_TOKENS:
+                return t.verification_tokens, lambda token: token.expires_at
+            case Purgeable.RESET_TOKENS:
+                return t.reset_tokens, lambda token: token.expires_at
+            case Purgeable.SENT_EMAILS:
+                return t.outbox, lambda row: row.sent_at
+            case Purgeable.FAILED_EMAILS:
+                return t.outbox, lambda row: row.failed_at if row.sent_at is None else None
 
 
 class FakeUnitOfWork:
@@ -534,12 +609,15 @@ class FakeUnitOfWork:
     recovery_codes: FakeRecoveryCodeRepository
     webauthn_challenges: FakeWebAuthnChallengeRepository
     mfa_tokens: FakeMfaTokenRepository
+    leases: FakeLeases
+    purgeable: FakePurgeableRows
 
     def __init__(self, store: FakeUnitOfWorkFactory, *, read_only: bool) -> None:
         self._store = store
         self._read_only = read_only
         self._tables: Tables | None = None
         self._committed = False
+        self._required: SecurityStamp | None = None
 
     async def __aenter__(self) -> Self:
         if not self._read_only:
@@ -556,13 +634,26 @@ class FakeUnitOfWork:
         self.recovery_codes = FakeRecoveryCodeRepository(tables)
         self.webauthn_challenges = FakeWebAuthnChallengeRepository(tables)
         self.mfa_tokens = FakeMfaTokenRepository(tables)
+        self.leases = FakeLeases(tables)
+        self.purgeable = FakePurgeableRows(tables)
         return self
+
+    def commit_only_while(self, stamp: SecurityStamp) -> None:
+        if self._tables is None:
+            raise RuntimeError("commit_only_while() outside the unit of work")
+        self._required = stamp
 
     async def commit(self) -> None:
         if self._tables is None:
             raise RuntimeError("commit() outside the unit of work")
         if self._committed:
             raise RuntimeError("the unit of work has committed; open a new one")
+        if self._required is not None:
+            # The committed tables are the state this unit of work began from (writers run one
+            # at a time), which is what the database checks with its first statement.
+            user = self._store.tables.users.get(self._required.user_id)
+            if user is None or user.security_stamp != self._required:
+                raise SecurityStateChanged()
         emails = [user.email for user in self._tables.users.values()]
         if len(emails) != len(set(emails)):
             # The database refuses the second account at the commit, and keeps nothing.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
+import json
 import re
 import secrets
 import socket
@@ -227,6 +229,13 @@ async def access_token(
     return token
 
 
+def kid_of(token: str) -> str:
+    """The ``kid`` in an access token's header: which signing key signed it."""
+    header = token.split(".", 1)[0]
+    kid: str = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+    return kid
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -307,6 +316,18 @@ def migrated_postgres_database() -> Iterator[str]:
     try:
         upgrade(url)
         yield url
+    finally:
+        drop_postgres_database(name)
+
+
+@contextmanager
+def copied_postgres_database(template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database copied from the migrated database ``template`` (much faster
+    than migrating one), dropped when the block ends."""
+    name = f"bastion_test_{secrets.token_hex(6)}"
+    psql(f"CREATE DATABASE {name} TEMPLATE {template}")
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     finally:
         drop_postgres_database(name)
 

@@ -186,8 +186,5 @@ def provide_services(app: FastAPI, services: Services) -> None:
 def app_from_environment() -> FastAPI:
     """The factory the server workers call: settings come from the environment."""
     settings = load_settings()
-    configure_logging(
-        json=settings.log_json if settings.log_json is not None else settings.is_production,
-        level=settings.log_level,
-    )
+    configure_logging(json=settings.json_logs, level=settings.log_level)
     return create_app(settings)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +22,7 @@ from bastion.adapters.sql.database import create_engine
 from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from bastion.admin.service import AdminService
 from bastion.audit.service import AuditService
+from bastion.background.periodic import OneAtATime, PeriodicTask
 from bastion.core.brand import LOGO_TYPES, Brand
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import StorageUnavailable
@@ -38,11 +44,13 @@ from bastion.passwords.service import PasswordService, ResetRules
 from bastion.ratelimit.model import HOUR, MINUTE, LoginRules, Rule
 from bastion.ratelimit.ports import Limiter
 from bastion.ratelimit.service import EndpointRules, RateLimits
+from bastion.retention.model import RetentionRules
+from bastion.retention.service import PURGE_LEASE, RetentionPurge
 from bastion.sessions.authentication import Authenticator
 from bastion.sessions.service import SessionRules, SessionService
 from bastion.settings import Settings, resolve_secret_key
 from bastion.storage import UnitOfWorkFactory
-from bastion.tokens.service import TokenService
+from bastion.tokens.service import ROTATION_LEASE, TokenService
 
 log = structlog.get_logger("bastion")
 
@@ -69,6 +77,11 @@ class Services:
     operations: Operations
     mfa: MfaService
     pages: Pages
+    retention: RetentionPurge
+    # Each background task's lease; the CLI runs the same jobs under them.
+    purge_lease: OneAtATime
+    rotation_lease: OneAtATime
+    background: list[PeriodicTask]
 
     async def start(self) -> None:
         # Loaded now rather than by the first sign-up, which would otherwise wait for it.
@@ -79,8 +92,12 @@ class Services:
             # Start anyway: requests get 503 until the database is back, then keys load lazily.
             log.error("startup.database_unavailable")
         self.outbox_worker.start()
+        for task in self.background:
+            task.start()
 
     async def stop(self) -> None:
+        for task in self.background:
+            await task.stop()
         await self.outbox_worker.stop()
         self.hasher.close()
         await self.limiter.close()
@@ -160,6 +177,37 @@ def build(
     rules = endpoint_rules(settings)
     devices = DeviceCookies(Signer(derive_key(secret, "bastion/device-cookie")))
     login_records = LoginRecords(uow, clock, links, outbox_worker.wake)
+    login = LoginFlow(
+        LoginAdmission(
+            limiter, uow, clock, login_rules(settings), rules.per_ip, devices, login_records
+        ),
+        PasswordCheck(uow, hasher),
+        sessions,
+        devices,
+        login_records,
+    )
+    holder = instance_name()
+    purge_lease = OneAtATime(PURGE_LEASE, uow, clock, holder=holder)
+    rotation_lease = OneAtATime(ROTATION_LEASE, uow, clock, holder=holder)
+    retention = RetentionPurge(
+        uow,
+        clock,
+        RetentionRules(
+            audit_days=settings.audit_retention_days,
+            session_days=settings.session_retention_days,
+        ),
+        batch_size=settings.purge_batch_size,
+    )
+    background = [
+        PeriodicTask(purge_lease, retention.purge, every=settings.maintenance_interval_seconds)
+    ]
+    if settings.signing_key_rotation_days:
+        rotate = partial(
+            tokens.rotate_if_older_than, timedelta(days=settings.signing_key_rotation_days)
+        )
+        background.append(
+            PeriodicTask(rotation_lease, rotate, every=settings.maintenance_interval_seconds)
+        )
     return Services(
         settings=settings,
         engine=engine,
@@ -183,15 +231,7 @@ def build(
         ),
         authenticator=authenticator,
         sessions=sessions,
-        login=LoginFlow(
-            LoginAdmission(
-                limiter, uow, clock, login_rules(settings), rules.per_ip, devices, login_records
-            ),
-            PasswordCheck(uow, hasher, clock),
-            sessions,
-            devices,
-            login_records,
-        ),
+        login=login,
         passwords=PasswordService(
             uow,
             hasher,
@@ -199,6 +239,8 @@ def build(
             ResetRules(policy=policy, reset_token_ttl=settings.reset_token_ttl, links=links),
             outbox_worker.wake,
             authenticator.forget,
+            # A wrong current password counts as a failed log-in, through the log-in's steps.
+            confirmation=login,
         ),
         admin=AdminService(uow, clock, authenticator.forget),
         audit=AuditService(uow),
@@ -223,6 +265,10 @@ def build(
             verification_link_seconds=settings.verification_token_ttl,
             reset_link_seconds=settings.reset_token_ttl,
         ),
+        retention=retention,
+        purge_lease=purge_lease,
+        rotation_lease=rotation_lease,
+        background=background,
     )
 
 
@@ -241,6 +287,12 @@ def logo_of(settings: Settings) -> Asset | None:
     if path is None:
         return None
     return Asset(path.read_bytes(), LOGO_TYPES[path.suffix.lower()])
+
+
+def instance_name() -> str:
+    """Who holds a lease: the host and process, for the operator reading the leases table, and
+    a random part, since one process may build several instances (tests do)."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def build_limiter(settings: Settings) -> Limiter:

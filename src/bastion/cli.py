@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from bastion.accounts.model import Role
 from bastion.adapters.metrics import MULTIPROCESS_DIR_ENV
+from bastion.background.errors import LeaseHeld
 from bastion.bootstrap import Services, build
 from bastion.core.errors import BastionError
+from bastion.logging import configure_logging
 from bastion.migrate import MigrationStopped, upgrade
-from bastion.settings import Settings, SettingsError, load_settings, resolve_secret_key
+from bastion.settings import MAX_DAYS, Settings, SettingsError, load_settings, resolve_secret_key
 from bastion.tokens.model import KeyStatus
 
 app = typer.Typer(help="Bastion: self-hosted authentication.", no_args_is_help=True)
@@ -25,6 +31,7 @@ keys_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_
 app.add_typer(keys_app, name="keys")
 T = TypeVar("T")
 HASH_THREADS_ENV = "BASTION_HASH_THREADS"
+ROTATION_LEASE_WAIT_SECONDS = 5.0
 
 
 def _settings() -> Settings:
@@ -146,11 +153,86 @@ def keys_list() -> None:
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
+def keys_rotate(
+    if_older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--if-older-than",
+            metavar="DAYS",
+            help="Rotate only if the signing key is older than DAYS whole days (at least 1).",
+        ),
+    ] = None,
+) -> None:
     """Create a new signing key. Tokens signed by older keys stay valid until they expire."""
+    max_age = None if if_older_than is None else timedelta(days=_whole_days(if_older_than))
     settings = _settings()
-    key = _run(settings, lambda services: services.tokens.rotate())
-    typer.echo(f"New signing key {key.kid}. Running instances switch to it within seconds.")
+    if max_age is None:
+        key = _run(settings, lambda services: _rotating(services, services.tokens.rotate))
+        typer.echo(f"New signing key {key.kid}. Running instances switch to it within seconds.")
+        return
+    rotation = _run(
+        settings,
+        lambda services: _rotating(
+            services, partial(services.tokens.rotate_if_older_than, max_age)
+        ),
+    )
+    now = datetime.now(UTC)
+    if rotation.replaced is None:
+        typer.echo(
+            f"Signing key {rotation.signer.kid} is {_days(now - rotation.signer.created_at)} "
+            f"old, not older than {_days(max_age)}: not rotated."
+        )
+        return
+    typer.echo(
+        f"New signing key {rotation.signer.kid} replaces {rotation.replaced.kid}, which was "
+        f"{_days(now - rotation.replaced.created_at)} old. Running instances switch to it "
+        "within seconds; tokens it signed stay valid until they expire."
+    )
+
+
+@app.command()
+def purge() -> None:
+    """Delete now what the retention settings no longer keep.
+
+    Old audit events, ended sessions, expired links, delivered and failed emails: what every
+    instance also deletes each BASTION_MAINTENANCE_INTERVAL_SECONDS.
+    """
+    settings = _settings()
+    report = _run(settings, lambda services: services.purge_lease.run(services.retention.purge))
+    if not report.total:
+        typer.echo("Nothing to purge.")
+        return
+    counts = " ".join(f"{kind.value}={count}" for kind, count in report.deleted.items())
+    typer.echo(f"Purged {report.total} rows: {counts}.")
+
+
+def _whole_days(value: str) -> int:
+    """``value`` as whole days from 1 to MAX_DAYS, or a one-line error and exit code 2."""
+    if re.fullmatch(r"[0-9]{1,6}", value) and 1 <= int(value) <= MAX_DAYS:
+        return int(value)
+    typer.echo(
+        f"Error: --if-older-than takes a whole number of days from 1 to {MAX_DAYS}, "
+        f"not {value!r}.",
+        err=True,
+    )
+    raise typer.Exit(code=2)
+
+
+def _days(age: timedelta) -> str:
+    return "1 day" if age.days == 1 else f"{age.days} days"
+
+
+async def _rotating(services: Services, rotate: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``rotate`` under the rotation lease, waiting a few seconds for a background check that
+    holds it (it takes milliseconds)."""
+    deadline = time.monotonic() + ROTATION_LEASE_WAIT_SECONDS
+    while True:
+        try:
+            return await services.rotation_lease.run(rotate)
+        except LeaseHeld:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def _key_statuses(services: Services) -> list[KeyStatus]:
@@ -159,6 +241,10 @@ async def _key_statuses(services: Services) -> list[KeyStatus]:
 
 
 def _run(settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
+    # What the services log goes to standard error, as the server's does: standard output
+    # carries only the command's own answer.
+    configure_logging(json=settings.json_logs, level=settings.log_level)
+
     async def main() -> T:
         services = build(settings)
         try:

@@ -32,8 +32,11 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+MAX_DAYS = 36_500
 Seconds = Annotated[int, Field(ge=1, le=400 * DAY)]
 Count = Annotated[int, Field(ge=1, le=100_000_000)]
+# A number of days, where 0 turns the rule off.
+DaysOrOff = Annotated[int, Field(ge=0, le=MAX_DAYS)]
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # Mirrors accounts.model.Role: settings are read before any feature is imported.
 ROLE_NAMES = ("admin", "manager", "user", "guest")
@@ -96,6 +99,13 @@ class Settings(BaseSettings):
 
     outbox_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     outbox_max_attempts: Annotated[int, Field(ge=1, le=100)] = 12
+
+    audit_retention_days: DaysOrOff = 90
+    session_retention_days: DaysOrOff = 30
+    purge_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    signing_key_rotation_days: DaysOrOff = 90
+    # How often each instance runs a round of the background tasks (purge, key rotation).
+    maintenance_interval_seconds: Annotated[float, Field(gt=0, le=DAY)] = 3600.0
     log_json: bool | None = None
     log_level: str = "info"
     max_body_bytes: Annotated[int, Field(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
@@ -281,6 +291,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_json if self.log_json is not None else self.is_production
 
     @property
     def token_issuer(self) -> str:

@@ -7,6 +7,8 @@ from typing import Protocol, Self
 
 from bastion.accounts.ports import OneTimeTokenRepository, UserRepository
 from bastion.audit.ports import AuditLog
+from bastion.background.ports import Leases
+from bastion.core.context import SecurityStamp
 from bastion.mail.ports import Outbox
 from bastion.mfa.ports import (
     FactorRepository,
@@ -14,6 +16,7 @@ from bastion.mfa.ports import (
     RecoveryCodeRepository,
     WebAuthnChallengeRepository,
 )
+from bastion.retention.ports import PurgeableRows
 from bastion.sessions.ports import SessionRepository
 from bastion.tokens.ports import SigningKeyRepository
 
@@ -43,6 +46,12 @@ class UnitOfWork(Protocol):
     def audit(self) -> AuditLog: ...
 
     @property
+    def leases(self) -> Leases: ...
+
+    @property
+    def purgeable(self) -> PurgeableRows: ...
+
+    @property
     def mfa_factors(self) -> FactorRepository: ...
 
     @property
@@ -53,6 +62,13 @@ class UnitOfWork(Protocol):
 
     @property
     def mfa_tokens(self) -> MfaTokenRepository: ...
+
+    def commit_only_while(self, stamp: SecurityStamp) -> None:
+        """Write only while the account still has the security state ``stamp``: checked with
+        the first statement sent (the inserts that wait for the commit go in it), the account
+        then left unchanged until the end. Otherwise that statement writes nothing, and the
+        unit of work raises ``SecurityStateChanged``."""
+        ...
 
     async def commit(self) -> None: ...
 

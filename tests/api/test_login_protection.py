@@ -331,3 +331,69 @@ async def test_behind_a_trusted_proxy_the_rightmost_untrusted_address_is_counted
         assert_too_many_attempts(blocked)
         other = await attempt(client, email, STRONG_PASSWORD, f"{net}121, 10.0.0.7")
         assert other.status_code == 200
+
+
+async def change_password(
+    client: httpx.AsyncClient, access: str, current: str, ip: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": current, "new_password": "Another-Horse-8"},
+        headers={"Authorization": f"Bearer {access}", "X-Forwarded-For": ip},
+    )
+
+
+async def signed_in(client: httpx.AsyncClient, email: str, ip: str) -> str:
+    response = await attempt(client, email, STRONG_PASSWORD, ip)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def test_wrong_current_passwords_count_towards_the_ip_lockout_like_failed_logins(
+    protection: Protection, net: str
+) -> None:
+    async with protection.app("oracle", login_max_failures=3) as (client, services, email):
+        stolen = await signed_in(client, email, f"{net}51")
+        ip = f"{net}50"
+        guesses = [
+            await change_password(client, stolen, "Guess-1-Aa1", ip),
+            await attempt(client, email, "Guess-2-Aa1", ip),
+            await change_password(client, stolen, "Guess-3-Aa1", ip),
+        ]
+        assert [r.json()["code"] for r in guesses] == ["INVALID_CREDENTIALS"] * 3
+
+        assert_too_many_attempts(await change_password(client, stolen, STRONG_PASSWORD, ip))
+        assert_too_many_attempts(await attempt(client, email, STRONG_PASSWORD, ip))
+        assert (await attempt(client, email, STRONG_PASSWORD, f"{net}52")).status_code == 200
+        failed = [e for e in await audit_rows(services, "login_failed") if e["ip"] == ip]
+        reasons = [e["details"]["reason"] for e in failed]
+        assert reasons == ["wrong_password"] * 3 + ["blocked"] * 2
+        assert len([e for e in await audit_rows(services, "ip_blocked") if e["ip"] == ip]) == 1
+
+
+async def test_wrong_current_passwords_from_many_addresses_protect_the_account_and_warn_its_owner(
+    protection: Protection, net: str, smtp: SmtpServer
+) -> None:
+    async with protection.app("oracle-spread", account_max_failures=4) as (
+        client,
+        services,
+        email,
+    ):
+        stolen = await signed_in(client, email, f"{net}60")
+        for n in range(4):
+            wrong = await change_password(client, stolen, f"Guess-{n}-Aa1", f"{net}{70 + n}")
+            assert wrong.status_code == 401 and wrong.json()["code"] == "INVALID_CREDENTIALS"
+
+        await smtp.mailbox.wait_for(email, "unusual sign-in attempts")
+        right = await change_password(client, stolen, STRONG_PASSWORD, f"{net}80")
+        assert_too_many_attempts(right)
+        user_id = await user_id_of(services, email)
+        protected = [
+            e for e in await audit_rows(services, "account_protected") if e["user_id"] == user_id
+        ]
+        assert len(protected) == 1
+        changed = [
+            e for e in await audit_rows(services, "password_changed") if e["user_id"] == user_id
+        ]
+        assert changed == []

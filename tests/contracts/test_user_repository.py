@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 
@@ -53,6 +54,7 @@ async def test_an_update_replaces_every_field_but_the_id(uow: UnitOfWorkFactory)
         is_verified=True,
         is_active=False,
         updated_at=later(60),
+        security_version=user.security_version + 5,
     )
     async with uow() as work:
         await work.users.update(changed)
@@ -181,3 +183,58 @@ async def test_only_active_admins_count_as_admins(uow: UnitOfWorkFactory) -> Non
     async with uow() as work:
         assert await work.users.count_active_admins() == 2
 
+
+async def test_a_hash_upgrade_writes_only_the_hash_and_only_over_the_hash_it_verified(
+    uow: UnitOfWorkFactory,
+) -> None:
+    user = await stored_user(uow, role=Role.ADMIN)
+    demoted = user.with_role(Role.USER, later(5))
+    async with uow() as work:
+        await work.users.update(demoted)
+        await work.commit()
+
+    async with uow(single_statement=True) as work:
+        upgraded = await work.users.upgrade_password_hash(
+            user.id, user.password_hash, "$argon2id$upgraded"
+        )
+        await work.commit()
+    async with uow(single_statement=True) as work:
+        upgraded_again = await work.users.upgrade_password_hash(
+            user.id, user.password_hash, "$argon2id$from-a-stale-read"
+        )
+        await work.commit()
+
+    assert upgraded and not upgraded_again
+    async with uow(read_only=True) as work:
+        assert await work.users.get(user.id) == replace(
+            demoted, password_hash="$argon2id$upgraded"
+        )
+
+
+async def test_a_user_read_for_update_is_changed_by_nobody_else_until_the_reader_ends(
+    uow: UnitOfWorkFactory,
+) -> None:
+    user = await stored_user(uow, role=Role.ADMIN)
+
+    async def demote() -> None:
+        async with uow() as work:
+            current = await work.users.get_for_update(user.id)
+            assert current is not None
+            await work.users.update(current.with_role(Role.USER, later(2)))
+            await work.commit()
+
+    async with uow() as work:
+        current = await work.users.get_for_update(user.id)
+        assert current == user
+        demoting = asyncio.create_task(demote())
+        await asyncio.sleep(0.2)
+        assert not demoting.done()
+        await work.users.update(current.with_active(False, later(1)))
+        await work.commit()
+    await demoting
+
+    async with uow(read_only=True) as work:
+        stored_now = await work.users.get(user.id)
+    assert stored_now is not None
+    assert (stored_now.role, stored_now.is_active) == (Role.USER, False)
+    assert stored_now.security_version == user.security_version + 2

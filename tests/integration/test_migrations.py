@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bastion.migrate import MigrationStopped, downgrade, upgrade
@@ -31,6 +31,7 @@ TABLES = {
     "recovery_codes",
     "webauthn_challenges",
     "mfa_tokens",
+    "leases",
 }
 
 
@@ -163,3 +164,41 @@ def test_the_email_migration_leaves_an_address_without_canonical_form_as_it_is(
     assert emails_in(url) == {odd: "admin@localhost", usual: "erin@example.com"}
     warning = capfd.readouterr().err
     assert "migration.emails_left_as_they_are" in warning and str(odd) in warning
+
+
+Rows = list[tuple[object, ...]]
+
+
+def run_sql(async_url: str, statement: str, parameters: dict[str, object]) -> Rows:
+    async def run() -> Rows:
+        engine = create_async_engine(async_url)
+        try:
+            async with engine.begin() as connection:
+                result = await connection.execute(text(statement), parameters)
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_accounts_from_before_the_security_version_start_at_version_one(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    upgrade(url, "0001")
+    user_id = uuid.uuid4()
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    run_sql(
+        url,
+        "INSERT INTO users (id, email, password_hash, role, is_verified, is_active, created_at,"
+        " updated_at) VALUES (:id, 'old@example.com', 'hash', 'user', true, true, :now, :now)",
+        {"id": user_id if "postgresql" in url else user_id.hex, "now": now},
+    )
+
+    upgrade(url)
+
+    [(version,)] = run_sql(url, "SELECT security_version FROM users", {})
+    assert version == 1
+    downgrade(url, "0001")
+    assert run_sql(url, "SELECT email FROM users", {}) == [("old@example.com",)]

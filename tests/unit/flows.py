@@ -60,8 +60,8 @@ class World:
     ) -> LoggedIn:
         """One log-in attempt from ``ip``, as the route makes it."""
         context = RequestContext(ip=ip, user_agent="unit tests")
-        admission = await self.services.login.admit(email, context, device)
-        assert admission.usage.allowed, "over the per-IP request limit"
+        usage, admission = await self.services.login.admit(email, context, device)
+        assert usage.allowed, "over the per-IP request limit"
         return await self.services.login.log_in(admission, password, remember_me, context)
 
     def events(self, kind: str, user_id: object = None) -> list[AuditEvent]:

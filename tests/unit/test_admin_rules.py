@@ -37,13 +37,16 @@ def test_each_role_is_granted_exactly_its_permissions(role: str, granted: set[Pe
     assert {permission for permission in Permission if allows(role, permission)} == granted
 
 
-def test_changes_apply_only_the_given_fields_and_touch_updated_at_on_change() -> None:
+def test_changes_apply_only_the_given_fields_and_touch_updated_at_and_the_version_on_change() -> (
+    None
+):
     user = new_user("a@example.com", "hash", NOW)
     later = NOW + timedelta(hours=1)
     assert apply_changes(user, UserChanges(), later) == user
     assert apply_changes(user, UserChanges(is_active=True), later) == user
     changed = apply_changes(user, UserChanges(role=Role.MANAGER), later)
     assert (changed.role, changed.is_active, changed.updated_at) == (Role.MANAGER, True, later)
+    assert changed.security_version > user.security_version
 
 
 @pytest.mark.parametrize(

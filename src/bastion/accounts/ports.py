@@ -16,9 +16,22 @@ class UserRepository(Protocol):
 
     async def get(self, user_id: uuid.UUID) -> User | None: ...
 
+    async def get_for_update(self, user_id: uuid.UUID) -> User | None:
+        """The user, whom no other unit of work may change (nor start a session for) until
+        this one ends: a use case that reads a user to write it back reads it so, and loses no
+        concurrent change."""
+        ...
+
     async def get_by_email(self, email: str) -> User | None: ...
 
     async def update(self, user: User) -> None: ...
+
+    async def upgrade_password_hash(
+        self, user_id: uuid.UUID, verified_hash: str, upgraded_hash: str
+    ) -> bool:
+        """Replace the password hash, and nothing else, if it is still ``verified_hash``;
+        whether it was replaced."""
+        ...
 
     async def delete(self, user_id: uuid.UUID) -> None: ...
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 
-from bastion.accounts.errors import EmailAlreadyVerified, EmailTaken
+from bastion.accounts.errors import EmailAlreadyVerified, EmailTaken, SecurityStateChanged
 from bastion.accounts.service import AccountService
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
 from bastion.guards import PerIpLimit, PerUserLimit, RegistrationLimit, VerificationResendLimit
@@ -23,6 +23,7 @@ PROBLEMS: ProblemRows = {
     EmailTaken: ProblemType(409, "EMAIL_TAKEN", "Email already registered"),
     # The API answers a second use of a link as any spent link; the pages say more.
     EmailAlreadyVerified: ProblemType(400, "TOKEN_INVALID", "Invalid link"),
+    SecurityStateChanged: ProblemType(409, "ACCOUNT_CHANGED", "Account changed"),
 }
 AccountsDep = Annotated[AccountService, Depends(provider(AccountService))]
 

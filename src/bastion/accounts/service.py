@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bastion.accounts.errors import EmailAlreadyVerified, EmailTaken
@@ -91,11 +91,11 @@ class AccountService:
                 if owner is not None and owner.is_verified:
                     raise EmailAlreadyVerified()
             stored = ensure_usable(found, now)
-            user = await uow.users.get(stored.user_id)
+            user = await uow.users.get_for_update(stored.user_id)
             if user is None or not await uow.verification_tokens.spend(stored.token_hash, now):
                 raise TokenInvalid()
             if not user.is_verified:
-                await uow.users.update(replace(user, is_verified=True, updated_at=now))
+                await uow.users.update(user.with_verified(True, now))
                 await uow.audit.record(event(EventType.EMAIL_VERIFIED, now, context, user.id))
             await uow.commit()
 

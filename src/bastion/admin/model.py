@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -74,10 +74,11 @@ def parse_event_cursor(cursor: str) -> int:
 
 
 def apply_changes(user: User, changes: UserChanges, now: datetime) -> User:
-    updated = replace(
-        user,
-        role=user.role if changes.role is None else changes.role,
-        is_active=user.is_active if changes.is_active is None else changes.is_active,
-        is_verified=user.is_verified if changes.is_verified is None else changes.is_verified,
-    )
-    return updated if updated == user else replace(updated, updated_at=now)
+    updated = user
+    if changes.role is not None:
+        updated = updated.with_role(changes.role, now)
+    if changes.is_active is not None:
+        updated = updated.with_active(changes.is_active, now)
+    if changes.is_verified is not None:
+        updated = updated.with_verified(changes.is_verified, now)
+    return updated

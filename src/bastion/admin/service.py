@@ -68,7 +68,7 @@ class AdminService:
         now = self._clock.now()
         async with self._uow() as uow:
             admins = await uow.users.count_active_admins()
-            user = await _existing(uow, user_id)
+            user = await _existing(uow, user_id, for_update=True)
             updated = apply_changes(user, changes, now)
             if removes_an_admin(user, updated) and admins <= 1:
                 raise LastAdmin()
@@ -111,7 +111,7 @@ class AdminService:
         now = self._clock.now()
         async with self._uow() as uow:
             admins = await uow.users.count_active_admins()
-            user = await _existing(uow, user_id)
+            user = await _existing(uow, user_id, for_update=True)
             if is_active_admin(user) and admins <= 1:
                 raise LastAdmin()
             revoked = await uow.sessions.revoke(user.id, now, RevokeReason.USER_DELETED.value)
@@ -144,8 +144,9 @@ class AdminService:
         return page_of(events, limit, lambda item: event_cursor(item.id or 0))
 
 
-async def _existing(uow: UnitOfWork, user_id: uuid.UUID) -> User:
-    user = await uow.users.get(user_id)
+async def _existing(uow: UnitOfWork, user_id: uuid.UUID, *, for_update: bool = False) -> User:
+    """The user, locked against concurrent changes when this unit of work will write it."""
+    user = await (uow.users.get_for_update if for_update else uow.users.get)(user_id)
     if user is None:
         raise UserNotFound()
     return user

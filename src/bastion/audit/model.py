@@ -40,6 +40,8 @@ class EventType(StrEnum):
     MFA_LOCKED = "mfa_locked"
     WEBAUTHN_COUNTER_REGRESSED = "webauthn_counter_regressed"
     PASSKEY_LOGIN_FAILED = "passkey_login_failed"
+    SIGNING_KEY_ROTATED = "signing_key_rotated"
+    RETENTION_PURGED = "retention_purged"
 
 
 class LoginFailure(StrEnum):

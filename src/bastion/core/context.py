@@ -1,4 +1,5 @@
-"""Who is asking: what the network tells, and what an access token proves."""
+"""Who is asking: what the network tells, what an access token proves, and which state of their
+account a credential check saw."""
 
 from __future__ import annotations
 
@@ -23,3 +24,18 @@ class Principal:
     email: str
     role: str
     expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityStamp:
+    """An account's security state as a credential check saw it: the account and the version of
+    everything a log-in decides on (password, role, active, verified; later the email and the
+    second factors).
+
+    A step that acts on an earlier step's check (starting the session after the password, or
+    after a second factor; changing the password after confirming the current one) carries the
+    stamp and writes only while the account still has it.
+    """
+
+    user_id: uuid.UUID
+    version: int

@@ -8,8 +8,6 @@ exactly the same path as wrong passwords.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from bastion.accounts.model import User
 from bastion.audit.model import EventType
 from bastion.core.clock import Clock
@@ -23,6 +21,7 @@ from bastion.ratelimit.model import (
     Count,
     LoginRules,
     Rule,
+    Usage,
     WindowState,
     account_protection_reached,
     block_remaining,
@@ -57,31 +56,62 @@ class LoginAdmission:
 
     async def admit(
         self, email: str, context: RequestContext, device_cookie: str | None
-    ) -> Admission:
-        """Count the request against the per-IP limit and take the attempt's slots, in one
-        round trip. Over the request limit nothing else is counted or recorded (the caller
-        refuses the request); an attempt a lockout refuses is recorded here."""
+    ) -> tuple[Usage, Admission]:
+        """Count a log-in request against the per-IP request limit and take the attempt's
+        slots, in one round trip. Over the request limit nothing else is counted or recorded
+        (the caller refuses the request); an attempt a lockout refuses is recorded here."""
         keys = LockoutKeys.of(email, context.ip)
         now = self._clock.now().timestamp()
-        rules = self._rules
-        (request, ip_slot, account_slot), ends = await self._limiter.hit_in_turn(
-            [
-                rate_count(self._requests, ip_subject(context.ip)),
-                Count(keys.ip_failures, rules.failure_window, rules.max_failures, (keys.ip_block,)),
-                Count(
-                    keys.account_failures,
-                    ACCOUNT_FAILURE_MEMORY,
-                    rules.account_max_failures,
-                    (keys.ip_block, keys.account_block),
-                ),
-            ],
-            now,
+        request_count = rate_count(self._requests, ip_subject(context.ip))
+        (request, *slots), ends = await self._limiter.hit_in_turn(
+            [request_count, *self._slot_counts(keys)], now
         )
         if request is None:
             raise RuntimeError("the per-IP request count is never skipped")
-        admission = Admission(usage(self._requests, request, now), email, keys)
+        request_usage = usage(self._requests, request, now)
         if not request.allowed:
-            return admission
+            return request_usage, Admission(email, keys)
+        return request_usage, await self._admit(
+            keys, email, context, device_cookie, now, slots, ends
+        )
+
+    async def admit_signed_in(self, email: str, context: RequestContext) -> Admission:
+        """Take the slots of a signed-in user's attempt at their password (to confirm it
+        before a sensitive change): the same lockouts as a log-in, and no device is spared,
+        since the caller may hold a stolen token. The request was counted by the endpoint's
+        own limit."""
+        keys = LockoutKeys.of(email, context.ip)
+        now = self._clock.now().timestamp()
+        slots, ends = await self._limiter.hit_in_turn(self._slot_counts(keys), now)
+        return await self._admit(keys, email, context, None, now, slots, ends)
+
+    def _slot_counts(self, keys: LockoutKeys) -> list[Count]:
+        """The attempt's slots: in its IP's failure window (skipped while the IP is blocked)
+        and in its account's (skipped while either is blocked)."""
+        rules = self._rules
+        return [
+            Count(keys.ip_failures, rules.failure_window, rules.max_failures, (keys.ip_block,)),
+            Count(
+                keys.account_failures,
+                ACCOUNT_FAILURE_MEMORY,
+                rules.account_max_failures,
+                (keys.ip_block, keys.account_block),
+            ),
+        ]
+
+    async def _admit(
+        self,
+        keys: LockoutKeys,
+        email: str,
+        context: RequestContext,
+        device_cookie: str | None,
+        now: float,
+        slots: list[WindowState | None],
+        ends: dict[str, float | None],
+    ) -> Admission:
+        """The attempt with its slots, or, when a lockout refuses it, the refusal recorded."""
+        rules = self._rules
+        ip_slot, account_slot = slots
         if ip_slot is None:  # not counted: the IP is blocked
             retry_after = block_remaining(ends[keys.ip_block], now)
         elif not ip_slot.allowed:
@@ -91,11 +121,11 @@ class LoginAdmission:
                 keys, email, device_cookie, context, now, account_slot, ends[keys.account_block]
             )
             if retry_after is None:
-                return replace(admission, attempt=Attempt(ip_slot, account_slot))
+                return Admission(email, keys, Attempt(ip_slot, account_slot))
         if ip_slot is not None and ip_slot.event is not None:
             await self._limiter.discard({keys.ip_failures: ip_slot.event})
         await self._records.blocked(email, context)
-        return replace(admission, retry_after=retry_after or rules.block_seconds)
+        return Admission(email, keys, retry_after=retry_after or rules.block_seconds)
 
     async def release(
         self, keys: LockoutKeys, attempt: Attempt, *, right_password: bool = False

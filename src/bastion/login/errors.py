@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from bastion.core.errors import Forbidden, Unauthenticated
-from bastion.ratelimit.errors import RateLimited
 
 
 class InvalidCredentials(Unauthenticated):
@@ -20,9 +19,3 @@ class AccountDisabled(Forbidden):
     """The password is right but an administrator disabled the account."""
 
     detail = "This account has been disabled."
-
-
-class TooManyAttempts(RateLimited):
-    """Log-ins from this address or on this account are paused after repeated failures."""
-
-    detail = "Too many attempts. Please try again later"

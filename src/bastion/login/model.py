@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from bastion.accounts.model import User
 from bastion.audit.model import LoginFailure
 from bastion.core.email_address import normalize_email
 from bastion.core.errors import BastionError
 from bastion.login.errors import AccountDisabled, EmailNotVerified, InvalidCredentials
-from bastion.ratelimit.model import Usage, WindowState, account_key, ip_subject
+from bastion.ratelimit.model import WindowState, account_key, ip_subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +48,9 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """Where a log-in attempt stands before its credentials are checked."""
+    """Where a log-in attempt (or a signed-in user's attempt at their password) stands before
+    its credentials are checked."""
 
-    usage: Usage  # of the per-IP request limit, for the RateLimit-* headers
     email: str
     keys: LockoutKeys
     attempt: Attempt | None = None  # None when the attempt may not be made
@@ -80,3 +81,12 @@ class Refusal:
 
     def error(self) -> BastionError:
         return REFUSAL_ERRORS[self.reason]()
+
+
+def refusal_for(user: User) -> Refusal | None:
+    """Why an account whose password is right may not sign in, if it may not."""
+    if not user.is_verified:
+        return Refusal(LoginFailure.UNVERIFIED, user.id)
+    if not user.is_active:
+        return Refusal(LoginFailure.DISABLED, user.id)
+    return None

@@ -7,19 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from bastion.accounts.errors import SecurityStateChanged
 from bastion.guards import enforce
 from bastion.http.deps import ContextDep, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.http.schemas import EmailAddress
-from bastion.login.errors import (
-    AccountDisabled,
-    EmailNotVerified,
-    InvalidCredentials,
-    TooManyAttempts,
-)
+from bastion.login.errors import AccountDisabled, EmailNotVerified, InvalidCredentials
 from bastion.login.service import LoginFlow
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
-from bastion.ratelimit.errors import RateLimited
+from bastion.ratelimit.errors import RateLimited, TooManyAttempts
 from bastion.sessions.responses import TokenResponse, token_response
 from bastion.settings import Settings
 
@@ -46,7 +42,14 @@ class LoginRequest(BaseModel):
 
 
 @router.post("/login", summary="Log in; remember_me also sets a 30-day refresh cookie")
-@raises(InvalidCredentials, EmailNotVerified, AccountDisabled, TooManyAttempts, RateLimited)
+@raises(
+    InvalidCredentials,
+    EmailNotVerified,
+    AccountDisabled,
+    TooManyAttempts,
+    RateLimited,
+    SecurityStateChanged,
+)
 async def login(
     body: LoginRequest,
     request: Request,
@@ -56,8 +59,8 @@ async def login(
     context: ContextDep,
 ) -> TokenResponse:
     # The per-IP request limit is counted with the attempt's lockout slots, in one round trip.
-    admission = await flow.admit(body.email, context, request.cookies.get(DEVICE_COOKIE))
-    enforce(request, admission.usage)
+    usage, admission = await flow.admit(body.email, context, request.cookies.get(DEVICE_COOKIE))
+    enforce(request, usage)
     result = await flow.log_in(admission, body.password, body.remember_me, context)
     set_device_cookie(response, result.device_cookie, settings.cookie_secure)
     return token_response(result.tokens, response, settings.cookie_secure)

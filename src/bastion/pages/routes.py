@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from bastion.accounts.errors import EmailAlreadyVerified
+from bastion.accounts.errors import EmailAlreadyVerified, SecurityStateChanged
 from bastion.accounts.service import AccountService
 from bastion.audit.service import AuditService
 from bastion.core.email_address import InvalidEmailAddress, normalize_email
@@ -113,9 +113,9 @@ async def log_in(request: Request, flow: LoginDep, context: ContextDep) -> Respo
     email = _email(typed)
     if email is None or not password or len(password) > MAX_PASSWORD_LENGTH:
         return again("invalid", 401 if email else 422)
-    admission = await flow.admit(email, context, request.cookies.get(DEVICE_COOKIE))
+    usage, admission = await flow.admit(email, context, request.cookies.get(DEVICE_COOKIE))
     try:
-        enforce(request, admission.usage)
+        enforce(request, usage)
         result = await flow.log_in(
             admission, password, form.get("remember_me") == "on", context, browser=True
         )
@@ -125,6 +125,8 @@ async def log_in(request: Request, flow: LoginDep, context: ContextDep) -> Respo
         return again("unverified", 403)
     except AccountDisabled:
         return again("disabled", 403)
+    except SecurityStateChanged:
+        return again("changed", 409)
     except RateLimited as blocked:
         response = again("blocked", 429)
         response.headers["Retry-After"] = str(blocked.retry_after)

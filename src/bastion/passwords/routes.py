@@ -15,6 +15,7 @@ from bastion.http.schemas import Accepted, EmailRequest
 from bastion.passwords.errors import WeakPassword, WrongPassword
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 from bastion.passwords.service import PasswordService
+from bastion.ratelimit.errors import TooManyAttempts
 
 router = APIRouter(prefix="/api/v1/auth", tags=["passwords"])
 PROBLEMS: ProblemRows = {
@@ -74,7 +75,7 @@ async def reset_password(
     dependencies=[PerUserLimit],
     summary="Change the password; other sessions end, this one stays",
 )
-@raises(WrongPassword, WeakPassword)
+@raises(WrongPassword, WeakPassword, TooManyAttempts)
 async def change_password(
     body: ChangeRequest, principal: CurrentPrincipal, passwords: PasswordsDep, context: ContextDep
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bastion.audit.model import EventType, event
@@ -17,7 +17,7 @@ from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
 from bastion.passwords.errors import WrongPassword
 from bastion.passwords.policy import PasswordPolicy, ensure_strong
-from bastion.passwords.ports import PasswordHasher
+from bastion.passwords.ports import PasswordConfirmation, PasswordHasher
 from bastion.sessions.model import RevokeReason
 from bastion.storage import UnitOfWorkFactory
 
@@ -38,11 +38,13 @@ class PasswordService:
         rules: ResetRules,
         mail_queued: Callable[[], None],
         sessions_revoked: Callable[[list[uuid.UUID]], None],
+        confirmation: PasswordConfirmation,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._clock = clock
         self._rules = rules
+        self._confirmation = confirmation
         self._mail_queued = mail_queued
         # Revocations must reach this process's session-liveness cache at once.
         self._sessions_revoked = sessions_revoked
@@ -90,14 +92,13 @@ class PasswordService:
         password_hash = await self._hasher.hash(new_password)
         now = self._clock.now()
         async with self._uow() as uow:
-            if not await uow.reset_tokens.spend(stored.token_hash, now):
+            # The account first, then its tokens: the order in which a deletion locks them.
+            current = await uow.users.get_for_update(user.id)
+            if current is None or not await uow.reset_tokens.spend(stored.token_hash, now):
                 raise TokenInvalid()
             await uow.reset_tokens.spend_all_for_user(user.id, now)
-            current = await uow.users.get(user.id)
-            if current is None:
-                raise TokenInvalid()
             await uow.users.update(
-                replace(current, password_hash=password_hash, is_verified=True, updated_at=now)
+                current.with_password(password_hash, now).with_verified(True, now)
             )
             revoked = await uow.sessions.revoke(user.id, now, RevokeReason.PASSWORD_RESET.value)
             await uow.outbox.add(messages.password_changed(user.email), now)
@@ -117,21 +118,25 @@ class PasswordService:
         new_password: str,
         context: RequestContext,
     ) -> None:
-        """Change the password knowing the current one; other sessions end, this one stays."""
+        """Change the password knowing the current one; other sessions end, this one stays.
+
+        A wrong current password counts as a failed log-in (lockouts, audit, the owner's mail).
+        The change is made only if the account is still as the confirmation saw it: a reset,
+        deactivation or other change in between makes the confirmed password moot.
+        """
         async with self._uow(read_only=True) as uow:
             user = await uow.users.get(principal.user_id)
         if user is None:
             raise NotFound("User not found.")
-        if not (await self._hasher.verify(user.password_hash, current_password)).valid:
-            raise WrongPassword()
+        confirmed = await self._confirmation.confirm_password(user.email, current_password, context)
         ensure_strong(new_password, self._rules.policy, user.email)
         password_hash = await self._hasher.hash(new_password)
         now = self._clock.now()
         async with self._uow() as uow:
-            current = await uow.users.get(user.id)
-            if current is None:
-                raise WrongPassword("Invalid email or password")
-            await uow.users.update(replace(current, password_hash=password_hash, updated_at=now))
+            current = await uow.users.get_for_update(user.id)
+            if current is None or current.security_stamp != confirmed:
+                raise WrongPassword()
+            await uow.users.update(current.with_password(password_hash, now))
             revoked = await uow.sessions.revoke(
                 user.id, now, RevokeReason.PASSWORD_CHANGED.value, keep=principal.session_id
             )

@@ -11,3 +11,10 @@ class RateLimited(BastionError):
     def __init__(self, retry_after: int, detail: str | None = None) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class TooManyAttempts(RateLimited):
+    """Attempts at a password (log-ins, and signed-in users confirming theirs) from this
+    address or on this account are paused after repeated failures."""
+
+    detail = "Too many attempts. Please try again later"

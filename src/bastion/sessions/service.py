@@ -58,6 +58,12 @@ class SessionService:
     ) -> IssuedTokens:
         """A new session for a user who just signed in: the one place sessions are created.
 
+        ``user`` is the account as the credential check saw it. The session, its refresh token
+        and the event are written only while the account's security state is still that one
+        (in one statement with them); otherwise nothing is, and ``SecurityStateChanged`` is
+        raised, so that no token claims a role, or outlives a deactivation, a new password or
+        a deletion, that changed after the check.
+
         A session started on Bastion's own pages (``browser``) is carried by a cookie whose
         hash is stored, as a refresh token's is; it has no refresh token.
         """
@@ -76,6 +82,7 @@ class SessionService:
         refresh_token = new_token() if remember_me and not browser else None
         browser_token = new_token() if browser else None
         async with self._uow() as uow:
+            uow.commit_only_while(user.security_stamp)
             await uow.sessions.add(session)
             if refresh_token is not None:
                 await uow.sessions.add_refresh_token(hash_token(refresh_token), session.id, now)

@@ -43,6 +43,11 @@ class KeyStatus:
     verifies_until: datetime | None
 
 
+def newest_first(keys: list[SigningKey]) -> list[SigningKey]:
+    """The keys, the signer first: the newest key signs."""
+    return sorted(keys, key=lambda k: (k.created_at, k.kid), reverse=True)
+
+
 def key_statuses(keys: list[SigningKey], access_token_ttl: timedelta) -> list[KeyStatus]:
     """Which key signs, and until when each older key must stay published.
 
@@ -50,7 +55,7 @@ def key_statuses(keys: list[SigningKey], access_token_ttl: timedelta) -> list[Ke
     verification until every token it may have signed has expired. Two instances racing to create
     the first key simply produce two keys; the newer wins and both verify.
     """
-    ordered = sorted(keys, key=lambda k: (k.created_at, k.kid), reverse=True)
+    ordered = newest_first(keys)
     statuses = []
     superseded_at: datetime | None = None
     for key in ordered:
@@ -66,3 +71,19 @@ def key_statuses(keys: list[SigningKey], access_token_ttl: timedelta) -> list[Ke
 
 def published(statuses: list[KeyStatus], now: datetime) -> list[KeyStatus]:
     return [s for s in statuses if s.verifies_until is None or s.verifies_until > now]
+
+
+def is_older_than(key: SigningKey, max_age: timedelta, now: datetime) -> bool:
+    return now - key.created_at > max_age
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What an automatic rotation found and did."""
+
+    signer: SigningKey  # the key that signs now
+    replaced: SigningKey | None  # the key it replaced; None when the signer was kept
+
+    @property
+    def rotated(self) -> bool:
+        return self.replaced is not None

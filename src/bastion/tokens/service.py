@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -20,19 +21,26 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from bastion.audit.model import AuditEvent, EventType
 from bastion.core.clock import Clock
 from bastion.core.secrets import Sealer, new_token
-from bastion.storage import UnitOfWorkFactory
+from bastion.storage import UnitOfWork, UnitOfWorkFactory
 from bastion.tokens.errors import AccessTokenExpired, InvalidToken
 from bastion.tokens.model import (
     ALGORITHM,
     AccessClaims,
     KeyStatus,
+    Rotation,
     SigningKey,
+    is_older_than,
     key_statuses,
+    newest_first,
     published,
 )
 
+log = structlog.get_logger("bastion.tokens")
+# The lease under which signing keys are rotated: one instance at a time, so never two at once.
+ROTATION_LEASE = "signing-key-rotation"
 KEY_REFRESH_SECONDS = 10.0
 UNKNOWN_KID_REFRESH_SECONDS = 1.0
 VERIFIED_CACHE_SIZE = 50_000
@@ -79,12 +87,49 @@ class TokenService:
         await self._reload()
 
     async def rotate(self) -> SigningKey:
-        key = self._new_key()
+        """A new signing key, at once. Tokens signed by older keys stay valid until they
+        expire, their keys published until then."""
         async with self._uow() as uow:
-            await uow.signing_keys.add(key)
+            signer = next(iter(newest_first(await uow.signing_keys.list())), None)
+            key = await self._add_signer(uow, signer, reason="manual")
             await uow.commit()
-        await self._reload()
+        await self._switched(key, signer, reason="manual")
         return key
+
+    async def rotate_if_older_than(self, max_age: timedelta) -> Rotation:
+        """Rotate if the signing key is older than ``max_age``.
+
+        The keys are read from the database, not from this process's copy, so that after another
+        instance rotated there is nothing to do. Two instances checking at once could both find
+        the old key: run it under ``ROTATION_LEASE``.
+        """
+        now = self._clock.now()
+        async with self._uow() as uow:
+            signer = next(iter(newest_first(await uow.signing_keys.list())), None)
+            if signer is not None and not is_older_than(signer, max_age, now):
+                return Rotation(signer, replaced=None)
+            key = await self._add_signer(uow, signer, reason="age")
+            await uow.commit()
+        await self._switched(key, signer, reason="age")
+        return Rotation(key, replaced=signer)
+
+    async def _add_signer(
+        self, uow: UnitOfWork, signer: SigningKey | None, *, reason: str
+    ) -> SigningKey:
+        key = self._new_key()
+        await uow.signing_keys.add(key)
+        details = {"kid": key.kid, "replaced_kid": signer.kid if signer else None, "reason": reason}
+        await uow.audit.record(
+            AuditEvent(EventType.SIGNING_KEY_ROTATED, key.created_at, details=details)
+        )
+        return key
+
+    async def _switched(self, key: SigningKey, replaced: SigningKey | None, *, reason: str) -> None:
+        """This process signs with ``key`` from now on; the others within KEY_REFRESH_SECONDS."""
+        await self._reload()
+        log.info(
+            "keys.rotated", kid=key.kid, replaced=replaced.kid if replaced else None, reason=reason
+        )
 
     async def statuses(self) -> list[KeyStatus]:
         return (await self._current(max_age=KEY_REFRESH_SECONDS)).statuses

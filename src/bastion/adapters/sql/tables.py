@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     Uuid,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -70,6 +71,8 @@ users = Table(
     Column("is_active", Boolean(), nullable=False),
     _timestamp("created_at"),
     _timestamp("updated_at"),
+    # Bumped by every change to what a log-in decides on (accounts.model.User).
+    Column("security_version", Integer(), nullable=False, server_default="1"),
 )
 
 
@@ -86,7 +89,8 @@ def _one_time_token_table(name: str) -> Table:
             index=True,
         ),
         _timestamp("created_at"),
-        _timestamp("expires_at"),
+        # The retention purge finds expired links by it.
+        _timestamp("expires_at", index=True),
         _timestamp("used_at", nullable=True),
     )
 
@@ -102,13 +106,21 @@ sessions = Table(
         "user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
     ),
     _timestamp("created_at"),
-    _timestamp("expires_at"),
+    _timestamp("expires_at", index=True),
     _timestamp("last_seen_at"),
     Column("ip", String(45), nullable=True),
     Column("user_agent", String(512), nullable=True),
     Column("remember_me", Boolean(), nullable=False),
     _timestamp("revoked_at", nullable=True),
     Column("revoke_reason", String(32), nullable=True),
+    # The retention purge finds ended sessions by these two. Live sessions have no revoked_at,
+    # so a log-in adds no entry to the second.
+    Index(
+        "ix_sessions_revoked_at",
+        "revoked_at",
+        postgresql_where=text("revoked_at IS NOT NULL"),
+        sqlite_where=text("revoked_at IS NOT NULL"),
+    ),
 )
 
 refresh_tokens = Table(
@@ -173,7 +185,8 @@ audit_events = Table(
     "audit_events",
     metadata,
     Column("id", AutoIncrement, primary_key=True, autoincrement=True),
-    _timestamp("occurred_at"),
+    # The retention purge finds old events by it.
+    _timestamp("occurred_at", index=True),
     Column("type", String(48), nullable=False, index=True),
     Column("user_id", Uuid(), nullable=True),
     Column("ip", String(45), nullable=True),
@@ -247,4 +260,13 @@ mfa_tokens = Table(
     _timestamp("expires_at", index=True),
     Column("wrong_codes", Integer(), nullable=False),
     _timestamp("used_at", nullable=True),
+)
+
+# Which instance runs a background task now (background/): one row per task, while it runs.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    _timestamp("expires_at"),
 )

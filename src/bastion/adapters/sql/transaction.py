@@ -6,20 +6,49 @@ by one inside BEGIN and COMMIT, each costs a round trip, and on the busy paths t
 cost more CPU than the rows. Here such inserts wait until the next statement or the commit and
 then go as one statement (PostgreSQL runs INSERTs inside WITH). A unit of work made only of
 them commits as that one statement without BEGIN and COMMIT: a single statement is atomic.
+
+A unit of work may also name a condition for its writes (``require``): on PostgreSQL the waiting
+inserts then select their rows from the condition's, locked for share, so that one statement
+both checks the condition and writes, and writes nothing when it does not hold.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import CursorResult, Insert, Select, Table, bindparam, insert, literal, select
+from sqlalchemy import (
+    CTE,
+    CursorResult,
+    Insert,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql import Executable
 
 Row = dict[str, Any]
 # Which inserts wait together: each table with the columns its row sets, in order.
 Shape = tuple[tuple[Table, tuple[str, ...]], ...]
+
+
+class Condition:
+    """What a unit of work's writes require: a query that finds a row while they may go ahead
+    (built once, at import), and the error to raise when it finds none."""
+
+    def __init__(self, query: Select[Any], error: Callable[[], Exception]) -> None:
+        self.query = query
+        # On PostgreSQL the rows found stay as they are until the transaction (or the single
+        # statement) ends: a concurrent change waits, and a change already under way is waited
+        # for and then seen (READ COMMITTED re-reads a locked row once it is released).
+        self.locked = query.with_for_update(read=True)
+        self.error = error
 
 
 class SqlTransaction:
@@ -33,6 +62,7 @@ class SqlTransaction:
         self._connection = connection
         self._transaction: AsyncTransaction | None = None
         self._waiting: list[tuple[Table, Row]] = []
+        self._condition: tuple[Condition, Row] | None = None
         self._committed = False
         self._statements_left = 1 if single_statement else None
         self.dialect = connection.dialect.name
@@ -50,11 +80,18 @@ class SqlTransaction:
         self._ensure_open()
         self._waiting.append((table, row))
 
+    def require(self, condition: Condition, parameters: Row) -> None:
+        """Write only while ``condition`` finds a row: checked with the first statement sent
+        (which carries the waiting inserts), its rows then left unchanged until the end."""
+        self._ensure_open()
+        self._condition = (condition, parameters)
+
     async def commit(self) -> None:
         self._ensure_open()
-        if self._transaction is None and self._waiting and self.dialect == "postgresql":
+        pending = bool(self._waiting) or self._condition is not None
+        if self._transaction is None and pending and self.dialect == "postgresql":
             await self._autocommit()
-        elif self._waiting:
+        elif pending:
             await self._begin()
         await self._send_waiting()
         if self._transaction is not None:
@@ -83,6 +120,10 @@ class SqlTransaction:
 
     async def _send_waiting(self) -> None:
         waiting, self._waiting = self._waiting, []
+        condition, self._condition = self._condition, None
+        if condition is not None:
+            await self._send_on_condition(*condition, waiting)
+            return
         if not waiting:
             return
         if self.dialect != "postgresql":
@@ -100,6 +141,27 @@ class SqlTransaction:
                 for column, value in row.items()
             }
             await self._send(_inserts_together(shape), parameters)
+
+    async def _send_on_condition(
+        self, condition: Condition, parameters: Row, waiting: list[tuple[Table, Row]]
+    ) -> None:
+        if self.dialect != "postgresql":
+            # SQLite runs one write transaction at a time: nothing changes between the check
+            # and the inserts.
+            if (await self._send(condition.query, parameters)).first() is None:
+                raise condition.error()
+            for table, row in waiting:
+                await self._send(_insert(table), row)
+            return
+        shape = tuple((table, tuple(row)) for table, row in waiting)
+        values = {
+            f"w{index}_{column}": value
+            for index, (_, row) in enumerate(waiting)
+            for column, value in row.items()
+        }
+        statement = _inserts_on_condition(condition, shape)
+        if not (await self._send(statement, {**parameters, **values})).scalar_one():
+            raise condition.error()
 
     async def _send(self, statement: Executable, parameters: Row | None) -> CursorResult[Any]:
         if self._statements_left is not None:
@@ -122,14 +184,32 @@ def _insert(table: Table) -> Insert:
 def _inserts_together(shape: Shape) -> Select[Any]:
     """``WITH w0 AS (INSERT ...), w1 AS (INSERT ...) SELECT 1``, built once per shape."""
     inserts = [
-        insert(table)
-        .values(
-            {
-                column: bindparam(f"w{index}_{column}", type_=table.c[column].type)
-                for column in columns
-            }
-        )
-        .cte(f"w{index}")
+        insert(table).values(_values(table, index, columns)).cte(f"w{index}")
         for index, (table, columns) in enumerate(shape)
     ]
     return select(literal(1)).add_cte(*inserts)
+
+
+@functools.lru_cache(maxsize=64)
+def _inserts_on_condition(condition: Condition, shape: Shape) -> Select[Any]:
+    """``WITH held AS (SELECT ... FOR SHARE), w0 AS (INSERT ... SELECT ... FROM held), ...
+    SELECT count(*) FROM held``: every insert takes its row from the condition's, so none is
+    made when it finds nothing. Built once per condition and shape."""
+    held = condition.locked.cte("held")
+    inserts = [
+        insert(table)
+        .from_select(list(columns), _selected_from(held, _values(table, index, columns)))
+        .cte(f"w{index}")
+        for index, (table, columns) in enumerate(shape)
+    ]
+    return select(func.count()).select_from(held).add_cte(*inserts)
+
+
+def _values(table: Table, index: int, columns: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        column: bindparam(f"w{index}_{column}", type_=table.c[column].type) for column in columns
+    }
+
+
+def _selected_from(held: CTE, values: dict[str, Any]) -> Select[Any]:
+    return select(*(value.label(column) for column, value in values.items())).select_from(held)

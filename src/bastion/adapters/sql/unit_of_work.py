@@ -12,6 +12,7 @@ from bastion.accounts.errors import EmailTaken
 from bastion.adapters.sql import tables
 from bastion.adapters.sql.audit import SqlAuditLog
 from bastion.adapters.sql.database import READ_ONLY
+from bastion.adapters.sql.leases import SqlLeases
 from bastion.adapters.sql.mfa import (
     SqlFactorRepository,
     SqlMfaTokenRepository,
@@ -20,11 +21,13 @@ from bastion.adapters.sql.mfa import (
 )
 from bastion.adapters.sql.one_time_tokens import SqlOneTimeTokenRepository
 from bastion.adapters.sql.outbox import SqlOutbox
+from bastion.adapters.sql.purgeable import SqlPurgeableRows
 from bastion.adapters.sql.sessions import SqlSessionRepository
 from bastion.adapters.sql.signing_keys import SqlSigningKeyRepository
 from bastion.adapters.sql.transaction import SqlTransaction
-from bastion.adapters.sql.users import SqlUserRepository
+from bastion.adapters.sql.users import SECURITY_STATE_HELD, SqlUserRepository
 from bastion.audit.ports import AuditObserver
+from bastion.core.context import SecurityStamp
 from bastion.core.errors import StorageUnavailable
 from bastion.core.secrets import Sealer
 
@@ -50,6 +53,8 @@ class SqlUnitOfWork:
     recovery_codes: SqlRecoveryCodeRepository
     webauthn_challenges: SqlWebAuthnChallengeRepository
     mfa_tokens: SqlMfaTokenRepository
+    leases: SqlLeases
+    purgeable: SqlPurgeableRows
 
     def __init__(
         self,
@@ -92,7 +97,16 @@ class SqlUnitOfWork:
         self.recovery_codes = SqlRecoveryCodeRepository(transaction)
         self.webauthn_challenges = SqlWebAuthnChallengeRepository(transaction)
         self.mfa_tokens = SqlMfaTokenRepository(transaction)
+        self.leases = SqlLeases(transaction)
+        self.purgeable = SqlPurgeableRows(transaction)
         return self
+
+    def commit_only_while(self, stamp: SecurityStamp) -> None:
+        if self._transaction is None:
+            raise RuntimeError("commit_only_while() outside the unit of work")
+        self._transaction.require(
+            SECURITY_STATE_HELD, {"held_user_id": stamp.user_id, "held_version": stamp.version}
+        )
 
     async def commit(self) -> None:
         if self._transaction is None:

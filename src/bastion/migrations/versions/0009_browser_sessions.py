@@ -1,7 +1,7 @@
 """Sessions started on Bastion's own pages: the hash of the cookie that carries each.
 
 Revision ID: 0009_browser_sessions
-Revises: 0004_mfa
+Revises: 0006_retention
 Create Date: 2026-12-10 10:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_browser_sessions"
-down_revision: str | None = "0004_mfa"
+down_revision: str | None = "0006_retention"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
