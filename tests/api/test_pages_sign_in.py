@@ -10,12 +10,8 @@ from sqlalchemy import select, update
 
 from bastion.adapters.sql import tables
 from bastion.bootstrap import Services
-from bastion.login.errors import (
-    AccountDisabled,
-    EmailNotVerified,
-    InvalidCredentials,
-    TooManyAttempts,
-)
+from bastion.login.errors import AccountDisabled, EmailNotVerified, InvalidCredentials
+from bastion.ratelimit.errors import TooManyAttempts
 from tests.page_forms import (
     SESSION_COOKIE,
     cookie_header,
