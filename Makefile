@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench wrk translations
+.PHONY: run test lint bench wrk chromium translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/bastion serve
 
 ## Set up and run the whole suite: lint, type check, import contracts, tests on SQLite and PostgreSQL
-test: $(STAMP) lint wrk
+test: $(STAMP) lint wrk chromium
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -44,6 +44,10 @@ $(PEER_STAMP): bench/peer/requirements.txt $(STAMP)
 ## wrk drives the benchmark (and its smoke test); it comes from Debian's packages
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+## Chromium runs the browser tests (Playwright drives Debian's build; it cannot download its own)
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 ## Extract the pages' and emails' strings and update every catalog (docs/pages.md, "Translation")
 CATALOGS := src/bastion/locales
