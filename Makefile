@@ -24,7 +24,7 @@ test: $(STAMP) lint wrk chromium
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench clients/python
+	$(BIN)/ruff check src tests bench scripts clients/python
 	$(BIN)/mypy --strict src clients/python/src
 	$(BIN)/lint-imports --no-logo
 
