@@ -59,9 +59,12 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="bastion-screens-"))
     database = migrated_sqlite_database(scratch)
     try:
-        with served_bastion(
-            database, scratch / "serve.log", host="localhost", smtp_url=smtp.url
-        ) as server, sync_playwright() as playwright:
+        with (
+            served_bastion(
+                database, scratch / "serve.log", host="localhost", smtp_url=smtp.url
+            ) as server,
+            sync_playwright() as playwright,
+        ):
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
             context = browser.new_context(base_url=server.base_url, locale="en-GB")
             page = context.new_page()
