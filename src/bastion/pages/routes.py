@@ -60,6 +60,7 @@ DEVICE_COOKIE = "bastion_device"
 DEVICE_COOKIE_PATH = "/login"
 DEVICE_COOKIE_MAX_AGE = 400 * 86400
 EVENTS_PER_PAGE = 20
+MAX_CURSOR = 2**63 - 1  # a row id: a signed 64-bit integer on PostgreSQL
 VERIFY = "/verify-email"
 RESET = "/reset-password"
 
@@ -386,7 +387,10 @@ async def end_sessions(
 async def activity_page(
     request: Request, principal: SignedIn, audit: AuditDep, before: str | None = None
 ) -> Response:
-    cursor = int(before) if before and before.isdigit() and len(before) <= 19 else None
+    digits = before if before and len(before) <= 19 and before.isascii() else ""
+    cursor = int(digits) if digits.isdigit() else None
+    if cursor is not None and not 0 < cursor <= MAX_CURSOR:
+        cursor = None
     page = await audit.security_events(principal.user_id, limit=EVENTS_PER_PAGE, before=cursor)
     events = [(item, device_of(item.user_agent)) for item in page.items]
     return render(request, "activity.html", events=events, next_cursor=page.next_cursor)
