@@ -161,6 +161,7 @@ def problem_table() -> ProblemTable:
         sessions_routes.PROBLEMS,
         accounts_routes.PROBLEMS,
         passwords_routes.PROBLEMS,
+        pages_routes.PROBLEMS,
         tokens_routes.PROBLEMS,
         admin_routes.PROBLEMS,
         mfa_routes.PROBLEMS,

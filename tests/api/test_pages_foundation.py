@@ -303,3 +303,18 @@ async def test_a_return_to_an_allowed_origin_or_a_page_of_bastion_is_followed(
             assert signed_in.headers["location"] == return_to
         already = await client.get("/login", params={"return_to": f"{APP}/again"})
         assert already.headers["location"] == f"{APP}/again"
+
+
+async def test_a_nul_in_a_form_field_is_refused_as_the_api_refuses_it(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    async with app_with_user(database_url, smtp, "nul") as (client, _, email):
+        for path, typed in (
+            ("/login", {"email": email, "password": "Correct\x00-Horse-7"}),
+            ("/register", {"email": "a\x00b@example.com", "password": STRONG_PASSWORD}),
+            ("/forgot-password", {"email": f"{email}\x00"}),
+        ):
+            refused = await fill_in(client, path, **typed)
+            assert refused.status_code == 422, path
+            assert "This form could not be read" in refused.text
+        assert (await client.get("/account")).status_code == 303

@@ -43,6 +43,12 @@ PAGE_HEADERS = {
 }
 
 
+class UnreadableForm(BastionError):
+    """A form field holds text no database stores (NUL): refused as the API refuses it."""
+
+    detail = "A field of the form holds a character that is not allowed."
+
+
 class SignInRequired(Exception):
     """The page is for signed-in users and the browser has no live session."""
 
@@ -98,6 +104,8 @@ async def check_form(request: Request) -> None:
     secret = request.cookies.get(cookie_name(CSRF_COOKIE, pages))
     if not form_token_matches(pages.form_key, secret, form.get("csrf_token")):
         raise CsrfRejected()
+    if any("\x00" in value for value in form.values()):
+        raise UnreadableForm()
     request.state.form = form
 
 

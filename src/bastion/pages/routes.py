@@ -21,6 +21,7 @@ from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
 from bastion.core.origins import safe_destination
 from bastion.guards import PerIpLimit, RegistrationLimit, enforce, limit_per_email
 from bastion.http.deps import ContextDep, provided, provider
+from bastion.http.errors import ProblemRows, ProblemType
 from bastion.login.errors import AccountDisabled, EmailNotVerified, InvalidCredentials
 from bastion.login.service import LoginFlow
 from bastion.pages.browser import (
@@ -28,6 +29,7 @@ from bastion.pages.browser import (
     MaybeSignedIn,
     PageRoute,
     SignedIn,
+    UnreadableForm,
     clear_link_cookie,
     clear_session_cookie,
     form_of,
@@ -50,6 +52,7 @@ from bastion.sessions.errors import SessionNotFound
 from bastion.sessions.service import SessionService
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
+PROBLEMS: ProblemRows = {UnreadableForm: ProblemType(422, "VALIDATION_ERROR", "Validation error")}
 LoginDep = Annotated[LoginFlow, Depends(provider(LoginFlow))]
 AccountsDep = Annotated[AccountService, Depends(provider(AccountService))]
 PasswordsDep = Annotated[PasswordService, Depends(provider(PasswordService))]
