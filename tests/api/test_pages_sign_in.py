@@ -209,3 +209,17 @@ async def test_an_api_bearer_token_opens_no_page(
     account = await client.get("/account", headers=bearer(token))
     assert account.status_code == 303, "pages are signed in by their own cookie only"
     assert forms_of(await client.get("/login"))
+
+
+async def test_without_secure_cookies_the_page_cookies_lose_their_host_prefix(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    async with app_with_user(database_url, smtp, "page", cookie_secure=False) as (
+        client,
+        _,
+        email,
+    ):
+        signed_in = await page_sign_in(client, email, STRONG_PASSWORD)
+        cookie = cookie_header(signed_in, "bastion_session")
+        assert "Secure" not in cookie and "HttpOnly" in cookie
+        assert (await client.get("/account")).status_code == 200
