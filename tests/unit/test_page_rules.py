@@ -6,9 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.core.brand import READABLE, Palette, contrast, hex_of, parse_color
+from bastion.core.brand import READABLE, Brand, Palette, contrast, hex_of, parse_color
+from bastion.core.i18n import speaking
 from bastion.core.origins import safe_destination
 from bastion.pages.model import Device, device_of, form_token, form_token_matches, usable_token
+from bastion.pages.views import Views
+from bastion.passwords.policy import PasswordPolicy
 
 ALLOWED = ["https://app.example.com", "http://localhost:3000"]
 
@@ -126,3 +129,16 @@ def test_a_readable_brand_colour_is_kept_as_it_is() -> None:
     palette = Palette.of("#2952CC")
     assert palette.accent == palette.accent_text == "#2952cc"
     assert palette.on_accent == "#ffffff"
+
+
+def test_a_page_kept_per_language_still_carries_each_browsers_own_form_token() -> None:
+    views = Views(Brand("Acme", "#2952cc", "https://auth.example.com"))
+    context = {"principal": None, "path": "/login", "policy": PasswordPolicy()}
+    page = {"return_to": "", "email": "", "problem": None}
+    first = views.render("login.html", "token-of-browser-one", **context, **page)
+    second = views.render("login.html", "token-of-browser-two", **context, **page)
+    assert 'name="csrf_token" value="token-of-browser-one"' in first
+    assert first.replace("token-of-browser-one", "token-of-browser-two") == second
+    with speaking("fr"):
+        french = views.render("login.html", "token-of-browser-two", **context, **page)
+    assert "Se connecter" in french and "token-of-browser-two" in french

@@ -156,7 +156,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         template,
         csrf_token=_csrf_token(request, pages),
         principal=getattr(request.state, "principal", None),
-        path=request.url.path,
+        path=request.scope["path"],
         policy=pages.policy,
         **context,
     )

@@ -171,8 +171,8 @@ async def log_out(
 # -- Signing up --------------------------------------------------------------------------------
 
 
-def _rules(request: Request) -> list[str]:
-    return [rule.value for rule in requirements(pages_of(request).policy)]
+def _rules(request: Request) -> tuple[str, ...]:
+    return tuple(rule.value for rule in requirements(pages_of(request).policy))
 
 
 @router.get("/register")
@@ -232,7 +232,7 @@ def _keep_link(request: Request, path: str, token: str, max_age: int) -> Respons
 def _link_used(
     request: Request, path: str, template: str, status_code: int, state: str
 ) -> Response:
-    response = render(request, template, status_code, state=state, problems={}, rules=[])
+    response = render(request, template, status_code, state=state, problems={}, rules=())
     clear_link_cookie(response, pages_of(request), path)
     return response
 
@@ -318,7 +318,7 @@ async def reset_password(
 ) -> Response:
     token = _link_token(request, RESET)
     if token is None:
-        return render(request, "reset_password.html", 400, state="missing", rules=[], problems={})
+        return render(request, "reset_password.html", 400, state="missing", rules=(), problems={})
     new_password = form_of(request).get("new_password", "")
     try:
         if not new_password:

@@ -3,8 +3,10 @@ and the files served under /assets."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -23,10 +25,10 @@ LOGO_ASSET = LOGO_PATH.rsplit("/", 1)[1]
 class Asset:
     content: bytes
     media_type: str
+    version: str = field(init=False)  # of the content: its URL changes when it does
 
-    @property
-    def version(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()[:12]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "version", hashlib.sha256(self.content).hexdigest()[:12])
 
 
 def brand_stylesheet(brand: Brand) -> bytes:
@@ -69,6 +71,10 @@ class Views:
         self.assets["icon.svg"] = Asset(icon(brand), "image/svg+xml")
         if logo is not None:
             self.assets[LOGO_ASSET] = logo
+        self._urls = {name: f"/assets/{name}?v={a.version}" for name, a in self.assets.items()}
+        # Looks like a form token, so it renders as one would, and nothing else looks like it.
+        self._token_stand_in = f"csrf{secrets.token_hex(20)}"
+        self._anonymous = functools.lru_cache(maxsize=256)(self._render_anonymous)
         self._env = environment("bastion.pages")
         self._env.globals.update(
             brand=brand,
@@ -78,10 +84,29 @@ class Views:
 
     def asset_url(self, name: str) -> str:
         """The asset's URL, versioned by its content so browsers may cache it long."""
-        return f"/assets/{name}?v={self.assets[name].version}"
+        return self._urls[name]
 
-    def render(self, template: str, **context: Any) -> str:
-        return self._env.get_template(template).render(locale=active_locale(), **context)
+    def render(self, template: str, csrf_token: str, **context: Any) -> str:
+        """The page in the active language. A page whose context is all plain values (a page
+        for anyone, not one showing a signed-in user) is rendered once per language and kept,
+        with a stand-in where each form's token goes."""
+        locale = active_locale()
+        if context.get("principal") is None:
+            try:
+                key = (template, locale, tuple(sorted(context.items())))
+                page = self._anonymous(key)
+            except TypeError:  # a list or dict in the context: rendered each time
+                pass
+            else:
+                return page.replace(self._token_stand_in, csrf_token)
+        template_ = self._env.get_template(template)
+        return template_.render(locale=locale, csrf_token=csrf_token, **context)
+
+    def _render_anonymous(self, key: tuple[str, str, tuple[tuple[str, Any], ...]]) -> str:
+        template, locale, context = key
+        return self._env.get_template(template).render(
+            locale=locale, csrf_token=self._token_stand_in, **dict(context)
+        )
 
 
 @dataclass(frozen=True, slots=True)
