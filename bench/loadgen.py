@@ -254,6 +254,25 @@ def scenario_credentials(
     )
 
 
+def scenario_address(
+    path: str,
+    *,
+    emails: Sequence[str] = (),
+    email_prefix: str = "",
+    email_domain: str = "",
+    expected_status: int = 202,
+) -> Scenario:
+    """POST ``{"email": ...}`` alone (forgot-password, resend), over known or new addresses."""
+    return scenario_credentials(
+        path,
+        password="",
+        emails=emails,
+        email_prefix=email_prefix,
+        email_domain=email_domain,
+        expected_status=expected_status,
+    )
+
+
 def scenario_refresh(path: str, cookie_name: str, cookies: Sequence[str]) -> Scenario:
     return Scenario(
         "refresh",

@@ -240,6 +240,17 @@ def authenticated_get(path: str, tokens: list[str]) -> Callable[[str], Scenario]
     return lambda _: loadgen.scenario_get(path, tokens)
 
 
+def known_addresses(path: str, emails: list[str]) -> Callable[[str], Scenario]:
+    return lambda _: loadgen.scenario_address(path, emails=emails)
+
+
+def new_addresses(bench: Bench, path: str) -> Callable[[str], Scenario]:
+    """A never-seen address per request, unique to the phase's tag."""
+    return lambda tag: loadgen.scenario_address(
+        path, email_prefix=bench.unique_prefix(tag), email_domain=EMAIL_DOMAIN
+    )
+
+
 def http_ceiling(bench: Bench) -> dict[str, Any]:
     port = procs.free_port()
     server = bench.start(
@@ -387,6 +398,25 @@ def bastion_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[fl
     )
     phases["enumeration_unknown_email"] = unknown
     phases["enumeration_wrong_password"] = wrong
+
+    # Forgot-password and resend the same way: an address with an account (that gets the
+    # email) against one without, at the same time, one connection each.
+    unverified = bench.emails("unverified", profile.seed_users)
+    seeding.register_bastion_users(server.base_url, unverified)
+    pairs = [
+        ("forgot", "/api/v1/auth/forgot-password", users, "existing"),
+        ("resend", "/api/v1/auth/verify-email/resend", unverified, "unverified"),
+    ]
+    for kind, path, accounts, account_label in pairs:
+        has_account, unknown = bench.measure_together(
+            server,
+            [
+                (f"{kind} {account_label}", known_addresses(path, accounts), enumeration, 1),
+                (f"{kind} unknown email", new_addresses(bench, path), enumeration, 1),
+            ],
+        )
+        phases[f"enumeration_{kind}_{account_label}"] = has_account
+        phases[f"enumeration_{kind}_unknown_email"] = unknown
     phases["login_storm"], phases["me_beside_login_storm"] = login_storm(
         bench, server, credentials(users), "/api/v1/auth/me", tokens
     )

@@ -38,6 +38,16 @@ def seed_bastion_users(emails: Sequence[str], env: Mapping[str, str], cwd: Path)
         list(pool.map(create, emails))
 
 
+def register_bastion_users(base_url: str, emails: Sequence[str]) -> None:
+    """Sign up through the API: accounts that stay unverified, for the resend phases."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        for email in emails:
+            response = client.post(
+                "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
+            )
+            response.raise_for_status()
+
+
 @dataclass(frozen=True)
 class Login:
     access_token: str

@@ -26,6 +26,7 @@ from bastion.accounts.model import Role, User
 from bastion.audit.model import AuditEvent, scrub
 from bastion.audit.ports import AuditObserver
 from bastion.background.model import Lease, may_take
+from bastion.core.account_at import AccountAt
 from bastion.core.context import SecurityStamp
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.mail.model import EmailMessage, QueuedMessage
@@ -86,6 +87,13 @@ class Tables:
     webauthn_challenges: dict[str, WebAuthnChallenge] = field(default_factory=dict)
     mfa_tokens: dict[str, MfaToken] = field(default_factory=dict)
     leases: dict[str, Lease] = field(default_factory=dict)
+
+    def account_at(self, account: AccountAt) -> User | None:
+        """The user ``account`` stands for, if there is one."""
+        user = next((u for u in self.users.values() if u.email == account.email), None)
+        if user is None or not account.awaiting_verification:
+            return user
+        return user if user.is_active and not user.is_verified else None
 
     def delete_user(self, user_id: uuid.UUID) -> None:
         """Delete a user and what the database's foreign keys cascade to."""
@@ -171,6 +179,13 @@ class FakeOneTimeTokenRepository:
 
     async def add(self, token: OneTimeToken) -> None:
         self._tokens[token.token_hash] = token
+
+    async def add_for(
+        self, account: AccountAt, token_hash: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        user = self._tables.account_at(account)
+        if user is not None:
+            await self.add(OneTimeToken(token_hash, user.id, created_at, expires_at))
 
     async def get(self, token_hash: str) -> OneTimeToken | None:
         return self._tokens.get(token_hash)
@@ -289,11 +304,16 @@ class FakeSigningKeyRepository:
 
 class FakeOutbox:
     def __init__(self, tables: Tables, ids: itertools.count[int]) -> None:
+        self._tables = tables
         self._rows = tables.outbox
         self._ids = ids
 
     async def add(self, message: EmailMessage, now: datetime) -> None:
         self._rows[next(self._ids)] = OutboxRow(message, next_attempt_at=now)
+
+    async def add_for(self, account: AccountAt, message: EmailMessage, now: datetime) -> None:
+        if self._tables.account_at(account) is not None:
+            await self.add(message, now)
 
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime
@@ -339,12 +359,21 @@ class FakeOutbox:
 
 class FakeAuditLog:
     def __init__(self, tables: Tables, ids: itertools.count[int]) -> None:
+        self._tables = tables
         self._events = tables.audit
         self._ids = ids
         self.recorded: list[AuditEvent] = []
 
     async def record(self, event: AuditEvent) -> None:
         self.recorded.append(event)
+        self._store(event)
+
+    async def record_for(self, account: AccountAt, event: AuditEvent) -> None:
+        self.recorded.append(event)
+        user = self._tables.account_at(account)
+        self._store(replace(event, user_id=None if user is None else user.id))
+
+    def _store(self, event: AuditEvent) -> None:
         event_id = next(self._ids)
         user_agent = event.user_agent[:512] if event.user_agent else None
         self._events[event_id] = replace(

@@ -45,6 +45,19 @@ def random_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
 
 
+FULL_WIDTH_OFFSET = ord("ａ") - ord("a")
+
+
+def look_alike(email: str) -> str:
+    """``email`` spelt another way: full-width letters and digits in the part before the @,
+    a dotted capital İ for every i, and a full-width first letter in the domain."""
+    local, _, domain = email.partition("@")
+    spelt = "".join(
+        "İ" if c == "i" else chr(ord(c) + FULL_WIDTH_OFFSET) if c.isalnum() else c for c in local
+    )
+    return f"{spelt}@{chr(ord(domain[0]) + FULL_WIDTH_OFFSET)}{domain[1:]}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,6 +1,7 @@
 -- POST credentials, either rotating over known emails or a never-seen email per request
 -- (registration, unknown-email logins). Parameters: PATH, FORMAT ("json" | "form"),
--- EMAILS (empty: generate), EMAIL_PREFIX, EMAIL_DOMAIN, PASSWORD, REMEMBER_ME.
+-- EMAILS (empty: generate), EMAIL_PREFIX, EMAIL_DOMAIN, PASSWORD (empty: the address alone, as
+-- forgot-password and resend take it), REMEMBER_ME.
 
 local function email()
   if #EMAILS > 0 then
@@ -20,6 +21,10 @@ function request()
     return wrk.format("POST", PATH,
       {["Content-Type"] = "application/x-www-form-urlencoded"},
       "username=" .. urlencode(address) .. "&password=" .. urlencode(PASSWORD))
+  end
+  if PASSWORD == "" then
+    return wrk.format("POST", PATH, {["Content-Type"] = "application/json"},
+      string.format('{"email": "%s"}', address))
   end
   local extra = REMEMBER_ME and ', "remember_me": true' or ""
   return wrk.format("POST", PATH, {["Content-Type"] = "application/json"},

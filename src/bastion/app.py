@@ -17,6 +17,7 @@ from bastion.accounts.service import AccountService
 from bastion.adapters.sql.unit_of_work import is_unavailable
 from bastion.admin import routes as admin_routes
 from bastion.admin.service import AdminService
+from bastion.apidocs import routes as apidocs_routes
 from bastion.audit import routes as audit_routes
 from bastion.audit.service import AuditService
 from bastion.bootstrap import Services, build
@@ -24,6 +25,7 @@ from bastion.http.client_ip import parse_networks
 from bastion.http.deps import current_principal, install_authenticator, provide
 from bastion.http.errors import CORE_PROBLEMS, ProblemTable, install_error_handlers
 from bastion.http.middleware import RequestMiddleware
+from bastion.http.openapi import complete_openapi
 from bastion.logging import configure_logging
 from bastion.login import routes as login_routes
 from bastion.login.service import LoginFlow
@@ -50,19 +52,6 @@ CORS_EXPOSED_HEADERS = [
     "RateLimit-Reset",
     "X-Request-ID",
 ]
-PROBLEM_SCHEMA = {
-    "type": "object",
-    "description": "RFC 9457 problem details; `code` is stable and meant for programs.",
-    "required": ["type", "title", "status", "detail", "code"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "code": {"type": "string", "examples": ["INVALID_CREDENTIALS"]},
-        "errors": {"type": "array", "items": {"type": "object"}},
-    },
-}
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -87,6 +76,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version=__version__,
         description="Self-hosted authentication: sign-up, login, sessions and signed tokens.",
         lifespan=lifespan,
+        # Starlette would redirect /path/ to /path, building the Location from the request's
+        # Host header: a redirect to any host the caller names. A trailing slash is a 404.
+        redirect_slashes=False,
+        # /docs is served from Bastion's own copy of Swagger UI (apidocs/routes.py); FastAPI's pages
+        # load it from a CDN, which the pages' Content-Security-Policy rightly blocks.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         # Bastion exports Prometheus metrics, not OpenTelemetry: skip the per-request check.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
@@ -105,6 +102,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         audit_routes.router,
         admin_routes.router,
         operations_routes.router,
+        apidocs_routes.router,
     ):
         # Added as the app's own routes, not with include_router: FastAPI matches an included
         # router's routes in several passes, which cost verify-token a quarter of its time.
@@ -124,6 +122,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_read_timeout=settings.body_read_timeout,
         trusted_proxies=parse_networks(settings.trusted_proxies),
         hsts=settings.public_url.startswith("https://"),
         is_unavailable=is_unavailable,
@@ -136,16 +135,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             routes = [*app.routes, sessions_routes.VERIFY_TOKEN_DOCS]
             # Each route's error codes, from the same table the handlers answer with.
             problems.document(routes, {current_principal: sessions_routes.authenticate})
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=routes,
+            app.openapi_schema = complete_openapi(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=routes,
+                )
             )
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
-                PROBLEM_SCHEMA
-            )
-            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

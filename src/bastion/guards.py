@@ -7,15 +7,16 @@ feature's routes.
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
-from bastion.core.email_address import InvalidEmailAddress, normalize_email
 from bastion.core.errors import Forbidden
 from bastion.http.deps import CurrentPrincipal, provided
 from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.http.middleware import RATE_LIMIT_HEADERS
+from bastion.http.schemas import EmailRequest
 from bastion.ratelimit.errors import RateLimited
 from bastion.ratelimit.model import Rule, Usage
 from bastion.ratelimit.service import RateLimits
@@ -56,23 +57,6 @@ def enforce(request: Request, usage: Usage) -> None:
         raise RateLimited(usage.reset_after)
 
 
-async def email_in_body(request: Request) -> str | None:
-    """The ``email`` member of the JSON body in its canonical form, read before the route
-    validates it (FastAPI has already parsed the body, so this costs no second read); None when
-    there is none or it is no address, which the route's validation then refuses."""
-    try:
-        payload = await request.json()
-    except ValueError:
-        return None
-    email = payload.get("email") if isinstance(payload, dict) else None
-    if not isinstance(email, str):
-        return None
-    try:
-        return normalize_email(email)
-    except InvalidEmailAddress:
-        return None
-
-
 # The limits read RateLimits directly rather than through a sub-dependency: they run on most
 # requests, and each dependency level costs FastAPI measurable time.
 
@@ -101,26 +85,24 @@ async def limit_registrations(request: Request) -> None:
 
 
 @raises(RateLimited)
-async def limit_password_resets(request: Request) -> None:
+async def limit_password_resets(request: Request, body: EmailRequest) -> EmailRequest:
+    """The forgot-password limit per address; see ``PasswordResetRequest``."""
     limits = provided(request, RateLimits)
-    await _limit_per_email(request, limits, limits.rules.forgot_password)
+    enforce(request, await limits.per_email(limits.rules.forgot_password, body.email))
+    return body
 
 
 @raises(RateLimited)
-async def limit_verification_resends(request: Request) -> None:
+async def limit_verification_resends(request: Request, body: EmailRequest) -> EmailRequest:
+    """The verification-resend limit per address; see ``VerificationResendRequest``."""
     limits = provided(request, RateLimits)
-    await _limit_per_email(request, limits, limits.rules.verification_resend)
-
-
-async def _limit_per_email(request: Request, limits: RateLimits, rule: Rule) -> None:
-    email = await email_in_body(request)
-    if email is not None:
-        await limit_per_email(request, rule, email)
+    enforce(request, await limits.per_email(limits.rules.verification_resend, body.email))
+    return body
 
 
 async def limit_per_email(request: Request, rule: Rule, email: str) -> None:
-    """Count a request about ``email`` against ``rule``, keyed by the canonical address (the
-    pages, whose bodies are forms, call it with the address they read)."""
+    """Count a request about ``email`` (canonical) against ``rule``: the pages, whose bodies
+    are forms, call it with the address their form gave, once it is valid."""
     limits = provided(request, RateLimits)
     enforce(request, await limits.per_email(rule, email))
 
@@ -143,5 +125,8 @@ SameSiteOnly = Depends(reject_cross_site)
 PerIpLimit = Depends(limit_per_ip)
 PerUserLimit = Depends(limit_per_user)
 RegistrationLimit = Depends(limit_registrations)
-PasswordResetLimit = Depends(limit_password_resets)
-VerificationResendLimit = Depends(limit_verification_resends)
+# A limit keyed on an address takes the body as the route's parameter: FastAPI calls a
+# dependency only once its own parameters are valid, so the address counted is the validated,
+# canonical one the use case looks up, and a request refused with 422 counts against no one.
+PasswordResetRequest = Annotated[EmailRequest, Depends(limit_password_resets)]
+VerificationResendRequest = Annotated[EmailRequest, Depends(limit_verification_resends)]

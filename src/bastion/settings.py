@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     log_json: bool | None = None
     log_level: str = "info"
     max_body_bytes: Annotated[int, Field(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
+    # Seconds a request body may take to arrive in all; a slower one is answered 408.
+    body_read_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
     mfa_required_roles: Annotated[list[str], NoDecode] = ["admin"]
     reauth_max_age: Seconds = 900

@@ -189,6 +189,29 @@ async def test_patch_rejects_fields_an_admin_may_not_set(
         assert response.json()["code"] == "VALIDATION_ERROR"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"is_active": "no"},
+        {"is_active": "false"},
+        {"is_active": 0},
+        {"is_verified": 0},
+        {"is_verified": "yes"},
+        {"is_verified": 1},
+    ],
+)
+async def test_patch_takes_only_json_booleans_for_flags(
+    app: tuple[httpx.AsyncClient, Services], body: dict[str, Any]
+) -> None:
+    client, _, admin, target = await actor_and_target(app, Role.ADMIN)
+    response = await patch_user(client, admin, target.id, body)
+    assert response.status_code == 422, body
+    assert response.json()["code"] == "VALIDATION_ERROR"
+    assert response.json()["errors"][0]["loc"] == ["body", *body]
+    unchanged = await client.get(f"{ADMIN}/users/{target.id}", headers=admin.headers)
+    assert unchanged.json()["is_active"] is True and unchanged.json()["is_verified"] is True
+
+
 async def test_deactivating_a_user_ends_their_sessions_until_they_are_enabled_again(
     app: tuple[httpx.AsyncClient, Services],
 ) -> None:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 from sqlalchemy import event
+from structlog.testing import capture_logs
 
 from tests.support import SmtpServer, access_token, app_with_user, bearer, login, verify_token
 
@@ -29,6 +31,23 @@ async def test_a_missing_or_malformed_token_is_invalid(
     assert response.status_code == 401
     assert response.json()["code"] == "INVALID_TOKEN"
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def nested_header_token(depth: int) -> str:
+    """A token whose header is JSON nested ``depth`` deep: `[` × depth, then `]` × depth."""
+    header = base64.urlsafe_b64encode(b"[" * depth + b"]" * depth).decode().rstrip("=")
+    return f"{header}.e30.AA"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/verify-token", "/api/v1/auth/me"])
+async def test_a_deeply_nested_token_header_is_refused_quietly_as_invalid(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    with capture_logs() as logs:
+        response = await client.get(path, headers=bearer(nested_header_token(1000)))
+    assert response.status_code == 401
+    assert response.json()["code"] == "INVALID_TOKEN"
+    assert [entry["event"] for entry in logs] == ["request"]
 
 
 async def test_verify_token_returns_the_claims_a_resource_server_needs(

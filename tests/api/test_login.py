@@ -149,3 +149,13 @@ async def test_the_access_token_expires_after_its_ttl(database_url: str, smtp: S
     assert response.status_code == 401
     assert response.json()["code"] == "TOKEN_EXPIRED"
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_remember_me_takes_only_a_json_boolean(client: httpx.AsyncClient) -> None:
+    for remember_me in ("yes", "true", 1, 0):
+        response = await client.post(
+            "/api/v1/auth/login",
+            json={"email": random_email(), "password": STRONG_PASSWORD, "remember_me": remember_me},
+        )
+        assert response.status_code == 422, remember_me
+        assert response.json()["errors"][0]["loc"] == ["body", "remember_me"]

@@ -15,6 +15,7 @@ from tests.support import (
     bearer,
     forgot_password,
     login,
+    look_alike,
     make_settings,
     random_email,
     register,
@@ -22,18 +23,6 @@ from tests.support import (
     token_in,
     verified_user,
 )
-
-FULL_WIDTH_OFFSET = ord("ａ") - ord("a")
-
-
-def look_alike(email: str) -> str:
-    """``email`` spelt another way: full-width letters and digits in the part before the @,
-    a dotted capital İ for every i, and a full-width first letter in the domain."""
-    local, _, domain = email.partition("@")
-    spelt = "".join(
-        "İ" if c == "i" else chr(ord(c) + FULL_WIDTH_OFFSET) if c.isalnum() else c for c in local
-    )
-    return f"{spelt}@{chr(ord(domain[0]) + FULL_WIDTH_OFFSET)}{domain[1:]}"
 
 
 def test_the_look_alike_spelling_differs_from_the_address() -> None:

@@ -3,20 +3,26 @@ endpoints that are never limited. On memory and on Redis."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from bastion.core.clock import FrozenClock
 from tests.support import (
     BEHIND_PROXY,
     STRONG_PASSWORD,
+    Mailbox,
     SmtpServer,
     access_token,
+    assert_problem,
     bearer,
     forgot_password,
+    look_alike,
     make_settings,
     random_email,
     register,
@@ -184,3 +190,65 @@ async def test_a_limit_frees_up_as_its_window_slides(
         clock.advance(2400)
         assert (await forgot_password(client, email)).status_code == 202
         assert_rate_limited(await forgot_password(client, email))
+
+
+def spellings(email: str) -> list[str]:
+    """One address written the ways an attacker tried, each hoping for a quota of its own: the
+    ones Bastion accepts are all this address, the others (a display name, a quoted local part)
+    are refused."""
+    local, _, domain = email.partition("@")
+    return [
+        email,
+        email.upper(),
+        look_alike(email),
+        f"  {email} ",
+        f"{local}@{domain.upper()}",
+        f"x <{email}>",
+        f'"{local}"@{domain}',
+        f"{local.upper()}@{domain}",
+    ]
+
+
+async def delivered(mailbox: Mailbox, to: str, subject: str, expected: int) -> int:
+    """How many messages to ``to`` with ``subject`` the SMTP server received: once ``expected``
+    have arrived (or 10 s passed), and then long enough for the outbox to deliver any more."""
+    deadline = time.monotonic() + 10
+
+    def count() -> int:
+        return sum(subject in str(message["Subject"]) for message in mailbox.received(to))
+
+    while count() < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    return count()
+
+
+async def test_spellings_of_one_address_share_its_quota_of_reset_and_verification_mail(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    async with running_app(make_settings(database_url, smtp.url)) as (client, _):
+        email = random_email("burst")
+        assert (await register(client, email, STRONG_PASSWORD)).status_code == 202
+        for spelt in spellings(email):
+            for ask in (forgot_password, resend):
+                assert (await ask(client, spelt)).status_code in {202, 422, 429}
+
+        assert await delivered(smtp.mailbox, email, "Reset your password", 3) == 3
+        # One from the sign-up, three resent.
+        assert await delivered(smtp.mailbox, email, "Confirm your email", 1 + 3) == 1 + 3
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/auth/forgot-password", "/api/v1/auth/verify-email/resend"]
+)
+async def test_a_refused_request_leaves_the_address_quota_whole(
+    database_url: str, smtp: SmtpServer, path: str
+) -> None:
+    async with running_app(make_settings(database_url, smtp.url)) as (client, _):
+        email = random_email("victim")
+        for extra in ({"admin": True}, {"password": STRONG_PASSWORD}, {"token": "x"}):
+            refused = await client.post(path, json={"email": email, **extra})
+            assert_problem(refused, 422, "VALIDATION_ERROR")
+        answers = [await client.post(path, json={"email": email}) for _ in range(3)]
+        assert [answer.status_code for answer in answers] == [202] * 3
+        assert answers[0].headers["RateLimit-Remaining"] == "2"

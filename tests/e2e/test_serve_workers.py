@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,9 +15,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import free_port, make_settings
+from tests.serving import BASTION, bastion_environment
+from tests.support import free_port
 
-BASTION = str(Path(sys.executable).with_name("bastion"))
 REQUESTS = 40
 
 
@@ -50,20 +48,7 @@ def ready(base: str) -> bool:
 def two_workers(postgresql_url: str, tmp_path: Path) -> Iterator[Server]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("BASTION_") and key != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env.update(
-        BASTION_DATABASE_URL=postgresql_url,
-        # The in-process tests' secret: they share this database and its sealed signing keys.
-        BASTION_SECRET_KEY=str(make_settings(postgresql_url, "smtp://127.0.0.1:25").secret_key),
-        BASTION_AUTO_MIGRATE="false",
-        BASTION_ARGON2_TIME_COST="1",
-        BASTION_ARGON2_MEMORY_COST="1024",
-        BASTION_PUBLIC_URL=base,
-    )
+    env = bastion_environment(postgresql_url, public_url=base)
     log = tmp_path / "serve.log"
     with log.open("w") as output:
         process = subprocess.Popen(

@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.serving import create_user, served_bastion
 from tests.support import (
     REFRESH_COOKIE,
     STRONG_PASSWORD,
     bearer,
-    free_port,
-    make_settings,
     random_email,
     refresh_token_in,
 )
 
-BASTION = str(Path(sys.executable).with_name("bastion"))
 # Both processes sit behind one public address, so they issue and accept the same tokens.
 PUBLIC_URL = "http://auth.localhost"
-STARTUP_SECONDS = 30
 REVOCATION_DEADLINE_SECONDS = 1.0
 
 
@@ -38,74 +31,20 @@ class Deployment:
     b: str
 
     def create_user(self, email: str) -> None:
-        result = subprocess.run(
-            [BASTION, "create-user", "--email", email, "--password-stdin"],
-            env=self.environment,
-            input=f"{STRONG_PASSWORD}\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
+        create_user(self.environment, email, STRONG_PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def deployment(
     postgresql_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
-    environment.update(
-        BASTION_DATABASE_URL=postgresql_url,
-        # The in-process tests' secret: it seals the signing keys they stored in this database.
-        BASTION_SECRET_KEY=str(make_settings(postgresql_url, "smtp://127.0.0.1:25").secret_key),
-        BASTION_PUBLIC_URL=PUBLIC_URL,
-        BASTION_COOKIE_SECURE="false",
-        BASTION_AUTO_MIGRATE="false",
-        BASTION_ARGON2_TIME_COST="1",
-        BASTION_ARGON2_MEMORY_COST="1024",
-    )
     logs = tmp_path_factory.mktemp("two-processes")
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        bases = [_start(environment, logs / f"{name}.log", processes) for name in "ab"]
-        for base, name in zip(bases, "ab", strict=True):
-            _wait_until_ready(base, logs / f"{name}.log")
-        yield Deployment(environment, *bases)
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _start(environment: dict[str, str], log: Path, processes: list[subprocess.Popen[bytes]]) -> str:
-    port = free_port()
-    with log.open("wb") as output:
-        processes.append(
-            subprocess.Popen(
-                [BASTION, "serve", "--port", str(port), "--workers", "1"],
-                env=environment,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        )
-    return f"http://127.0.0.1:{port}"
-
-
-def _wait_until_ready(base: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/.well-known/jwks.json").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{base} did not start:\n{log.read_text()}")
+    settings = {"public_url": PUBLIC_URL, "cookie_secure": "false"}
+    with (
+        served_bastion(postgresql_url, logs / "a.log", **settings) as a,
+        served_bastion(postgresql_url, logs / "b.log", **settings) as b,
+    ):
+        yield Deployment(a.environment, a.base_url, b.base_url)
 
 
 def _login(base: str, email: str, *, remember_me: bool = False) -> httpx.Response:

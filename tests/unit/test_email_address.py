@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from bastion.core.email_address import InvalidEmailAddress, fold, normalize_email
+from bastion.core.email_address import (
+    MAX_EMAIL_LENGTH,
+    SPECIAL_USE_DOMAINS,
+    InvalidEmailAddress,
+    fold,
+    normalize_email,
+)
+from bastion.http.schemas import EMAIL_SCHEMA
 
 FULL_WIDTH_OFFSET = ord("ａ") - ord("a")
 
@@ -115,3 +123,37 @@ def test_known_look_alikes_have_one_canonical_form(spelling: str, canonical: str
 def test_text_that_is_or_folds_into_no_address_is_refused(text: str) -> None:
     with pytest.raises(InvalidEmailAddress):
         normalize_email(text)
+
+
+LONGEST = f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 57}.com"
+
+
+def documented_as_refused(text: str) -> bool:
+    """Whether the OpenAPI schema of an email field refuses ``text`` (a JSON Schema pattern is
+    searched for, not matched whole)."""
+    return len(text) > EMAIL_SCHEMA["maxLength"] or bool(
+        re.search(EMAIL_SCHEMA["not"]["pattern"], text)
+    )
+
+
+def test_the_longest_address_is_accepted_and_one_blank_more_is_refused_as_documented() -> None:
+    assert len(LONGEST) == MAX_EMAIL_LENGTH == EMAIL_SCHEMA["maxLength"]
+    assert normalize_email(LONGEST) == LONGEST
+    assert documented_as_refused(f" {LONGEST}")
+    with pytest.raises(InvalidEmailAddress):
+        normalize_email(f" {LONGEST}")
+
+
+@pytest.mark.parametrize("domain", SPECIAL_USE_DOMAINS)
+def test_every_special_use_domain_is_refused_and_documented_in_any_case(domain: str) -> None:
+    for address in (f"ann@{domain}", f"ann@mail.{domain.upper()}"):
+        assert documented_as_refused(address)
+        with pytest.raises(InvalidEmailAddress):
+            normalize_email(address)
+    assert not documented_as_refused(f"ann@{domain}.example.com")
+
+
+@given(st.one_of(addresses, st.text(max_size=300)))
+def test_what_the_schema_documents_as_refused_is_refused(text: str) -> None:
+    if documented_as_refused(text):
+        assert canonical_or_none(text) is None

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bastion.accounts.model import Role, User
+from bastion.core.account_at import AccountAt
 from bastion.core.one_time_tokens import OneTimeToken
 
 
@@ -47,6 +48,13 @@ class UserRepository(Protocol):
 
 class OneTimeTokenRepository(Protocol):
     async def add(self, token: OneTimeToken) -> None: ...
+
+    async def add_for(
+        self, account: AccountAt, token_hash: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Store a token for ``account`` if there is such an account, and nothing otherwise;
+        the same statements either way."""
+        ...
 
     async def get(self, token_hash: str) -> OneTimeToken | None: ...
 

@@ -12,11 +12,12 @@ from pydantic import BaseModel, Field
 from bastion.accounts.errors import EmailAlreadyVerified, EmailTaken, SecurityStateChanged
 from bastion.accounts.service import AccountService
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
-from bastion.guards import PerIpLimit, PerUserLimit, RegistrationLimit, VerificationResendLimit
+from bastion.guards import PerIpLimit, PerUserLimit, RegistrationLimit, VerificationResendRequest
 from bastion.http.deps import ContextDep, CurrentPrincipal, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
-from bastion.http.schemas import Accepted, EmailAddress, EmailRequest, StrictModel
+from bastion.http.schemas import Accepted, EmailAddress, StrictModel
 from bastion.passwords.errors import WeakPassword
+from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 
 router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
 PROBLEMS: ProblemRows = {
@@ -30,7 +31,7 @@ AccountsDep = Annotated[AccountService, Depends(provider(AccountService))]
 
 class RegisterRequest(StrictModel):
     email: EmailAddress = Field(examples=["alice@example.com"])
-    password: str = Field(max_length=4096, examples=["Correct-Horse-7"])
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH, examples=["Correct-Horse-7"])
 
 
 class Verified(BaseModel):
@@ -61,11 +62,13 @@ async def register(body: RegisterRequest, accounts: AccountsDep, context: Contex
 @router.post(
     "/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[PerIpLimit, VerificationResendLimit],
+    dependencies=[PerIpLimit],
     summary="Mail a new verification link",
 )
-async def resend_verification(body: EmailRequest, accounts: AccountsDep) -> Accepted:
-    await accounts.resend_verification(body.email)
+async def resend_verification(
+    body: VerificationResendRequest, accounts: AccountsDep, context: ContextDep
+) -> Accepted:
+    await accounts.resend_verification(body.email, context)
     return Accepted()
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bastion.accounts.errors import EmailAlreadyVerified, EmailTaken
 from bastion.accounts.model import Role, User, new_user
 from bastion.audit.model import EventType, event
+from bastion.core.account_at import AccountAt
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
 from bastion.core.email_address import normalize_email
@@ -17,6 +18,7 @@ from bastion.core.errors import NotFound
 from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
+from bastion.mail.model import EmailMessage
 from bastion.passwords.policy import PasswordPolicy, ensure_strong
 from bastion.passwords.ports import PasswordHasher
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
@@ -27,6 +29,15 @@ class AccountRules:
     policy: PasswordPolicy
     verification_token_ttl: int
     links: messages.Links
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationLink:
+    """A new verification token, as stored (its hash), and the email that carries it."""
+
+    token_hash: str
+    expires_at: datetime
+    message: EmailMessage
 
 
 class AccountService:
@@ -99,13 +110,24 @@ class AccountService:
                 await uow.audit.record(event(EventType.EMAIL_VERIFIED, now, context, user.id))
             await uow.commit()
 
-    async def resend_verification(self, email: str) -> None:
-        """Mail a fresh link to an unverified account; silently nothing otherwise."""
+    async def resend_verification(self, email: str, context: RequestContext) -> None:
+        """Mail a fresh link to an active, unverified account; silently nothing otherwise.
+
+        Nor can the time tell which: the link and the email are made, and the same statements
+        sent, whatever the address; the database writes the token and queues the email only
+        for such an account. The event is recorded either way, about the account at the address
+        if there is one.
+        """
+        email = normalize_email(email)
+        account = AccountAt(email, awaiting_verification=True)
+        now = self._clock.now()
+        link = self._verification_link(email, now)
         async with self._uow() as uow:
-            user = await uow.users.get_by_email(normalize_email(email))
-            if user is None or user.is_verified or not user.is_active:
-                return
-            await self._send_verification(uow, user)
+            await uow.verification_tokens.add_for(account, link.token_hash, now, link.expires_at)
+            await uow.outbox.add_for(account, link.message, now)
+            await uow.audit.record_for(
+                AccountAt(email), event(EventType.VERIFICATION_REQUESTED, now, context)
+            )
             await uow.commit()
         self._mail_queued()
 
@@ -118,16 +140,17 @@ class AccountService:
 
     async def _send_verification(self, uow: UnitOfWork, user: User) -> None:
         now = self._clock.now()
+        link = self._verification_link(user.email, now)
+        await uow.verification_tokens.add(
+            OneTimeToken(link.token_hash, user.id, created_at=now, expires_at=link.expires_at)
+        )
+        await uow.outbox.add(link.message, now)
+
+    def _verification_link(self, email: str, now: datetime) -> VerificationLink:
         token = new_token()
         ttl = self._rules.verification_token_ttl
-        await uow.verification_tokens.add(
-            OneTimeToken(
-                token_hash=hash_token(token),
-                user_id=user.id,
-                created_at=now,
-                expires_at=now + timedelta(seconds=ttl),
-            )
-        )
-        await uow.outbox.add(
-            messages.verify_email(user.email, self._rules.links, token, ttl / 3600), now
+        return VerificationLink(
+            token_hash=hash_token(token),
+            expires_at=now + timedelta(seconds=ttl),
+            message=messages.verify_email(email, self._rules.links, token, ttl / 3600),
         )

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from bastion.accounts.model import Role, User
+from bastion.core.pagination import parse_row_id
 
 
 class Permission(StrEnum):
@@ -67,10 +68,8 @@ def event_cursor(event_id: int) -> str:
 
 
 def parse_event_cursor(cursor: str) -> int:
-    value = int(cursor)
-    if value < 1:
-        raise ValueError(cursor)
-    return value
+    """The event id a cursor points before; ValueError if it was not issued by us."""
+    return parse_row_id(cursor)
 
 
 def apply_changes(user: User, changes: UserChanges, now: datetime) -> User:

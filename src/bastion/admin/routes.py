@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from bastion.accounts.model import Role, User
 from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
@@ -16,6 +16,7 @@ from bastion.admin.model import Permission, UserChanges, allows
 from bastion.admin.service import AdminService
 from bastion.audit.model import AuditEvent, EventType
 from bastion.core.context import Principal
+from bastion.core.email_address import MAX_EMAIL_LENGTH
 from bastion.core.errors import Forbidden
 from bastion.http.deps import ContextDep, CurrentPrincipal, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
@@ -28,12 +29,25 @@ PROBLEMS: ProblemRows = {
 }
 MAX_PAGE = 200
 
+# OpenAPI links: where a listed user's id leads (clients and Schemathesis' stateful phase follow).
+USER_LINKS = {
+    "links": {
+        f"{action}FirstUser": {
+            "operationId": f"{name}_api_v1_admin_users__user_id__{method}",
+            "parameters": {"user_id": "$response.body#/items/0/id"},
+        }
+        for action, name, method in [
+            ("Get", "get_user", "get"),
+            ("Update", "update_user", "patch"),
+            ("Delete", "delete_user", "delete"),
+        ]
+    }
+}
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")]
 Cursor = Annotated[
     str | None,
     Query(max_length=64, description="`next_cursor` from the previous page; omit for the first"),
 ]
-
 
 
 def requiring(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
@@ -74,8 +88,9 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role | None = None
-    is_active: bool | None = Field(default=None, description="false also ends every session")
-    is_verified: bool | None = None
+    # JSON booleans only: "no" or 0 for false is a client bug, not an instruction.
+    is_active: StrictBool | None = Field(default=None, description="false also ends every session")
+    is_verified: StrictBool | None = None
 
 
 class EventView(BaseModel):
@@ -95,6 +110,7 @@ class EventPage(BaseModel):
 
 @router.get(
     "/users",
+    responses={200: USER_LINKS},
     summary="Find users by email substring and role (admin, manager)",
 )
 @raises(InvalidCursor)
@@ -103,7 +119,9 @@ async def list_users(
     admin_service: AdminDep,
     limit: Limit = 50,
     cursor: Cursor = None,
-    email: Annotated[str | None, Query(max_length=320, description="Part of the email")] = None,
+    email: Annotated[
+        str | None, Query(max_length=MAX_EMAIL_LENGTH, description="Part of the email")
+    ] = None,
     role: Role | None = None,
 ) -> UserPage:
     page = await admin_service.list_users(

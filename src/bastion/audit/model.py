@@ -24,6 +24,7 @@ class EventType(StrEnum):
     LOGOUT = "logout"
     SESSION_REVOKED = "session_revoked"
     ALL_SESSIONS_REVOKED = "all_sessions_revoked"
+    VERIFICATION_REQUESTED = "verification_requested"
     RESET_REQUESTED = "reset_requested"
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a label, not a secret
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a label, not a secret

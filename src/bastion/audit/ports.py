@@ -4,6 +4,7 @@ import uuid
 from typing import Protocol
 
 from bastion.audit.model import AuditEvent
+from bastion.core.account_at import AccountAt
 
 
 class AuditObserver(Protocol):
@@ -14,6 +15,11 @@ class AuditObserver(Protocol):
 
 class AuditLog(Protocol):
     async def record(self, event: AuditEvent) -> None: ...
+
+    async def record_for(self, account: AccountAt, event: AuditEvent) -> None:
+        """Record ``event`` about ``account``: its user is the account's id if there is such an
+        account, and none otherwise. The event is recorded either way."""
+        ...
 
     async def list(
         self,

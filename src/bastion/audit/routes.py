@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from bastion.audit.service import AuditService
+from bastion.core.pagination import MAX_ROW_ID
 from bastion.guards import PerUserLimit
 from bastion.http.deps import CurrentPrincipal, provider
 
@@ -42,7 +43,7 @@ async def security_events(
     audit: AuditDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     before: Annotated[
-        int | None, Query(ge=1, description="`next_cursor` of the previous page")
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="`next_cursor` of the previous page")
     ] = None,
 ) -> SecurityEventPage:
     page = await audit.security_events(principal.user_id, limit=limit, before=before)

@@ -11,12 +11,17 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from bastion.core.errors import BastionError
 
-# Longer input is refused before any parsing: no address is longer (RFC 5321 allows 254).
-MAX_EMAIL_INPUT_LENGTH = 320
+# RFC 5321's limit, which the validator applies to the address in UTF-8 bytes. Longer input,
+# surrounding blanks included, is refused before any parsing: the limit is one number, in
+# characters here, that the documented schema can state (``maxLength``) and the edge enforce.
+MAX_EMAIL_LENGTH = 254
+# Domains reserved for special use (RFC 6761: .test, .local, .onion, …) receive no email: the
+# validator refuses an address in any of them or their subdomains.
+SPECIAL_USE_DOMAINS: tuple[str, ...] = tuple(SPECIAL_USE_DOMAIN_NAMES)
 # Casefolding turns the dotted capital İ into i + COMBINING DOT ABOVE; on i or j, which carry a
 # dot already, the combining dot adds nothing a reader can see.
 _DOT_ABOVE_ON_DOTTED_LETTER = re.compile("(?<=[ij])\u0307")
@@ -37,10 +42,12 @@ def normalize_email(address: str) -> str:
       domains with two owners.
     - The part before the @ folded by ``fold``.
     - No display name: ``Alice <alice@example.com>`` is refused, not trimmed.
+    - At most ``MAX_EMAIL_LENGTH`` characters as given, and UTF-8 bytes once parsed; no domain
+      of ``SPECIAL_USE_DOMAINS``.
 
     The result is itself a valid address and its own canonical form.
     """
-    if len(address) > MAX_EMAIL_INPUT_LENGTH:
+    if len(address) > MAX_EMAIL_LENGTH:
         raise InvalidEmailAddress("value is not a valid email address: it is too long")
     try:
         parsed = validate_email(address.strip(), check_deliverability=False)

@@ -8,6 +8,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 C = TypeVar("C")
+# The largest row id a cursor can name: a signed 64-bit integer, as PostgreSQL's BIGINT and
+# SQLite's INTEGER store it. A larger number in a request must be refused before it reaches SQL.
+MAX_ROW_ID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +25,16 @@ def page_of(items: list[T], limit: int, cursor_of: Callable[[T], C]) -> Page[T, 
         return Page(items=items, next_cursor=None)
     kept = items[:limit]
     return Page(items=kept, next_cursor=cursor_of(kept[-1]))
+
+
+def parse_row_id(text: str) -> int:
+    """A row id written in plain ASCII digits, from 1 to ``MAX_ROW_ID``; else ValueError.
+
+    ``int()`` alone would also take signs, spaces, underscores and non-ASCII digits.
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ROW_ID))):
+        raise ValueError(text)
+    value = int(text)
+    if not 1 <= value <= MAX_ROW_ID:
+        raise ValueError(text)
+    return value

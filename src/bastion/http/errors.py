@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from bastion.core.email_address import InvalidEmailAddress
 from bastion.core.errors import (
@@ -37,7 +37,8 @@ from bastion.http.problems import PROBLEM_JSON, problem
 log = structlog.get_logger("bastion.http")
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 RETRY_LATER_SECONDS = "5"
-HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+# The order methods are listed in an Allow header.
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 RAISES = "__bastion_raises__"
 Call = TypeVar("Call", bound=Callable[..., Any])
 
@@ -50,6 +51,22 @@ class ProblemType:
     bearer: bool = False
 
 
+# Problems of the HTTP layer itself (input, routing, framing), whoever raises them: the same
+# status always has the same code and title.
+VALIDATION_ERROR = ProblemType(422, "VALIDATION_ERROR", "Validation error")
+MALFORMED_JSON = ProblemType(400, "MALFORMED_JSON", "Malformed JSON")
+HTTP_PROBLEMS = {
+    kind.status: kind
+    for kind in (
+        ProblemType(400, "BAD_REQUEST", "Bad request"),
+        ProblemType(404, "NOT_FOUND", "Not found"),
+        ProblemType(405, "METHOD_NOT_ALLOWED", "Method not allowed"),
+        ProblemType(408, "REQUEST_TIMEOUT", "Request timeout"),
+        ProblemType(413, "PAYLOAD_TOO_LARGE", "Payload too large"),
+        ProblemType(415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
+    )
+}
+
 ProblemRows = Mapping[type[BastionError], ProblemType]
 
 # The rows of the error classes every feature builds on.
@@ -57,7 +74,7 @@ CORE_PROBLEMS: ProblemRows = {
     TokenInvalid: ProblemType(400, "TOKEN_INVALID", "Invalid link"),
     TokenExpired: ProblemType(410, "TOKEN_EXPIRED", "Link expired"),
     # Refused at the edge as any invalid field is; a use case that meets one answers alike.
-    InvalidEmailAddress: ProblemType(422, "VALIDATION_ERROR", "Validation error"),
+    InvalidEmailAddress: VALIDATION_ERROR,
     StorageUnavailable: ProblemType(503, "SERVICE_UNAVAILABLE", "Service unavailable"),
     NotFound: ProblemType(404, "NOT_FOUND", "Not found"),
     Forbidden: ProblemType(403, "FORBIDDEN", "Forbidden"),
@@ -105,35 +122,17 @@ class ProblemTable:
         for error in (*errors, StorageUnavailable):
             kind = self.kind(error)
             by_status.setdefault(kind.status, []).append(kind)
-        responses: dict[int | str, dict[str, Any]] = {}
-        for status, kinds in sorted(by_status.items()):
-            codes = ", ".join(f"`{k.code}`" for k in kinds)
-            first = kinds[0]
-            responses[status] = {
-                "description": f"{HTTPStatus(status).phrase}: {codes}",
-                "content": {
-                    PROBLEM_JSON: {
-                        "schema": {"$ref": "#/components/schemas/Problem"},
-                        "example": {
-                            "type": f"urn:bastion:problem:{first.code.lower().replace('_', '-')}",
-                            "title": first.title,
-                            "status": status,
-                            "detail": "…",
-                            "code": first.code,
-                        },
-                    }
-                },
-            }
-        return responses
+        return {status: problem_response(kinds) for status, kinds in sorted(by_status.items())}
 
     def document(
         self,
         routes: Iterable[BaseRoute],
         served_by: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
     ) -> None:
-        """Set the error documentation of each route that raises something: what its endpoint
-        declares, then what its dependencies declare (``served_by`` names the function that
-        serves a dependency installed at start-up, such as the authenticator)."""
+        """Add the error documentation of each route that raises something to what the route
+        documents itself (a success's links, say): what its endpoint declares, then what its
+        dependencies declare (``served_by`` names the function that serves a dependency
+        installed at start-up, such as the authenticator)."""
         served_by = served_by or {}
         for route in routes:
             if not isinstance(route, APIRoute):
@@ -141,7 +140,10 @@ class ProblemTable:
             own = raised_by(route.endpoint)
             errors = [*own, *_raised_by_dependencies(route.dependant, served_by)]
             if errors:
-                route.responses = self.openapi_responses(dict.fromkeys(errors))
+                route.responses = {
+                    **route.responses,
+                    **self.openapi_responses(dict.fromkeys(errors)),
+                }
 
 
 def raises(*errors: type[BastionError]) -> Callable[[Call], Call]:
@@ -156,6 +158,27 @@ def raises(*errors: type[BastionError]) -> Callable[[Call], Call]:
 
 def raised_by(call: Callable[..., Any]) -> Sequence[type[BastionError]]:
     return cast(Sequence[type[BastionError]], getattr(call, RAISES, ()))
+
+
+def problem_response(kinds: list[ProblemType]) -> dict[str, Any]:
+    """One OpenAPI response: problem documents of one status, naming each of their codes."""
+    status = kinds[0].status
+    codes = ", ".join(f"`{k.code}`" for k in kinds)
+    return {
+        "description": f"{HTTPStatus(status).phrase}: {codes}",
+        "content": {
+            PROBLEM_JSON: {
+                "schema": {"$ref": "#/components/schemas/Problem"},
+                "example": {
+                    "type": f"urn:bastion:problem:{kinds[0].code.lower().replace('_', '-')}",
+                    "title": kinds[0].title,
+                    "status": status,
+                    "detail": "…",
+                    "code": kinds[0].code,
+                },
+            }
+        },
+    }
 
 
 def _raised_by_dependencies(
@@ -181,33 +204,73 @@ def install_error_handlers(app: FastAPI, problems: ProblemTable) -> None:
 async def _validation_error(_: Request, exc: Exception) -> Response:
     errors = cast(RequestValidationError, exc).errors()
     if any(error.get("type") == "json_invalid" for error in errors):
-        return problem(
-            400, "MALFORMED_JSON", "Malformed JSON", "The request body is not valid JSON."
-        )
+        return malformed_json()
     # Never echo the submitted values: FastAPI's default "input" member would return passwords.
-    fields = [
-        {
-            "loc": [str(part) for part in error.get("loc", ())],
-            "msg": error.get("msg", ""),
-            "type": error.get("type", ""),
-        }
-        for error in errors
-    ]
+    return validation_problem(
+        [
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": error.get("msg", ""),
+                "type": error.get("type", ""),
+            }
+            for error in errors
+        ]
+    )
+
+
+def validation_problem(fields: list[dict[str, Any]]) -> Response:
+    """The 422 for invalid input: each field's location, message and error type."""
+    kind = VALIDATION_ERROR
     return problem(
-        422,
-        "VALIDATION_ERROR",
-        "Validation error",
-        "; ".join(f"{'.'.join(f['loc'][1:]) or 'body'}: {f['msg']}" for f in fields),
+        kind.status,
+        kind.code,
+        kind.title,
+        "; ".join(f"{'.'.join(f['loc'][1:]) or f['loc'][0]}: {f['msg']}" for f in fields),
         errors=fields,
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+def malformed_json() -> Response:
+    kind = MALFORMED_JSON
+    return problem(kind.status, kind.code, kind.title, "The request body is not valid JSON.")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     exc = cast(StarletteHTTPException, exc)
-    status = HTTPStatus(exc.status_code)
-    code = HTTP_CODES.get(status, f"HTTP_{status.value}")
-    detail = exc.detail if isinstance(exc.detail, str) else status.description
-    return problem(status.value, code, status.phrase, detail, headers=dict(exc.headers or {}))
+    if exc.status_code == HTTPStatus.BAD_REQUEST and isinstance(
+        exc.__cause__, ValueError | RecursionError
+    ):
+        # FastAPI's answer to a body json.loads could not read (a number over 4300 digits,
+        # nesting deeper than the parser goes, text that is not UTF-8).
+        return malformed_json()
+    headers = dict(exc.headers or {})
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return http_problem(exc.status_code, detail, headers=headers)
+
+
+def http_problem(
+    status: int, detail: str | None = None, *, headers: dict[str, str] | None = None
+) -> Response:
+    """The problem document of an HTTP-level error, with its one code and title."""
+    known = HTTPStatus(status)
+    kind = HTTP_PROBLEMS.get(status) or ProblemType(status, f"HTTP_{status}", known.phrase)
+    return problem(status, kind.code, kind.title, detail or known.description, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path; Starlette's 405 names only one route's."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")
+    return [method for method in METHOD_ORDER if method in methods] + sorted(
+        methods.difference(METHOD_ORDER)
+    )
 
 
 CORE_TABLE = ProblemTable(CORE_PROBLEMS)

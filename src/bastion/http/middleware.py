@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids and logs, body limits, content types, security headers."""
+"""ASGI middleware: request ids and logs, bodies read whole and screened, security headers."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ import time
 from collections.abc import Callable, Sequence
 
 import structlog
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.core.i18n import SOURCE_LOCALE, negotiate, use_locale
+from bastion.http.body import (
+    BodyIncomplete,
+    BodyTimedOut,
+    BodyTooLarge,
+    declared_length,
+    read_body,
+    replaying,
+)
 from bastion.http.client_ip import Network, client_ip
-from bastion.http.errors import unexpected_error
-from bastion.http.problems import problem
+from bastion.http.errors import http_problem, unexpected_error, validation_problem
+from bastion.http.unstorable import unstorable_locations
 
 log = structlog.get_logger("bastion.access")
 # Called once per request with (method, route template, status, seconds): the metrics.
@@ -35,23 +42,20 @@ HTML_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-
-
-class BodyTooLarge(HTTPException):
-    """Raised from inside the body stream; FastAPI lets HTTPExceptions through its body parser."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request body must be at most {limit} bytes.")
+# The connection cannot carry another request after these: its body was cut short or skipped.
+CLOSE = {"Connection": "close"}
+UNSTORABLE_MESSAGE = "must not contain NUL or unpaired surrogate characters"
 
 
 class RequestMiddleware:
     """The outermost layer of the app.
 
     It resolves the client IP once, chooses the request's language (what it renders or mails
-    speaks it), gives every request an id (echoed as X-Request-ID), enforces the body size
-    limit and JSON content type on the API, adds security headers, turns any unhandled exception
-    into a problem document, and logs one line per request. The logged path is the route
-    template, so tokens in paths or query strings never reach a log.
+    speaks it), gives every request an id (echoed as X-Request-ID), reads the body whole before
+    the app runs (within the size limit and the read timeout; JSON only on the API), refuses
+    text no database can store, answers HEAD as GET without the body, adds security headers,
+    turns any unhandled exception into a problem document, and logs one line per request. The
+    logged path is the route template, so tokens in paths or query strings never reach a log.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class RequestMiddleware:
         app: ASGIApp,
         *,
         max_body_bytes: int,
+        body_read_timeout: float,
         trusted_proxies: Sequence[Network],
         hsts: bool,
         is_unavailable: UnavailableClassifier,
@@ -68,6 +73,7 @@ class RequestMiddleware:
         self.app = app
         self.default_locale = default_locale
         self.max_body_bytes = max_body_bytes
+        self.body_read_timeout = body_read_timeout
         self.trusted_proxies = tuple(trusted_proxies)
         self.hsts = hsts
         self.is_unavailable = is_unavailable
@@ -89,6 +95,7 @@ class RequestMiddleware:
         languages = headers.get(b"accept-language")
         accept_language = languages.decode("latin-1") if languages else None
         use_locale(negotiate(accept_language, self.default_locale))
+        method = scope["method"]
         status = 500
         response_started = False
 
@@ -98,17 +105,12 @@ class RequestMiddleware:
                 response_started = True
                 status = message["status"]
                 message["headers"] = self._security_headers(scope, message["headers"], request_id)
+            elif method == "HEAD" and message.get("body"):
+                message = {**message, "body": b""}
             await send(message)
 
-        rejection = self._reject(scope, headers)
         try:
-            if rejection is not None:
-                await rejection(scope, receive, send_with_headers)
-            else:
-                await self.app(scope, self._limited(receive), send_with_headers)
-        except BodyTooLarge:
-            if not response_started:
-                await self._too_large()(scope, receive, send_with_headers)
+            await self._serve(scope, headers, receive, send_with_headers)
         except Exception as exc:
             if response_started:
                 raise
@@ -118,7 +120,7 @@ class RequestMiddleware:
             duration = time.perf_counter() - started
             log.info(
                 "request",
-                method=scope["method"],
+                method=method,
                 route=route,
                 status=status,
                 duration_ms=round(duration * 1000, 2),
@@ -126,49 +128,62 @@ class RequestMiddleware:
                 ip=scope["state"]["client_ip"],
             )
             if self.on_request is not None:
-                self.on_request(scope["method"], route, status, duration)
+                self.on_request(method, route, status, duration)
 
-    def _reject(self, scope: Scope, headers: dict[bytes, bytes]) -> ASGIApp | None:
-        if scope["method"] not in BODY_METHODS:
-            return None
-        length = headers.get(b"content-length")
-        if length is not None:
-            if not length.isdigit():
-                return problem(400, "BAD_REQUEST", "Bad request", "Invalid Content-Length.")
-            if int(length) > self.max_body_bytes:
-                return self._too_large()
-        has_body = (length is not None and int(length) > 0) or b"transfer-encoding" in headers
+    async def _serve(
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send
+    ) -> None:
+        try:
+            length = declared_length(headers)
+        except ValueError:
+            await http_problem(400, "Invalid Content-Length.", headers=CLOSE)(scope, receive, send)
+            return
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if has_body and scope["path"].startswith("/api/") and content_type != b"application/json":
-            return problem(
-                415,
-                "UNSUPPORTED_MEDIA_TYPE",
-                "Unsupported media type",
-                "Send the request body as application/json.",
-            )
-        return None
-
-    def _limited(self, receive: Receive) -> Receive:
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
-            return message
-
-        return limited_receive
-
-    def _too_large(self) -> ASGIApp:
-        return problem(
-            413,
-            "PAYLOAD_TOO_LARGE",
-            "Payload too large",
-            f"The request body must be at most {self.max_body_bytes} bytes.",
-        )
+        has_body = bool(length) or b"transfer-encoding" in headers
+        body = None
+        if has_body:
+            try:
+                body = await read_body(
+                    receive,
+                    limit=self.max_body_bytes,
+                    timeout=self.body_read_timeout,
+                    declared=length,
+                )
+            except BodyTooLarge:
+                detail = f"The request body must be at most {self.max_body_bytes} bytes."
+                await http_problem(413, detail, headers=CLOSE)(scope, receive, send)
+                return
+            except BodyTimedOut:
+                detail = f"The request body did not arrive within {self.body_read_timeout:g} s."
+                await http_problem(408, detail, headers=CLOSE)(scope, receive, send)
+                return
+            except BodyIncomplete:
+                detail = "The connection closed before the whole body arrived."
+                await http_problem(400, detail, headers=CLOSE)(scope, receive, send)
+                return
+            receive = replaying(body, receive)
+        # Refused once read: a body left unread would make the server reset the connection.
+        if (
+            has_body
+            and scope["method"] in BODY_METHODS
+            and scope["path"].startswith("/api/")
+            and content_type != b"application/json"
+        ):
+            detail = "Send the request body as application/json."
+            await http_problem(415, detail)(scope, receive, send)
+            return
+        locations = unstorable_locations(scope["path"], scope["query_string"], content_type, body)
+        if locations:
+            fields = [
+                {"loc": loc, "msg": UNSTORABLE_MESSAGE, "type": "string_unstorable"}
+                for loc in locations
+            ]
+            await validation_problem(fields)(scope, receive, send)
+            return
+        if scope["method"] == "HEAD":
+            # Answered as the GET it asks about; the body is dropped on the way out.
+            scope["method"] = "GET"
+        await self.app(scope, receive, send)
 
     def _security_headers(
         self, scope: Scope, raw: list[tuple[bytes, bytes]], request_id: str

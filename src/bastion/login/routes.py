@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from bastion.accounts.errors import SecurityStateChanged
 from bastion.guards import enforce
@@ -38,7 +38,7 @@ class LoginRequest(BaseModel):
 
     email: EmailAddress = Field(examples=["alice@example.com"])
     password: str = Field(max_length=MAX_PASSWORD_LENGTH, examples=["Correct-Horse-7"])
-    remember_me: bool = False
+    remember_me: StrictBool = False
 
 
 @router.post("/login", summary="Log in; remember_me also sets a 30-day refresh cookie")

@@ -4,11 +4,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from bastion.core.account_at import AccountAt
 from bastion.mail.model import EmailMessage, QueuedMessage
 
 
 class Outbox(Protocol):
     async def add(self, message: EmailMessage, now: datetime) -> None: ...
+
+    async def add_for(self, account: AccountAt, message: EmailMessage, now: datetime) -> None:
+        """Queue ``message`` if there is such an account, and nothing otherwise; the same
+        statements either way."""
+        ...
 
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime

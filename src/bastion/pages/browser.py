@@ -22,6 +22,7 @@ from bastion.core.i18n import active_locale
 from bastion.guards import CsrfRejected
 from bastion.http.deps import provided
 from bastion.http.errors import RETRY_LATER_SECONDS, ProblemTable
+from bastion.http.unstorable import is_storable
 from bastion.pages.model import form_token, form_token_matches
 from bastion.pages.views import Pages
 from bastion.ratelimit.errors import RateLimited
@@ -44,7 +45,8 @@ PAGE_HEADERS = {
 
 
 class UnreadableForm(BastionError):
-    """A form field holds text no database stores (NUL): refused as the API refuses it."""
+    """A form field holds text no database stores (NUL): refused as the API refuses it (the
+    middleware leaves form posts, which only the pages take, to their handlers)."""
 
     detail = "A field of the form holds a character that is not allowed."
 
@@ -104,7 +106,7 @@ async def check_form(request: Request) -> None:
     secret = request.cookies.get(cookie_name(CSRF_COOKIE, pages))
     if not form_token_matches(pages.form_key, secret, form.get("csrf_token")):
         raise CsrfRejected()
-    if any("\x00" in value for value in form.values()):
+    if not all(is_storable(name) and is_storable(value) for name, value in form.items()):
         raise UnreadableForm()
     request.state.form = form
 

@@ -278,12 +278,12 @@ async def resend_page(request: Request) -> Response:
 
 
 @router.post(f"{VERIFY}/resend", dependencies=[FormChecked, PerIpLimit])
-async def resend(request: Request, accounts: AccountsDep) -> Response:
+async def resend(request: Request, accounts: AccountsDep, context: ContextDep) -> Response:
     rule = provided(request, RateLimits).rules.verification_resend
     email = await _email_request(request, "resend.html", rule)
     if isinstance(email, Response):
         return email
-    await accounts.resend_verification(email)
+    await accounts.resend_verification(email, context)
     return render(request, "check_inbox.html", email=email, purpose="resend")
 
 

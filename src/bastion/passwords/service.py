@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bastion.audit.model import EventType, event
+from bastion.core.account_at import AccountAt
 from bastion.core.clock import Clock
 from bastion.core.context import Principal, RequestContext
 from bastion.core.email_address import normalize_email
 from bastion.core.errors import NotFound
-from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
+from bastion.core.one_time_tokens import TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
 from bastion.passwords.errors import WrongPassword
@@ -50,30 +51,25 @@ class PasswordService:
         self._sessions_revoked = sessions_revoked
 
     async def forgot_password(self, email: str, context: RequestContext) -> None:
-        """Mail a reset link if the account exists; the caller cannot tell either way."""
+        """Mail a reset link if the account exists; the caller cannot tell either way.
+
+        Nor can the time tell: the link and the email are made, and the same statements sent,
+        whether or not there is an account; the database writes the token and queues the email
+        only for one. The event is recorded either way (it also shows someone probing for
+        accounts).
+        """
+        email = normalize_email(email)
+        account = AccountAt(email)
         now = self._clock.now()
         token = new_token()
         ttl = self._rules.reset_token_ttl
+        message = messages.reset_password(email, self._rules.links, token, ttl / 3600)
         async with self._uow() as uow:
-            user = await uow.users.get_by_email(normalize_email(email))
-            if user is None:
-                # Still write and commit, so an unknown address costs about the same time as a
-                # known one; the event also shows someone probing for accounts.
-                await uow.audit.record(event(EventType.RESET_REQUESTED, now, context))
-                await uow.commit()
-                return
-            await uow.reset_tokens.add(
-                OneTimeToken(
-                    token_hash=hash_token(token),
-                    user_id=user.id,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=ttl),
-                )
+            await uow.reset_tokens.add_for(
+                account, hash_token(token), now, now + timedelta(seconds=ttl)
             )
-            await uow.outbox.add(
-                messages.reset_password(user.email, self._rules.links, token, ttl / 3600), now
-            )
-            await uow.audit.record(event(EventType.RESET_REQUESTED, now, context, user.id))
+            await uow.outbox.add_for(account, message, now)
+            await uow.audit.record_for(account, event(EventType.RESET_REQUESTED, now, context))
             await uow.commit()
         self._mail_queued()
 

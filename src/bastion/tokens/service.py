@@ -44,6 +44,8 @@ ROTATION_LEASE = "signing-key-rotation"
 KEY_REFRESH_SECONDS = 10.0
 UNKNOWN_KID_REFRESH_SECONDS = 1.0
 VERIFIED_CACHE_SIZE = 50_000
+# Ours are about 80 characters; anything much longer was not issued here.
+MAX_HEADER_SEGMENT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +180,7 @@ class TokenService:
         return claims
 
     async def _verify_signature(self, token: str) -> dict[str, Any]:
-        kid = _signing_kid(token)
+        kid = signing_kid(token)
         keys = await self._current(max_age=KEY_REFRESH_SECONDS)
         if kid not in keys.verifiers:
             keys = await self._current(max_age=UNKNOWN_KID_REFRESH_SECONDS)
@@ -257,14 +259,20 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _signing_kid(token: str) -> str:
-    """The kid of an EdDSA token's header, read without trusting it yet."""
-    header_segment = token.split(".", 1)[0]
+def signing_kid(token: str) -> str:
+    """The kid of an EdDSA token's header, read without trusting it yet.
+
+    The header segment is bounded before it is decoded: ours are under 100 characters, and an
+    unbounded one lets a caller make the JSON parser recurse until it fails.
+    """
+    header_segment, dot, _ = token[: MAX_HEADER_SEGMENT + 1].partition(".")
+    if not dot:
+        raise InvalidToken()
     try:
         header = json.loads(
             base64.urlsafe_b64decode(header_segment + "=" * (-len(header_segment) % 4))
         )
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise InvalidToken() from None
     if not isinstance(header, dict) or header.get("alg") != ALGORITHM:
         raise InvalidToken()

@@ -8,8 +8,9 @@ import uuid
 from sqlalchemy import String, and_, cast, or_, select, update
 
 from bastion.adapters.sql import tables
-from bastion.adapters.sql.transaction import SqlTransaction
+from bastion.adapters.sql.transaction import Row, SqlTransaction
 from bastion.audit.model import AuditEvent, EventType, scrub
+from bastion.core.account_at import AccountAt
 
 
 class SqlAuditLog:
@@ -20,16 +21,12 @@ class SqlAuditLog:
 
     async def record(self, event: AuditEvent) -> None:
         self.recorded.append(event)
-        self._db.insert_later(
-            tables.audit_events,
-            {
-                "occurred_at": event.occurred_at,
-                "type": event.type.value,
-                "user_id": event.user_id,
-                "ip": event.ip,
-                "user_agent": event.user_agent[:512] if event.user_agent else None,
-                "details": event.details,
-            },
+        self._db.insert_later(tables.audit_events, {**_row(event), "user_id": event.user_id})
+
+    async def record_for(self, account: AccountAt, event: AuditEvent) -> None:
+        self.recorded.append(event)
+        self._db.insert_later_for(
+            account, tables.audit_events, _row(event), id_column="user_id", only_if_found=False
         )
 
     async def list(
@@ -85,6 +82,17 @@ class SqlAuditLog:
                 )
                 changed += 1
         return changed
+
+
+def _row(event: AuditEvent) -> Row:
+    """The columns of ``event`` but its user."""
+    return {
+        "occurred_at": event.occurred_at,
+        "type": event.type.value,
+        "ip": event.ip,
+        "user_agent": event.user_agent[:512] if event.user_agent else None,
+        "details": event.details,
+    }
 
 
 def _like_escape(text: str) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Table, select, update
 
 from bastion.adapters.sql.transaction import SqlTransaction
+from bastion.core.account_at import AccountAt
 from bastion.core.one_time_tokens import OneTimeToken
 
 
@@ -26,6 +27,16 @@ class SqlOneTimeTokenRepository:
                 "expires_at": token.expires_at,
                 "used_at": token.used_at,
             },
+        )
+
+    async def add_for(
+        self, account: AccountAt, token_hash: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        self._db.insert_later_for(
+            account,
+            self._table,
+            {"token_hash": token_hash, "created_at": created_at, "expires_at": expires_at},
+            id_column="user_id",
         )
 
     async def get(self, token_hash: str) -> OneTimeToken | None:

@@ -12,7 +12,8 @@ from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.sql.dml import Update
 
 from bastion.adapters.sql import tables
-from bastion.adapters.sql.transaction import SqlTransaction
+from bastion.adapters.sql.transaction import Row, SqlTransaction
+from bastion.core.account_at import AccountAt
 from bastion.core.secrets import Sealer
 from bastion.mail.model import EmailMessage, QueuedMessage
 
@@ -58,27 +59,10 @@ class SqlOutbox:
         self._sealer = sealer
 
     async def add(self, message: EmailMessage, now: datetime) -> None:
-        payload = json.dumps(
-            {
-                "subject": message.subject,
-                "text": message.text,
-                "html": message.html,
-                "action_url": message.action_url,
-                "action_label": message.action_label,
-                "locale": message.locale,
-            }
-        ).encode()
-        self._db.insert_later(
-            tables.outbox,
-            {
-                "recipient": message.recipient,
-                "kind": message.kind,
-                "payload": self._sealer.seal(payload),
-                "created_at": now,
-                "next_attempt_at": now,
-                "attempts": 0,
-            },
-        )
+        self._db.insert_later(tables.outbox, self._row(message, now))
+
+    async def add_for(self, account: AccountAt, message: EmailMessage, now: datetime) -> None:
+        self._db.insert_later_for(account, tables.outbox, self._row(message, now))
 
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime
@@ -111,6 +95,26 @@ class SqlOutbox:
 
     async def forget_recipient(self, recipient: str) -> None:
         await self._db.execute(delete(tables.outbox).where(tables.outbox.c.recipient == recipient))
+
+    def _row(self, message: EmailMessage, now: datetime) -> Row:
+        payload = json.dumps(
+            {
+                "subject": message.subject,
+                "text": message.text,
+                "html": message.html,
+                "action_url": message.action_url,
+                "action_label": message.action_label,
+                "locale": message.locale,
+            }
+        ).encode()
+        return {
+            "recipient": message.recipient,
+            "kind": message.kind,
+            "payload": self._sealer.seal(payload),
+            "created_at": now,
+            "next_attempt_at": now,
+            "attempts": 0,
+        }
 
     async def _set(self, message_id: int, **values: Any) -> None:
         await self._db.execute(UPDATE_OUTBOX_MESSAGE, {"message_id": message_id, **values})
