@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench wrk chromium
+.PHONY: run test lint bench wrk chromium translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ test: $(STAMP) lint wrk chromium
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench clients/python
+	$(BIN)/ruff check src tests bench scripts clients/python
 	$(BIN)/mypy --strict src clients/python/src
 	$(BIN)/lint-imports --no-logo
 
@@ -48,3 +48,10 @@ wrk:
 ## Chromium runs the browser tests (Playwright drives Debian's build; it cannot download its own)
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+## Extract the pages' and emails' strings and update every catalog (docs/pages.md, "Translation")
+CATALOGS := src/bastion/locales
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k gettext_noop --no-location --sort-output \
+		--project=Bastion --copyright-holder="The Bastion authors" -o $(CATALOGS)/messages.pot .
+	$(BIN)/pybabel update -i $(CATALOGS)/messages.pot -d $(CATALOGS) --ignore-obsolete

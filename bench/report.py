@@ -63,6 +63,7 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
     http_rate = results["ceilings"]["http"]["rps"]
     login = phases["login_c_high"]
     verify = phases["verify_token_c_high"]
+    login_page = phases["login_page"]
     rss = results["memory"]["bastion_peak_rss_mb"]
 
     rows = [
@@ -89,6 +90,14 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
             [verify],
             verify["rps"] / http_rate,
             lambda v: v >= 0.5,
+        ),
+        _row(
+            "login_page_per_http_ceiling",
+            "GET /login (the sign-in page) throughput ÷ HTTP ceiling",
+            "≥ 0.3",
+            [login_page],
+            login_page["rps"] / http_rate,
+            lambda v: v >= 0.3,
         ),
         _row(
             "verify_token_rps",

@@ -338,6 +338,11 @@ def bastion_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[fl
                 name, server, authenticated_get(path, tokens), concurrency
             )
 
+    # The sign-in page as a browser first asks for it: no cookie, so a form token is made too.
+    phases["login_page"] = bench.measure(
+        "GET /login (page)", server, lambda _: loadgen.scenario_get("/login"), high
+    )
+
     # wrk cannot tell one connection from another inside a thread, so each cookie chain gets a
     # thread (and connection) of its own.
     chains = profile.refresh_concurrency

@@ -78,6 +78,7 @@ class Tables:
     reset_tokens: dict[str, OneTimeToken] = field(default_factory=dict)
     sessions: dict[uuid.UUID, Session] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
+    browser_tokens: dict[str, uuid.UUID] = field(default_factory=dict)
     signing_keys: dict[str, SigningKey] = field(default_factory=dict)
     outbox: dict[int, OutboxRow] = field(default_factory=dict)
     audit: dict[int, AuditEvent] = field(default_factory=dict)
@@ -110,12 +111,14 @@ class Tables:
             del self.recovery_codes[owner, digest]
 
     def delete_sessions(self, session_ids: Sequence[uuid.UUID]) -> None:
-        """Delete sessions and, as the foreign key cascades, their refresh tokens."""
+        """Delete sessions and, as the foreign keys cascade, their refresh and browser tokens."""
         gone = set(session_ids)
         for session_id in gone:
             del self.sessions[session_id]
         for token_hash in [h for h, t in self.refresh_tokens.items() if t.session_id in gone]:
             del self.refresh_tokens[token_hash]
+        for token_hash in [h for h, sid in self.browser_tokens.items() if sid in gone]:
+            del self.browser_tokens[token_hash]
 
 
 class FakeUserRepository:
@@ -275,6 +278,17 @@ class FakeSessionRepository:
     async def refresh_token_session(self, token_hash: str) -> uuid.UUID | None:
         token = self._tables.refresh_tokens.get(token_hash)
         return None if token is None else token.session_id
+
+    async def add_browser_token(
+        self, token_hash: str, session_id: uuid.UUID, now: datetime
+    ) -> None:
+        self._tables.browser_tokens[token_hash] = session_id
+
+    async def browser_session(self, token_hash: str) -> tuple[Session, User] | None:
+        session_id = self._tables.browser_tokens.get(token_hash)
+        session = self._tables.sessions.get(session_id) if session_id else None
+        user = self._tables.users.get(session.user_id) if session else None
+        return (session, user) if session and user else None
 
 
 class FakeSigningKeyRepository:

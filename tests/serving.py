@@ -76,12 +76,15 @@ def create_user(environment: dict[str, str], email: str, password: str, role: st
 
 
 @contextmanager
-def served_bastion(database_url: str, log: Path, **settings: str) -> Iterator[ServedBastion]:
+def served_bastion(
+    database_url: str, log: Path, *, host: str = "127.0.0.1", **settings: str
+) -> Iterator[ServedBastion]:
     """`bastion serve` on a free port of 127.0.0.1 over a migrated database, once it answers;
-    its output goes to ``log``. Its public URL is its own address unless ``settings`` name
-    another. Stopped (SIGTERM, then SIGKILL) when the block ends."""
+    its output goes to ``log``. Its public URL is its own address, by ``host`` (``localhost``
+    where WebAuthn or __Host- cookies need a secure context), unless ``settings`` name another.
+    Stopped (SIGTERM, then SIGKILL) when the block ends."""
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"http://{host}:{port}"
     environment = bastion_environment(database_url, **{"public_url": base_url, **settings})
     with log.open("wb") as output:
         process = subprocess.Popen(

@@ -32,6 +32,8 @@ from bastion.login.service import LoginFlow
 from bastion.mfa import routes as mfa_routes
 from bastion.operations import routes as operations_routes
 from bastion.operations.service import Operations
+from bastion.pages import routes as pages_routes
+from bastion.pages.views import Pages
 from bastion.passwords import routes as passwords_routes
 from bastion.passwords.service import PasswordService
 from bastion.ratelimit.service import RateLimits
@@ -41,7 +43,6 @@ from bastion.sessions.service import SessionService
 from bastion.settings import Settings, load_settings
 from bastion.tokens import routes as tokens_routes
 from bastion.tokens.service import TokenService
-from bastion.web import routes as web_routes
 
 # What browser code on an allowed origin may read: how long to wait, and how much is left.
 CORS_EXPOSED_HEADERS = [
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         accounts_routes.router,
         passwords_routes.router,
         tokens_routes.router,
-        web_routes.router,
+        pages_routes.router,
         audit_routes.router,
         admin_routes.router,
         operations_routes.router,
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         trusted_proxies=parse_networks(settings.trusted_proxies),
         hsts=settings.public_url.startswith("https://"),
         is_unavailable=is_unavailable,
+        default_locale=settings.default_locale,
         on_request=services.metrics.observe_request,
     )
 
@@ -156,6 +158,7 @@ def problem_table() -> ProblemTable:
         sessions_routes.PROBLEMS,
         accounts_routes.PROBLEMS,
         passwords_routes.PROBLEMS,
+        pages_routes.PROBLEMS,
         tokens_routes.PROBLEMS,
         admin_routes.PROBLEMS,
         mfa_routes.PROBLEMS,
@@ -175,6 +178,7 @@ def provide_services(app: FastAPI, services: Services) -> None:
     provide(app, AuditService, services.audit)
     provide(app, AdminService, services.admin)
     provide(app, Operations, services.operations)
+    provide(app, Pages, services.pages)
 
 
 def app_from_environment() -> FastAPI:

@@ -23,6 +23,7 @@ from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from bastion.admin.service import AdminService
 from bastion.audit.service import AuditService
 from bastion.background.periodic import OneAtATime, PeriodicTask
+from bastion.core.brand import LOGO_TYPES, Brand
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import StorageUnavailable
 from bastion.core.secrets import Sealer, Signer, derive_key
@@ -31,11 +32,13 @@ from bastion.login.devices import DeviceCookies
 from bastion.login.password import PasswordCheck
 from bastion.login.records import LoginRecords
 from bastion.login.service import LoginFlow
+from bastion.mail.layout import MailLayout
 from bastion.mail.messages import Links
 from bastion.mail.ports import MailTransport
 from bastion.mail.worker import OutboxWorker
 from bastion.mfa.service import MfaRules, MfaService
 from bastion.operations.service import Operations
+from bastion.pages.views import Asset, Pages, Views
 from bastion.passwords.policy import PasswordPolicy, common_passwords
 from bastion.passwords.service import PasswordService, ResetRules
 from bastion.ratelimit.model import HOUR, MINUTE, LoginRules, Rule
@@ -73,6 +76,7 @@ class Services:
     limits: RateLimits
     operations: Operations
     mfa: MfaService
+    pages: Pages
     retention: RetentionPurge
     # Each background task's lease; the CLI runs the same jobs under them.
     purge_lease: OneAtATime
@@ -134,6 +138,7 @@ def build(
         sender=settings.mail_from,
         poll_seconds=settings.outbox_poll_seconds,
         max_attempts=settings.outbox_max_attempts,
+        layout=MailLayout(brand_of(settings)),
         observer=metrics,
     )
     hasher = Argon2PasswordHasher(
@@ -250,11 +255,38 @@ def build(
             derive_key(secret, "bastion/recovery-codes"),
             outbox_worker.wake,
         ),
+        pages=Pages(
+            views=Views(brand_of(settings), logo_of(settings)),
+            form_key=derive_key(secret, "bastion/page-forms"),
+            secure_cookies=settings.cookie_secure,
+            public_origin=settings.public_origin,
+            redirect_origins=tuple(settings.allowed_redirect_origins),
+            policy=policy,
+            verification_link_seconds=settings.verification_token_ttl,
+            reset_link_seconds=settings.reset_token_ttl,
+        ),
         retention=retention,
         purge_lease=purge_lease,
         rotation_lease=rotation_lease,
         background=background,
     )
+
+
+def brand_of(settings: Settings) -> Brand:
+    return Brand(
+        name=settings.brand_name,
+        color=settings.brand_color,
+        public_url=settings.public_url,
+        has_logo=settings.brand_logo_path is not None,
+        support_email=settings.support_email,
+    )
+
+
+def logo_of(settings: Settings) -> Asset | None:
+    path = settings.brand_logo_path
+    if path is None:
+        return None
+    return Asset(path.read_bytes(), LOGO_TYPES[path.suffix.lower()])
 
 
 def instance_name() -> str:

@@ -18,7 +18,7 @@ from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.http.middleware import RATE_LIMIT_HEADERS
 from bastion.http.schemas import EmailRequest
 from bastion.ratelimit.errors import RateLimited
-from bastion.ratelimit.model import Usage
+from bastion.ratelimit.model import Rule, Usage
 from bastion.ratelimit.service import RateLimits
 from bastion.settings import Settings
 
@@ -98,6 +98,13 @@ async def limit_verification_resends(request: Request, body: EmailRequest) -> Em
     limits = provided(request, RateLimits)
     enforce(request, await limits.per_email(limits.rules.verification_resend, body.email))
     return body
+
+
+async def limit_per_email(request: Request, rule: Rule, email: str) -> None:
+    """Count a request about ``email`` (canonical) against ``rule``: the pages, whose bodies
+    are forms, call it with the address their form gave, once it is valid."""
+    limits = provided(request, RateLimits)
+    enforce(request, await limits.per_email(rule, email))
 
 
 @raises(CsrfRejected)

@@ -14,10 +14,14 @@ from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bastion.core.brand import LOGO_TYPES, MAX_LOGO_BYTES, parse_color
+from bastion.core.i18n import SOURCE_LOCALE, available_locales
+from bastion.core.origins import DEFAULT_PORTS, browser_origin
 
 MIN_SECRET_LENGTH = 32
 DAY = 86400
@@ -39,7 +43,6 @@ ROLE_NAMES = ("admin", "manager", "user", "guest")
 # A hostname as WebAuthn takes it for an RP ID: lowercase labels, no scheme, port or path.
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Settings(BaseSettings):
@@ -116,11 +119,19 @@ class Settings(BaseSettings):
     webauthn_rp_name: Annotated[str, Field(min_length=1, max_length=64)] = "Bastion"
     webauthn_origins: Annotated[list[str], NoDecode] = []
 
+    brand_name: Annotated[str, Field(min_length=1, max_length=64)] = "Bastion"
+    brand_color: str = "#2952cc"
+    brand_logo_path: Path | None = None
+    support_email: str | None = None
+    allowed_redirect_origins: Annotated[list[str], NoDecode] = []
+    default_locale: str = SOURCE_LOCALE
+
     @field_validator(
         "allowed_origins",
         "trusted_proxies",
         "mfa_required_roles",
         "webauthn_origins",
+        "allowed_redirect_origins",
         mode="before",
     )
     @classmethod
@@ -149,7 +160,7 @@ class Settings(BaseSettings):
         browser_origin(parts)  # a port that is no port is refused here
         return value.rstrip("/")
 
-    @field_validator("allowed_origins", "webauthn_origins")
+    @field_validator("allowed_origins", "webauthn_origins", "allowed_redirect_origins")
     @classmethod
     def _origins_are_origins(cls, value: list[str]) -> list[str]:
         origins = []
@@ -166,6 +177,60 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
             origins.append(browser_origin(parts))
         return origins
+
+    @field_validator("brand_name")
+    @classmethod
+    def _brand_name_is_one_line(cls, value: str) -> str:
+        if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must be one line of visible text")
+        return value.strip()
+
+    @field_validator("brand_color")
+    @classmethod
+    def _brand_color_is_a_color(cls, value: str) -> str:
+        parse_color(value)  # ValueError names the expected form
+        return value.lower()
+
+    @field_validator("brand_logo_path", mode="before")
+    @classmethod
+    def _no_logo_when_empty(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("brand_logo_path")
+    @classmethod
+    def _logo_is_a_small_image(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if value.suffix.lower() not in LOGO_TYPES:
+            raise ValueError(f"must be an image file ({', '.join(sorted(LOGO_TYPES))})")
+        try:
+            size = value.stat().st_size
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+        if not value.is_file() or size > MAX_LOGO_BYTES:
+            raise ValueError(f"must be a file of at most {MAX_LOGO_BYTES // 1024} KiB")
+        return value
+
+    @field_validator("support_email")
+    @classmethod
+    def _support_email_is_an_address(cls, value: str | None) -> str | None:
+        address = (value or "").strip()
+        if not address:
+            return None
+        local, at, domain = address.rpartition("@")
+        if not at or not local or "." not in domain or any(c in address for c in ' <>"\\,;'):
+            raise ValueError("must be an address such as support@example.com")
+        return address
+
+    @field_validator("default_locale")
+    @classmethod
+    def _locale_has_a_catalog(cls, value: str) -> str:
+        locale = value.strip().replace("-", "_")
+        known = available_locales()
+        for candidate in (locale, locale.lower(), locale.split("_")[0].lower()):
+            if candidate in known:
+                return candidate
+        raise ValueError(f"no catalog for {value!r}; the catalogs are {', '.join(known)}")
 
     @field_validator("mfa_required_roles")
     @classmethod
@@ -312,16 +377,6 @@ def is_registrable_suffix(rp_id: str, host: str) -> bool:
     """Whether ``rp_id`` is ``host`` or a domain ``host`` belongs to (WebAuthn's rule for which
     origins may use an RP ID)."""
     return host == rp_id or host.endswith(f".{rp_id}")
-def browser_origin(parts: SplitResult) -> str:
-    """The origin of an http(s) URL as a browser writes it in an `Origin` header: lower-case
-    scheme and host, no user name, the port only when it is not the scheme's default.
-    ValueError when the port is no port."""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    shown = "" if port is None or port == DEFAULT_PORTS.get(parts.scheme) else f":{port}"
-    return f"{parts.scheme}://{host}{shown}"
 
 
 class SettingsError(Exception):

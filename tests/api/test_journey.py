@@ -30,7 +30,7 @@ async def test_a_new_user_signs_up_confirms_and_calls_the_api(
     assert link.startswith(f"{PUBLIC_URL}/verify-email?token=")
     assert link.replace("&", "&amp;") in html_of(message)
 
-    page = await client.get(link.removeprefix(PUBLIC_URL))
+    page = await client.get(link.removeprefix(PUBLIC_URL), follow_redirects=True)
     assert page.status_code == 200
     assert "Confirm my email" in page.text
 

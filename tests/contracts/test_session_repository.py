@@ -148,3 +148,31 @@ async def test_an_uncommitted_rotation_leaves_the_token_spendable(uow: UnitOfWor
     async with uow() as work:
         assert await work.sessions.refresh_token_session(SUCCESSOR) is None
         assert await work.sessions.rotate_refresh_token(SPENT, NEXT, later(2)) == session.id
+
+
+async def test_a_browser_token_finds_its_session_and_user_whatever_their_state(
+    uow: UnitOfWorkFactory,
+) -> None:
+    user = await stored_user(uow)
+    session = await stored_session(uow, user)
+    async with uow() as work:
+        await work.sessions.add_browser_token(SPENT, session.id, later(0))
+        await work.commit()
+    async with uow(read_only=True) as work:
+        assert await work.sessions.browser_session(SPENT) == (session, user)
+        assert await work.sessions.browser_session(SUCCESSOR) is None
+    async with uow() as work:
+        await work.sessions.revoke(user.id, later(5), "logout", only=session.id)
+        await work.commit()
+    async with uow(read_only=True) as work:
+        found = await work.sessions.browser_session(SPENT)
+    assert found is not None and found[0].revoked_at == later(5), "the caller judges liveness"
+
+
+async def test_an_uncommitted_browser_token_is_not_stored(uow: UnitOfWorkFactory) -> None:
+    user = await stored_user(uow)
+    session = await stored_session(uow, user)
+    async with uow() as work:
+        await work.sessions.add_browser_token(NEXT, session.id, later(0))
+    async with uow(read_only=True) as work:
+        assert await work.sessions.browser_session(NEXT) is None

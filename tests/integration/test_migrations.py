@@ -22,6 +22,7 @@ TABLES = {
     "password_reset_tokens",
     "sessions",
     "refresh_tokens",
+    "browser_tokens",
     "signing_keys",
     "outbox",
     "audit_events",

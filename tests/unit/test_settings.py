@@ -305,3 +305,58 @@ def test_any_trusted_proxies_text_is_refused_or_kept_as_networks(text: str) -> N
     settings = loaded(trusted_proxies=text)
     if settings is not None:
         assert len(parse_networks(settings.trusted_proxies)) == len(settings.trusted_proxies)
+
+
+def test_the_branding_and_page_settings_have_the_documented_defaults() -> None:
+    settings = load_settings(_env_file=None)
+    assert settings.brand_name == "Bastion"
+    assert settings.brand_color == "#2952cc"
+    assert settings.brand_logo_path is None and settings.support_email is None
+    assert settings.allowed_redirect_origins == []
+    assert settings.default_locale == "en"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("brand_color", "blue"),
+        ("brand_color", "#12345"),
+        ("brand_color", "#gggggg"),
+        ("brand_name", ""),
+        ("brand_name", "Two\nlines"),
+        ("brand_name", "x" * 65),
+        ("brand_logo_path", "/no/such/logo.png"),
+        ("brand_logo_path", "/etc/hostname"),
+        ("support_email", "not an address"),
+        ("support_email", "a@b"),
+        ("support_email", "Support <help@example.com>"),
+        ("allowed_redirect_origins", "https://app.example.com/path"),
+        ("allowed_redirect_origins", "app.example.com"),
+        ("default_locale", "de"),
+        ("default_locale", "../../etc"),
+    ],
+)
+def test_invalid_branding_and_page_settings_are_named(name: str, value: str) -> None:
+    assert named(problems(**{name: value})) == [f"BASTION_{name.upper()}"]
+
+
+def test_the_page_settings_are_read_as_written_or_normalised() -> None:
+    settings = load_settings(
+        _env_file=None,
+        brand_color="#ABC",
+        brand_logo_path="",
+        support_email=" help@example.com ",
+        allowed_redirect_origins="HTTPS://App.Example.com:443, http://localhost:3000",
+        default_locale="fr-CA",
+    )
+    assert settings.brand_color == "#abc"
+    assert settings.brand_logo_path is None
+    assert settings.support_email == "help@example.com"
+    assert settings.allowed_redirect_origins == ["https://app.example.com", "http://localhost:3000"]
+    assert settings.default_locale == "fr"
+
+
+def test_a_logo_too_large_to_serve_is_refused(tmp_path: Any) -> None:
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(b"\x89PNG" + b"\0" * (256 * 1024))
+    assert named(problems(brand_logo_path=str(logo))) == ["BASTION_BRAND_LOGO_PATH"]

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 
-from bastion.accounts.errors import EmailTaken, SecurityStateChanged
+from bastion.accounts.errors import EmailAlreadyVerified, EmailTaken, SecurityStateChanged
 from bastion.accounts.service import AccountService
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
 from bastion.guards import PerIpLimit, PerUserLimit, RegistrationLimit, VerificationResendRequest
@@ -22,6 +22,8 @@ from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
 PROBLEMS: ProblemRows = {
     EmailTaken: ProblemType(409, "EMAIL_TAKEN", "Email already registered"),
+    # The API answers a second use of a link as any spent link; the pages say more.
+    EmailAlreadyVerified: ProblemType(400, "TOKEN_INVALID", "Invalid link"),
     SecurityStateChanged: ProblemType(409, "ACCOUNT_CHANGED", "Account changed"),
 }
 AccountsDep = Annotated[AccountService, Depends(provider(AccountService))]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bastion.accounts.errors import EmailTaken
+from bastion.accounts.errors import EmailAlreadyVerified, EmailTaken
 from bastion.accounts.model import Role, User, new_user
 from bastion.audit.model import EventType, event
 from bastion.core.account_at import AccountAt
@@ -91,9 +91,17 @@ class AccountService:
         return user
 
     async def verify_email(self, token: str, context: RequestContext) -> None:
+        """Confirm the address the token was mailed to. A spent token of a confirmed address
+        (the link clicked twice) raises ``EmailAlreadyVerified`` rather than a bare
+        ``TokenInvalid``."""
         now = self._clock.now()
         async with self._uow() as uow:
-            stored = ensure_usable(await uow.verification_tokens.get(hash_token(token)), now)
+            found = await uow.verification_tokens.get(hash_token(token))
+            if found is not None and found.used_at is not None:
+                owner = await uow.users.get(found.user_id)
+                if owner is not None and owner.is_verified:
+                    raise EmailAlreadyVerified()
+            stored = ensure_usable(found, now)
             user = await uow.users.get_for_update(stored.user_id)
             if user is None or not await uow.verification_tokens.spend(stored.token_hash, now):
                 raise TokenInvalid()

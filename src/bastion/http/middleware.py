@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.core.i18n import SOURCE_LOCALE, negotiate, use_locale
 from bastion.http.body import (
     BodyIncomplete,
     BodyTimedOut,
@@ -49,12 +50,12 @@ UNSTORABLE_MESSAGE = "must not contain NUL or unpaired surrogate characters"
 class RequestMiddleware:
     """The outermost layer of the app.
 
-    It resolves the client IP once, gives every request an id (echoed as X-Request-ID), reads
-    the body whole before the app runs (within the size limit and the read timeout; JSON only on
-    the API), refuses text no database can store, answers HEAD as GET without the body, adds
-    security headers, turns any unhandled exception into a problem document, and logs one line
-    per request. The logged path is the route template, so tokens in paths or query strings
-    never reach a log.
+    It resolves the client IP once, chooses the request's language (what it renders or mails
+    speaks it), gives every request an id (echoed as X-Request-ID), reads the body whole before
+    the app runs (within the size limit and the read timeout; JSON only on the API), refuses
+    text no database can store, answers HEAD as GET without the body, adds security headers,
+    turns any unhandled exception into a problem document, and logs one line per request. The
+    logged path is the route template, so tokens in paths or query strings never reach a log.
     """
 
     def __init__(
@@ -66,9 +67,11 @@ class RequestMiddleware:
         trusted_proxies: Sequence[Network],
         hsts: bool,
         is_unavailable: UnavailableClassifier,
+        default_locale: str = SOURCE_LOCALE,
         on_request: RequestObserver | None = None,
     ) -> None:
         self.app = app
+        self.default_locale = default_locale
         self.max_body_bytes = max_body_bytes
         self.body_read_timeout = body_read_timeout
         self.trusted_proxies = tuple(trusted_proxies)
@@ -88,6 +91,10 @@ class RequestMiddleware:
         scope.setdefault("state", {})
         scope["state"]["client_ip"] = client_ip(peer, forwarded, self.trusted_proxies)
         scope["state"]["request_id"] = request_id
+        # The language of whatever this request renders or mails (pages, emails).
+        languages = headers.get(b"accept-language")
+        accept_language = languages.decode("latin-1") if languages else None
+        use_locale(negotiate(accept_language, self.default_locale))
         method = scope["method"]
         status = 500
         response_started = False

@@ -5,9 +5,9 @@ escape can produce) cannot be encoded as UTF-8 at all. Either one would fail dee
 a 500, so a request carrying one in its path, a query parameter or a JSON body field is refused
 as a validation error, on every database alike.
 
-Form posts are left to their handlers: only the pages of ``web/`` take them (the API refuses any
-body but JSON), and a person who sent one must see the page again, with the error, rather than a
-problem document. Those handlers refuse such text with ``is_storable``.
+Form posts are left to their handlers: only the pages of ``pages/`` take them (the API refuses
+any body but JSON), and a person who sent one must see a page, with the error, rather than a
+problem document. Their form check refuses such text with ``is_storable``.
 """
 
 from __future__ import annotations

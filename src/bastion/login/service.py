@@ -68,9 +68,16 @@ class LoginFlow:
         return await self._admission.admit(email, context, device_cookie)
 
     async def log_in(
-        self, admission: Admission, password: str, remember_me: bool, context: RequestContext
+        self,
+        admission: Admission,
+        password: str,
+        remember_me: bool,
+        context: RequestContext,
+        *,
+        browser: bool = False,
     ) -> LoggedIn:
-        """Steps 2 to 4 for an admitted attempt."""
+        """Steps 2 to 4 for an admitted attempt; ``browser`` for a sign-in on Bastion's pages,
+        whose session a cookie carries."""
         checked = await self._check_password(admission, password, context)
         if isinstance(checked, Refusal):
             raise checked.error()
@@ -79,7 +86,7 @@ class LoginFlow:
         # step), and start_session runs once that is accepted.
         for _ in range(MAX_STATE_CHANGES):
             try:
-                return await self.start_session(checked, remember_me, context)
+                return await self.start_session(checked, remember_me, context, browser=browser)
             except SecurityStateChanged:
                 # A change committed after the check: answer as the account now stands.
                 checked = await self._password.recheck(checked, password)
@@ -89,12 +96,12 @@ class LoginFlow:
         raise SecurityStateChanged()
 
     async def start_session(
-        self, user: User, remember_me: bool, context: RequestContext
+        self, user: User, remember_me: bool, context: RequestContext, *, browser: bool = False
     ) -> LoggedIn:
         """Step 4, once every credential the account asks for was accepted. ``user`` is the
         account as those checks saw it: ``SecurityStateChanged`` (and no session) if its
         security state changed since."""
-        tokens = await self._sessions.start_session(user, remember_me, context)
+        tokens = await self._sessions.start_session(user, remember_me, context, browser=browser)
         return LoggedIn(tokens, self._devices.issue(user.id))
 
     async def confirm_password(

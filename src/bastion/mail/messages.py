@@ -1,4 +1,8 @@
-"""The emails Bastion sends. Every link is built from PUBLIC_URL, never from a request."""
+"""The emails Bastion sends. Every link is built from PUBLIC_URL, never from a request.
+
+Each is written in the language of the request that caused it (``core.i18n``); the brand's
+layout is added when it is sent (``layout.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import urlencode
 
+from bastion.core.i18n import active_locale, gettext_noop, ngettext
+from bastion.core.i18n import gettext as _
 from bastion.mail.model import EmailMessage
 
 
@@ -22,12 +28,12 @@ def verify_email(recipient: str, links: Links, token: str, ttl_hours: float) -> 
     return _compose(
         recipient,
         "verify_email",
-        "Confirm your email address",
+        _("Confirm your email address"),
         [
-            "Welcome! Please confirm your email address to activate your account.",
-            f"This link expires in {_hours(ttl_hours)}.",
+            _("Welcome! Please confirm your email address to activate your account."),
+            _("This link expires in %(duration)s.") % {"duration": _hours(ttl_hours)},
         ],
-        (links.page("/verify-email", token), "Confirm my email"),
+        (links.page("/verify-email", token), _("Confirm my email")),
     )
 
 
@@ -35,12 +41,15 @@ def already_registered(recipient: str, links: Links) -> EmailMessage:
     return _compose(
         recipient,
         "already_registered",
-        "Someone tried to sign up with your email",
+        _("Someone tried to sign up with your email"),
         [
-            "Someone tried to create an account with this email address, which already has one.",
-            "If it was you, you can sign in or reset your password. Otherwise ignore this email.",
+            _("Someone tried to create an account with this email address, which already has one."),
+            _(
+                "If it was you, you can sign in or reset your password. Otherwise ignore this "
+                "email."
+            ),
         ],
-        (links.page("/reset-password"), "Reset my password"),
+        (links.page("/forgot-password"), _("Reset my password")),
     )
 
 
@@ -48,12 +57,13 @@ def reset_password(recipient: str, links: Links, token: str, ttl_hours: float) -
     return _compose(
         recipient,
         "reset_password",
-        "Reset your password",
+        _("Reset your password"),
         [
-            "Someone asked to reset the password of this account.",
-            f"This link expires in {_hours(ttl_hours)}. If it was not you, ignore this email.",
+            _("Someone asked to reset the password of this account."),
+            _("This link expires in %(duration)s. If it was not you, ignore this email.")
+            % {"duration": _hours(ttl_hours)},
         ],
-        (links.page("/reset-password", token), "Choose a new password"),
+        (links.page("/reset-password", token), _("Choose a new password")),
     )
 
 
@@ -61,10 +71,10 @@ def password_changed(recipient: str) -> EmailMessage:
     return _compose(
         recipient,
         "password_changed",
-        "Your password was changed",
+        _("Your password was changed"),
         [
-            "The password of your account was just changed and other sessions were signed out.",
-            "If this was not you, reset your password at once and contact support.",
+            _("The password of your account was just changed and other sessions were signed out."),
+            _("If this was not you, reset your password at once and contact support."),
         ],
     )
 
@@ -73,10 +83,13 @@ def refresh_token_reused(recipient: str) -> EmailMessage:
     return _compose(
         recipient,
         "refresh_token_reused",
-        "A sign-in of yours was ended for your safety",
+        _("A sign-in of yours was ended for your safety"),
         [
-            "A session token of your account was presented twice, which is a sign it was stolen.",
-            "We signed that session out. If you did not expect this, change your password.",
+            _(
+                "A session token of your account was presented twice, which is a sign it was "
+                "stolen."
+            ),
+            _("We signed that session out. If you did not expect this, change your password."),
         ],
     )
 
@@ -85,37 +98,59 @@ def account_protection_engaged(recipient: str, links: Links) -> EmailMessage:
     return _compose(
         recipient,
         "account_protection",
-        "Unusual sign-in attempts on your account",
+        _("Unusual sign-in attempts on your account"),
         [
-            "There were many failed attempts to sign in to your account, so we paused sign-ins "
-            "from new devices for a while. Devices you used before can still sign in.",
-            "If this was not you, consider resetting your password.",
+            _(
+                "There were many failed attempts to sign in to your account, so we paused "
+                "sign-ins from new devices for a while. Devices you used before can still sign "
+                "in."
+            ),
+            _("If this was not you, consider resetting your password."),
         ],
-        (links.page("/reset-password"), "Reset my password"),
+        (links.page("/forgot-password"), _("Reset my password")),
     )
 
 
+# How the mfa service names a factor in these emails; each is translated where it is shown.
+FACTOR_NAMES = (
+    gettext_noop("an authenticator app"),
+    gettext_noop("a passkey"),
+    gettext_noop("a security key"),
+)
+
+
+def _factor_name(factor: str) -> str:
+    return _(factor) if factor in FACTOR_NAMES else factor
+
+
 def factor_added(recipient: str, factor: str) -> EmailMessage:
+    name = _factor_name(factor)
     return _compose(
         recipient,
         "mfa_factor_added",
-        "A second factor was added to your account",
+        _("A second factor was added to your account"),
         [
-            f"{factor.capitalize()} was just added to your account as a second factor.",
-            "If this was not you, sign in, remove it and change your password at once.",
+            _("%(factor)s was just added to your account as a second factor.")
+            % {"factor": name[:1].upper() + name[1:]},
+            _("If this was not you, sign in, remove it and change your password at once."),
         ],
     )
 
 
 def factor_removed(recipient: str, factor: str, *, by_admin: bool = False) -> EmailMessage:
-    who = "An administrator removed" if by_admin else "Someone removed"
+    name = _factor_name(factor)
+    removed = (
+        _("An administrator removed %(factor)s from your account's second factors.")
+        if by_admin
+        else _("Someone removed %(factor)s from your account's second factors.")
+    )
     return _compose(
         recipient,
         "mfa_factor_removed",
-        "A second factor was removed from your account",
+        _("A second factor was removed from your account"),
         [
-            f"{who} {factor} from your account's second factors.",
-            "If you did not expect this, change your password and contact support.",
+            removed % {"factor": name},
+            _("If you did not expect this, change your password and contact support."),
         ],
     )
 
@@ -124,38 +159,52 @@ def recovery_codes_regenerated(recipient: str) -> EmailMessage:
     return _compose(
         recipient,
         "recovery_codes_regenerated",
-        "New recovery codes for your account",
+        _("New recovery codes for your account"),
         [
-            "A new set of recovery codes was created for your account; the previous codes no "
-            "longer work.",
-            "If this was not you, change your password and contact support.",
+            _(
+                "A new set of recovery codes was created for your account; the previous codes "
+                "no longer work."
+            ),
+            _("If this was not you, change your password and contact support."),
         ],
     )
 
 
 def recovery_code_used(recipient: str, remaining: int, low: int) -> EmailMessage:
-    left = f"{remaining} recovery code{'s' if remaining != 1 else ''} left"
-    paragraphs = [f"A recovery code was used to sign in to your account. You have {left}."]
+    paragraphs = [
+        ngettext(
+            "A recovery code was used to sign in to your account. You have %(num)d recovery "
+            "code left.",
+            "A recovery code was used to sign in to your account. You have %(num)d recovery "
+            "codes left.",
+            remaining,
+        )
+        % {"num": remaining}
+    ]
     if remaining <= low:
         paragraphs.append(
-            "You are running out of recovery codes: sign in and create a new set soon, or you "
-            "may lose access to your account if you lose your other factors."
+            _(
+                "You are running out of recovery codes: sign in and create a new set soon, or "
+                "you may lose access to your account if you lose your other factors."
+            )
         )
-    paragraphs.append("If this was not you, change your password at once.")
-    return _compose(recipient, "recovery_code_used", "A recovery code was used", paragraphs)
+    paragraphs.append(_("If this was not you, change your password at once."))
+    return _compose(recipient, "recovery_code_used", _("A recovery code was used"), paragraphs)
 
 
 def mfa_locked(recipient: str, links: Links) -> EmailMessage:
     return _compose(
         recipient,
         "mfa_locked",
-        "Repeated failed sign-in codes on your account",
+        _("Repeated failed sign-in codes on your account"),
         [
-            "Someone who knows your password failed the second sign-in step of your account "
-            "many times, so we paused that step for a while.",
-            "If this was not you, your password is known to someone else: reset it now.",
+            _(
+                "Someone who knows your password failed the second sign-in step of your "
+                "account many times, so we paused that step for a while."
+            ),
+            _("If this was not you, your password is known to someone else: reset it now."),
         ],
-        (links.page("/reset-password"), "Reset my password"),
+        (links.page("/forgot-password"), _("Reset my password")),
     )
 
 
@@ -167,19 +216,27 @@ def _compose(
     action: tuple[str, str] | None = None,
 ) -> EmailMessage:
     text = "\n\n".join(paragraphs)
-    html_body = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
-    if action is not None:
-        url, label = action
+    html = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
+    url, label = action if action is not None else (None, None)
+    if url is not None:
         text += f"\n\n{label}: {url}"
-        html_body += f'<p><a href="{escape(url)}">{escape(label)}</a></p>'
-    html = f"<!doctype html><html><body>{html_body}</body></html>"
-    return EmailMessage(recipient=recipient, subject=subject, text=text, html=html, kind=kind)
+    return EmailMessage(
+        recipient=recipient,
+        subject=subject,
+        text=text,
+        html=html,
+        kind=kind,
+        action_url=url,
+        action_label=label,
+        locale=active_locale(),
+    )
 
 
 def _hours(hours: float) -> str:
     if hours >= 24 and hours % 24 == 0:
         days = int(hours // 24)
-        return f"{days} day{'s' if days != 1 else ''}"
-    if hours >= 1:
-        return f"{hours:g} hour{'s' if hours != 1 else ''}"
-    return f"{round(hours * 60)} minutes"
+        return ngettext("%(num)d day", "%(num)d days", days) % {"num": days}
+    if hours >= 1 and hours == int(hours):
+        return ngettext("%(num)d hour", "%(num)d hours", int(hours)) % {"num": int(hours)}
+    minutes = round(hours * 60)
+    return ngettext("%(num)d minute", "%(num)d minutes", minutes) % {"num": minutes}

@@ -6,16 +6,26 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bastion.core.i18n import SOURCE_LOCALE
+
 MAX_BACKOFF_SECONDS = 900
 
 
 @dataclass(frozen=True, slots=True)
 class EmailMessage:
+    """An email as a use case writes it. Queued, ``html`` holds the paragraphs of the message;
+    ``MailLayout`` wraps them (and ``text``) in the brand's header and footer when it is sent."""
+
     recipient: str
     subject: str
     text: str
     html: str
     kind: str
+    action_url: str | None = None  # the one link the message asks the reader to follow
+    action_label: str | None = None
+    # The language it was written in; None for a message queued before messages had one,
+    # which is sent as it was written.
+    locale: str | None = SOURCE_LOCALE
 
 
 @dataclass(frozen=True, slots=True)

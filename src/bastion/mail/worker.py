@@ -11,6 +11,7 @@ import structlog
 
 from bastion.core.clock import Clock
 from bastion.core.errors import StorageUnavailable
+from bastion.mail.layout import MailLayout
 from bastion.mail.model import CircuitBreaker, QueuedMessage, retry_at
 from bastion.mail.ports import MailTransport
 from bastion.storage import UnitOfWorkFactory
@@ -39,9 +40,11 @@ class OutboxWorker:
         sender: str,
         poll_seconds: float,
         max_attempts: int,
+        layout: MailLayout,
         observer: DeliveryObserver | None = None,
     ) -> None:
         self._uow = uow
+        self._layout = layout
         self._transport = transport
         self._clock = clock
         self._sender = sender
@@ -118,7 +121,7 @@ class OutboxWorker:
         """Send one message; a failure is scheduled for a retry (or given up on) at once."""
         kind = queued.message.kind
         try:
-            await self._transport.send(queued.message, self._sender)
+            await self._transport.send(self._layout.dress(queued.message), self._sender)
         except Exception as exc:  # any transport failure is retried, never lost
             now = self._clock.now()
             self._breaker.record_failure(now)

@@ -72,7 +72,22 @@ def ensure_strong(password: str, policy: PasswordPolicy, email: str) -> None:
     """Refuse a new password that breaks the policy, naming every rule it breaks."""
     violations = check_password(password, policy, email)
     if violations:
-        raise WeakPassword(describe(violations))
+        raise WeakPassword(describe(violations), tuple(v.rule.value for v in violations))
+
+
+def requirements(policy: PasswordPolicy) -> list[Rule]:
+    """The rules a new password must follow under ``policy``, to show before the first try."""
+    optional = [
+        (policy.require_uppercase, Rule.NO_UPPERCASE),
+        (policy.require_lowercase, Rule.NO_LOWERCASE),
+        (policy.require_digit, Rule.NO_DIGIT),
+    ]
+    return [
+        Rule.TOO_SHORT,
+        *(rule for required, rule in optional if required),
+        Rule.COMMON,
+        Rule.CONTAINS_EMAIL,
+    ]
 
 
 @functools.cache

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from bastion.core.clock import Clock
 from bastion.core.context import Principal
+from bastion.core.secrets import hash_token
 from bastion.sessions.errors import SessionRevoked
 from bastion.sessions.liveness import MAX_LOOKUP_BATCH, BatchedLookup, SessionLiveness
 from bastion.sessions.model import Session, needs_touch
@@ -44,6 +45,29 @@ class Authenticator:
             raise InvalidToken() from None
         await self._ensure_live(principal)
         return principal
+
+    async def authenticate_browser(self, browser_token: str) -> Principal | None:
+        """The user behind a page session's cookie, if its session is live and the account may
+        still sign in; every call asks the database, so a revocation counts at once."""
+        now = self._clock.now()
+        async with self._uow(read_only=True) as uow:
+            found = await uow.sessions.browser_session(hash_token(browser_token))
+        if found is None:
+            return None
+        session, user = found
+        if not session.is_active(now) or not user.is_active:
+            return None
+        if needs_touch(session.last_seen_at, now):
+            async with self._uow() as uow:
+                await uow.sessions.touch(session.id, now)
+                await uow.commit()
+        return Principal(
+            user_id=user.id,
+            session_id=session.id,
+            email=user.email,
+            role=user.role.value,
+            expires_at=int(session.expires_at.timestamp()),
+        )
 
     def forget(self, session_ids: Iterable[uuid.UUID]) -> None:
         """Drop cached liveness after sessions were revoked in this process."""

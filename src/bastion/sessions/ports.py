@@ -54,3 +54,13 @@ class SessionRepository(Protocol):
     async def refresh_token_session(self, token_hash: str) -> uuid.UUID | None:
         """The session a refresh token (spent or not) belongs to."""
         ...
+
+    async def add_browser_token(
+        self, token_hash: str, session_id: uuid.UUID, now: datetime
+    ) -> None:
+        """Tie the hash of a page session's cookie to its session."""
+        ...
+
+    async def browser_session(self, token_hash: str) -> tuple[Session, User] | None:
+        """The session a page session's cookie belongs to (live or not), and its user."""
+        ...

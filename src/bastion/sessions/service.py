@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bastion.accounts.model import User
@@ -32,6 +32,7 @@ class IssuedTokens:
     expires_in: int
     session: Session
     refresh_token: str | None
+    browser_token: str | None = None  # the cookie of a session started on Bastion's pages
 
 
 class SessionService:
@@ -53,7 +54,7 @@ class SessionService:
         self._sessions_revoked = sessions_revoked
 
     async def start_session(
-        self, user: User, remember_me: bool, context: RequestContext
+        self, user: User, remember_me: bool, context: RequestContext, *, browser: bool = False
     ) -> IssuedTokens:
         """A new session for a user who just signed in: the one place sessions are created.
 
@@ -62,6 +63,9 @@ class SessionService:
         (in one statement with them); otherwise nothing is, and ``SecurityStateChanged`` is
         raised, so that no token claims a role, or outlives a deactivation, a new password or
         a deletion, that changed after the check.
+
+        A session started on Bastion's own pages (``browser``) is carried by a cookie whose
+        hash is stored, as a refresh token's is; it has no refresh token.
         """
         now = self._clock.now()
         lifetime = session_lifetime(
@@ -75,12 +79,15 @@ class SessionService:
             ip=context.ip,
             user_agent=context.user_agent,
         )
-        refresh_token = new_token() if remember_me else None
+        refresh_token = new_token() if remember_me and not browser else None
+        browser_token = new_token() if browser else None
         async with self._uow() as uow:
             uow.commit_only_while(user.security_stamp)
             await uow.sessions.add(session)
             if refresh_token is not None:
                 await uow.sessions.add_refresh_token(hash_token(refresh_token), session.id, now)
+            if browser_token is not None:
+                await uow.sessions.add_browser_token(hash_token(browser_token), session.id, now)
             await uow.audit.record(
                 event(
                     EventType.LOGIN_SUCCEEDED,
@@ -92,7 +99,8 @@ class SessionService:
                 )
             )
             await uow.commit()
-        return await self._issue(user, session, refresh_token)
+        issued = await self._issue(user, session, refresh_token)
+        return replace(issued, browser_token=browser_token)
 
     async def refresh(self, refresh_token: str | None, context: RequestContext) -> IssuedTokens:
         """Trade a refresh token for a new access token and a new refresh token.
@@ -159,6 +167,16 @@ class SessionService:
             principal.user_id, RevokeReason.ALL, EventType.ALL_SESSIONS_REVOKED, context
         )
 
+    async def revoke_others(self, principal: Principal, context: RequestContext) -> None:
+        """End every session of the caller but the one making the request."""
+        await self._revoke(
+            principal.user_id,
+            RevokeReason.USER,
+            EventType.SESSION_REVOKED,
+            context,
+            keep=principal.session_id,
+        )
+
     async def _revoke(
         self,
         user_id: uuid.UUID,
@@ -167,10 +185,11 @@ class SessionService:
         context: RequestContext,
         *,
         only: uuid.UUID | None = None,
+        keep: uuid.UUID | None = None,
     ) -> list[uuid.UUID]:
         now = self._clock.now()
         async with self._uow() as uow:
-            revoked = await uow.sessions.revoke(user_id, now, reason.value, only=only)
+            revoked = await uow.sessions.revoke(user_id, now, reason.value, only=only, keep=keep)
             if revoked:
                 await uow.audit.record(
                     event(event_type, now, context, user_id, session_ids=[str(s) for s in revoked])

@@ -72,6 +72,7 @@ class SqlOutbox:
         claimed = []
         for row in (await self._db.execute(statement, parameters)).mappings():
             content = json.loads(self._sealer.open(row["payload"]))
+            content.setdefault("locale", None)  # queued before messages had a layout
             message = EmailMessage(recipient=row["recipient"], kind=row["kind"], **content)
             claimed.append(QueuedMessage(id=row["id"], message=message, attempts=row["attempts"]))
         return sorted(claimed, key=lambda queued: queued.id)
@@ -97,7 +98,14 @@ class SqlOutbox:
 
     def _row(self, message: EmailMessage, now: datetime) -> Row:
         payload = json.dumps(
-            {"subject": message.subject, "text": message.text, "html": message.html}
+            {
+                "subject": message.subject,
+                "text": message.text,
+                "html": message.html,
+                "action_url": message.action_url,
+                "action_label": message.action_label,
+                "locale": message.locale,
+            }
         ).encode()
         return {
             "recipient": message.recipient,

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import RowMapping, bindparam, insert, select, update
 
 from bastion.accounts.model import User
 from bastion.adapters.sql import tables
@@ -51,6 +51,16 @@ ROTATE_AND_STORE_SUCCESSOR = (
         ),
     )
     .returning(_refresh.session_id)
+)
+_browser = tables.browser_tokens.c
+BROWSER_SESSION = (
+    select(*tables.sessions.c, *(column.label(f"account_{column.name}") for column in _users))
+    .select_from(
+        tables.browser_tokens.join(tables.sessions, _browser.session_id == _sessions.id).join(
+            tables.users, _sessions.user_id == _users.id
+        )
+    )
+    .where(_browser.token_hash == bindparam("token_hash"))
 )
 REFRESH_TOKEN_SESSION = select(_refresh.session_id).where(
     _refresh.token_hash == bindparam("token_hash")
@@ -102,12 +112,7 @@ class SqlSessionRepository:
             return (session, user) if session and user else None
         parameters = {"session_id": session_id, "now": now}
         row = (await self._db.execute(RESUME_SESSION, parameters)).mappings().first()
-        if row is None:
-            return None
-        session = Session(**{column.name: row[column.name] for column in tables.sessions.c})
-        return session, user_from_row(
-            {column.name: row[f"account_{column.name}"] for column in _users}
-        )
+        return _session_and_user(row)
 
     async def touch(self, session_id: uuid.UUID, now: datetime) -> Session | None:
         result = await self._db.execute(TOUCH_SESSION, {"session_id": session_id, "now": now})
@@ -160,3 +165,23 @@ class SqlSessionRepository:
         result = await self._db.execute(REFRESH_TOKEN_SESSION, {"token_hash": token_hash})
         session_id: uuid.UUID | None = result.scalar_one_or_none()
         return session_id
+
+    async def add_browser_token(
+        self, token_hash: str, session_id: uuid.UUID, now: datetime
+    ) -> None:
+        self._db.insert_later(
+            tables.browser_tokens,
+            {"token_hash": token_hash, "session_id": session_id, "created_at": now},
+        )
+
+    async def browser_session(self, token_hash: str) -> tuple[Session, User] | None:
+        result = await self._db.execute(BROWSER_SESSION, {"token_hash": token_hash})
+        return _session_and_user(result.mappings().first())
+
+
+def _session_and_user(row: RowMapping | None) -> tuple[Session, User] | None:
+    """A row of a session's columns and its user's (prefixed ``account_``)."""
+    if row is None:
+        return None
+    session = Session(**{column.name: row[column.name] for column in tables.sessions.c})
+    return session, user_from_row({column.name: row[f"account_{column.name}"] for column in _users})

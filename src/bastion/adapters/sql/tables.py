@@ -138,6 +138,21 @@ refresh_tokens = Table(
     _timestamp("rotated_at", nullable=True),
 )
 
+# The sessions started on Bastion's own pages, by the hash of the cookie that carries each.
+browser_tokens = Table(
+    "browser_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "session_id",
+        Uuid(),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    _timestamp("created_at"),
+)
+
 signing_keys = Table(
     "signing_keys",
     metadata,
