@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench wrk chromium translations
+.PHONY: run test lint bench wrk chromium translations drill redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,19 +20,21 @@ run: $(STAMP)
 	$(BIN)/bastion serve
 
 ## Set up and run the whole suite: lint, type check, import contracts, tests on SQLite and PostgreSQL
-test: $(STAMP) lint wrk chromium
+test: $(STAMP) lint wrk chromium redis-server
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts clients/python
+	$(BIN)/ruff check src tests bench scripts drill clients/python
 	$(BIN)/mypy --strict src clients/python/src
 	$(BIN)/lint-imports --no-logo
 
-## Benchmark Bastion against its own ceilings and FastAPI-Users (about 5 minutes; bench/README.md)
+## Benchmark Bastion against its own ceilings and FastAPI-Users (about 10 minutes; bench/README.md)
+## At a million users instead: make bench BENCH_ARGS="--users 1000000"
 PEER_STAMP := bench/.venv-peer/.installed
+BENCH_ARGS ?=
 
 bench: $(STAMP) $(PEER_STAMP) wrk
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # FastAPI-Users in a venv of its own, on the granian version Bastion's venv has.
 $(PEER_STAMP): bench/peer/requirements.txt $(STAMP)
@@ -55,3 +57,14 @@ translations: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k gettext_noop --no-location --sort-output \
 		--project=Bastion --copyright-holder="The Bastion authors" -o $(CATALOGS)/messages.pot .
 	$(BIN)/pybabel update -i $(CATALOGS)/messages.pot -d $(CATALOGS) --ignore-obsolete
+
+## Fault drill: under load while PostgreSQL, Redis, SMTP and workers fail (10 minutes; drill/README.md)
+## Shorter: make drill DRILL_ARGS="--minutes 2"
+DRILL_ARGS ?=
+
+drill: $(STAMP) redis-server
+	$(BIN)/python -m drill.run $(DRILL_ARGS)
+
+## The drill starts a redis-server of its own (its short version runs in the test suite)
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }

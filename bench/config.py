@@ -64,6 +64,9 @@ class Profile:
     wrk_threads: int
     # Seconds of phases that may be measured again because other processes took CPU.
     retry_budget_seconds: int
+    # Each comparison (Bastion against a ceiling or the peer) is measured this many times,
+    # alternating sides; its ratio is the median of the pairs.
+    pairs: int
 
 
 FULL = Profile(
@@ -82,6 +85,7 @@ FULL = Profile(
     storm_get_pause_ms=20,
     wrk_threads=1,
     retry_budget_seconds=240,
+    pairs=3,
 )
 
 SMOKE = Profile(
@@ -99,6 +103,18 @@ SMOKE = Profile(
     storm_get_pause_ms=20,
     wrk_threads=1,
     retry_budget_seconds=0,
+    pairs=2,
 )
 
 PROFILES = {profile.name: profile for profile in (FULL, SMOKE)}
+
+# --users: the requests measured at 1,000 users and at N, as (key, label), in the table's order.
+SCALE_ROWS = (
+    ("login", "login"),
+    ("me", "GET /me"),
+    ("refresh", "refresh"),
+    ("admin_users_first_page", "admin users, first page"),
+    ("admin_users_email_search", "admin users, email search"),
+    ("admin_users_deep_cursor", "admin users, deep cursor"),
+    ("security_events", "security events"),
+)

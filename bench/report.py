@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.config import REPO
+from bench.config import REPO, SCALE_ROWS
 
 # A phase with more unexpected responses than this measured something else (errors, 429s).
 MAX_UNEXPECTED_FRACTION = 0.01
+# --users: a request's p95 on the large tables may be at most this many times its p95 at 1,000.
+SCALE_P95_LIMIT = 1.2
 # Processes outside the bench using more than this many cores make a phase's figures suspect.
 MAX_OTHER_CPU_CORES = 0.1
 
@@ -31,9 +34,14 @@ class Target:
     value: float | None
     met: bool
     note: str = ""
+    # A ratio measured in pairs: each pair's value; `value` is their median.
+    pairs: tuple[float, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         entry: dict[str, object] = {"value": self.value, "target": self.target, "met": self.met}
+        if self.pairs:
+            entry["pairs"] = list(self.pairs)
+            entry["spread"] = [min(self.pairs), max(self.pairs)]
         if self.note:
             entry["note"] = self.note
         return entry
@@ -56,23 +64,35 @@ def git_commit() -> str:
 
 
 def targets(results: Mapping[str, Any]) -> list[Target]:
-    """Evaluate every target of issue 6 against a run's `results`."""
+    """Evaluate every target of issue 6 against a run's `results`; the ratios are medians over
+    the pairs, each measured side by side."""
     phases: Mapping[str, Phase] = results["phases"]
-    peer: Mapping[str, Phase] = results.get("peer_phases") or {}
-    hash_rate = results["ceilings"]["hash"]["per_second"]
-    http_rate = results["ceilings"]["http"]["rps"]
-    login = phases["login_c_high"]
-    verify = phases["verify_token_c_high"]
-    login_page = phases["login_page"]
+    pairs: list[Mapping[str, Any]] = results["pairs"]
     rss = results["memory"]["bastion_peak_rss_mb"]
 
+    def hash_rate(pair: Mapping[str, Any]) -> float:
+        return float(pair["hash_ceiling"]["per_second"])
+
+    def rps(key: str) -> Callable[[Mapping[str, Any]], float | None]:
+        return lambda pair: pair[key]["rps"]
+
+    def ratio(
+        ours: str, theirs: Callable[[Mapping[str, Any]], float]
+    ) -> Callable[[Mapping[str, Any]], float | None]:
+        def value(pair: Mapping[str, Any]) -> float | None:
+            base = theirs(pair)
+            return pair[ours]["rps"] / base if base else None
+
+        return value
+
     rows = [
-        _row(
+        _paired(
             "login_per_hash_ceiling",
             "login throughput ÷ hash ceiling",
             "≥ 0.85",
-            [login],
-            login["rps"] / hash_rate,
+            pairs,
+            ["login_c_high"],
+            ratio("login_c_high", hash_rate),
             lambda v: v >= 0.85,
         ),
         _row(
@@ -83,28 +103,31 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
             phases["login_c_low"]["latency_ms"]["p95"],
             lambda v: v < 150,
         ),
-        _row(
+        _paired(
             "verify_token_per_http_ceiling",
             "verify-token throughput ÷ HTTP ceiling",
             "≥ 0.5",
-            [verify],
-            verify["rps"] / http_rate,
+            pairs,
+            ["verify_token_c_high", "http_ceiling"],
+            ratio("verify_token_c_high", lambda pair: float(pair["http_ceiling"]["rps"])),
             lambda v: v >= 0.5,
         ),
-        _row(
+        _paired(
             "login_page_per_http_ceiling",
             "GET /login (the sign-in page) throughput ÷ HTTP ceiling",
             "≥ 0.3",
-            [login_page],
-            login_page["rps"] / http_rate,
+            pairs,
+            ["login_page", "http_ceiling"],
+            ratio("login_page", lambda pair: float(pair["http_ceiling"]["rps"])),
             lambda v: v >= 0.3,
         ),
-        _row(
+        _paired(
             "verify_token_rps",
             "verify-token throughput",
             "≥ 1500 req/s",
-            [verify],
-            verify["rps"],
+            pairs,
+            ["verify_token_c_high"],
+            rps("verify_token_c_high"),
             lambda v: v >= 1500,
         ),
         _row(
@@ -123,12 +146,13 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
             phases["refresh"]["latency_ms"]["p95"],
             lambda v: v < 50,
         ),
-        _row(
+        _paired(
             "register_per_hash_ceiling",
             "register throughput ÷ hash ceiling",
             "≥ 0.8",
-            [phases["register"]],
-            phases["register"]["rps"] / hash_rate,
+            pairs,
+            ["register"],
+            ratio("register", hash_rate),
             lambda v: v >= 0.8,
         ),
         _median_ratio(
@@ -159,34 +183,45 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
         ),
     ]
     comparisons = [
-        ("login", "login_c_high", "login"),
-        ("authenticated_get", "me_c_high", "me"),
-        ("register", "register", "register"),
+        ("login", "login_c_high", "peer_login"),
+        ("authenticated_get", "me_c_high", "peer_me"),
+        ("register", "register", "peer_register"),
     ]
     for label, ours, theirs in comparisons:
-        if theirs in peer:
-            rows.append(
-                _row(
-                    f"bastion_per_peer_{label}",
-                    f"Bastion ÷ FastAPI-Users, {label}",
-                    "≥ 1.0",
-                    [phases[ours], peer[theirs]],
-                    phases[ours]["rps"] / peer[theirs]["rps"] if peer[theirs]["rps"] else None,
-                    lambda v: v >= 1.0,
-                )
+        key, text = f"bastion_per_peer_{label}", f"Bastion ÷ FastAPI-Users, {label}"
+        if results.get("peer_phases") is None:
+            rows.append(Target(key, text, "≥ 1.0", None, False, "peer not measured (--skip-peer)"))
+            continue
+        rows.append(
+            _paired(
+                key,
+                text,
+                "≥ 1.0",
+                pairs,
+                [ours, theirs],
+                ratio(ours, lambda pair, theirs=theirs: float(pair[theirs]["rps"])),
+                lambda v: v >= 1.0,
             )
-        else:
-            rows.append(
-                Target(
-                    f"bastion_per_peer_{label}",
-                    f"Bastion ÷ FastAPI-Users, {label}",
-                    "≥ 1.0",
-                    None,
-                    False,
-                    "peer not measured (--skip-peer)",
-                )
-            )
+        )
     return rows
+
+
+def _paired(
+    key: str,
+    label: str,
+    target: str,
+    pairs: list[Mapping[str, Any]],
+    inputs: list[str],
+    value: Callable[[Mapping[str, Any]], float | None],
+    met: Callable[[float], bool],
+) -> Target:
+    """A target measured once per pair: the median of the pairs, judged like a single value."""
+    values = [value(pair) for pair in pairs]
+    measured = [v for v in values if v is not None]
+    phases = [pair[key_] for pair in pairs for key_ in inputs]
+    median = statistics.median(measured) if measured else None
+    row = _row(key, label, target, phases, median, met)
+    return replace(row, pairs=tuple(round(v, 3) for v in measured))
 
 
 def _median_ratio(key: str, label: str, unknown: Phase, known: Phase) -> Target:
@@ -227,43 +262,39 @@ def _row(
 
 def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
     meta = results["meta"]
+    pairs = results["pairs"]
+    hashes = [pair["hash_ceiling"] for pair in pairs]
     lines = [
-        f"## {meta['started_at']} — commit {meta['commit']} — {meta['machine']['cpu']}, "
-        f"{meta['machine']['cores']} cores — profile {meta['profile']}",
+        _heading(meta),
         "",
         f"Lifted limits: {', '.join(f'{k}={v}' for k, v in meta['lifted_limits'].items())}.",
         "",
-        f"Hash ceiling: {results['ceilings']['hash']['per_second']:.1f} verifications/s "
-        f"({results['ceilings']['hash']['processes']} processes, "
-        f"{results['ceilings']['hash']['cpu_ms_per_verification']:.1f} CPU ms each, other CPU "
-        f"{results['ceilings']['hash']['other_cpu_cores']:.2f} cores). HTTP ceiling (bare FastAPI "
-        f"/ping, granian {meta['workers']} workers): "
-        f"{results['ceilings']['http']['rps']:.0f} req/s.",
+        "Hash ceiling, pair by pair: "
+        + ", ".join(f"{h['per_second']:.1f}" for h in hashes)
+        + f" verifications/s ({hashes[0]['processes']} processes, "
+        + ", ".join(f"{h['cpu_ms_per_verification']:.1f}" for h in hashes)
+        + " CPU ms each, other CPU "
+        + ", ".join(f"{h['other_cpu_cores']:.2f}" for h in hashes)
+        + " cores). HTTP ceiling (bare FastAPI /ping, granian "
+        + f"{meta['workers']} workers): "
+        + ", ".join(f"{pair['http_ceiling']['rps']:.0f}" for pair in pairs)
+        + " req/s.",
         "",
         "| phase | conc | req/s | p50 ms | p95 ms | p99 ms | unexpected | worker CPU split "
         "| connections per worker | worker CPU ms/req | wrk CPU (cores) | machine busy "
         "| other CPU (cores) | attempts |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
-    all_phases = [("", results["ceilings"]["http"])]
-    all_phases += [("", phase) for phase in results["phases"].values()]
-    all_phases += [("peer ", phase) for phase in (results.get("peer_phases") or {}).values()]
-    for prefix, phase in all_phases:
-        latency = phase["latency_ms"]
-        split = " / ".join(f"{share:.0%}" for share in phase["worker_cpu_share"])
-        connections = " / ".join(str(count) for count in phase["worker_connections"])
-        lines.append(
-            f"| {prefix}{phase['name']} | {phase['concurrency']} | {phase['rps']:.1f} "
-            f"| {latency['p50']:.1f} | {latency['p95']:.1f} | {latency['p99']:.1f} "
-            f"| {phase['unexpected']} | {split} | {connections} "
-            f"| {phase['worker_cpu_ms_per_request']:.2f} "
-            f"| {phase['loadgen_cpu_cores']:.2f} "
-            f"| {phase['machine_busy']:.0%} | {phase['other_cpu_cores']:.2f} "
-            f"| {phase['attempts']} |"
-        )
+    measured = [phase for pair in pairs for key, phase in pair.items() if key != "hash_ceiling"]
+    measured += list(results["phases"].values())
+    measured += [
+        {**phase, "name": f"peer {phase['name']}"}
+        for phase in (results.get("peer_phases") or {}).values()
+    ]
+    lines += [_phase_line(phase) for phase in measured]
     shared = [
-        f"{prefix}{phase['name']} (c={phase['concurrency']}): {phase['other_cpu_cores']:.2f}"
-        for prefix, phase in all_phases
+        f"{phase['name']} (c={phase['concurrency']}): {phase['other_cpu_cores']:.2f}"
+        for phase in measured
         if phase["other_cpu_cores"] > MAX_OTHER_CPU_CORES
     ]
     if shared:
@@ -286,14 +317,129 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
         "",
         storm_line(results),
         "",
-        "| target | value | goal | met |",
-        "|---|---:|---|---|",
     ]
+    lines += _targets_table(rows)
+    return "\n".join(lines) + "\n"
+
+
+def _heading(meta: Mapping[str, Any]) -> str:
+    return (
+        f"## {meta['started_at']} — commit {meta['commit']} — {meta['machine']['cpu']}, "
+        f"{meta['machine']['cores']} cores — profile {meta['profile']}"
+    )
+
+
+def _phase_line(phase: Phase) -> str:
+    latency = phase["latency_ms"]
+    split = " / ".join(f"{share:.0%}" for share in phase["worker_cpu_share"])
+    connections = " / ".join(str(count) for count in phase["worker_connections"])
+    return (
+        f"| {phase['name']} | {phase['concurrency']} | {phase['rps']:.1f} "
+        f"| {latency['p50']:.1f} | {latency['p95']:.1f} | {latency['p99']:.1f} "
+        f"| {phase['unexpected']} | {split} | {connections} "
+        f"| {phase['worker_cpu_ms_per_request']:.2f} "
+        f"| {phase['loadgen_cpu_cores']:.2f} "
+        f"| {phase['machine_busy']:.0%} | {phase['other_cpu_cores']:.2f} "
+        f"| {phase['attempts']} |"
+    )
+
+
+def _targets_table(rows: list[Target]) -> list[str]:
+    """The targets; a ratio measured in pairs shows each pair and the spread of the median."""
+    lines = ["| target | value | pairs | goal | met |", "|---|---:|---|---|---|"]
     for row in rows:
         value = "—" if row.value is None else f"{row.value:g}"
+        pairs = ""
+        if row.pairs:
+            pairs = (
+                " / ".join(f"{v:g}" for v in row.pairs)
+                + f" (spread {max(row.pairs) - min(row.pairs):.3g})"
+            )
         met = "yes" if row.met else "**no**"
         note = f" ({row.note})" if row.note else ""
-        lines.append(f"| {row.label} | {value} | {row.target} | {met}{note} |")
+        lines.append(f"| {row.label} | {value} | {pairs} | {row.target} | {met}{note} |")
+    return lines
+
+
+def scale_targets(results: Mapping[str, Any]) -> list[Target]:
+    """The --users profile's targets: each request's p95 on the large tables within 1.2 times
+    its p95 on the small ones, and every statement planned with an index."""
+    scale = results["scale"]
+    small, large, labels = scale["small"], scale["large"], scale["labels"]
+    rows = []
+    for key, label in SCALE_ROWS:
+        before, after = small[key], large[key]
+        p95 = before["latency_ms"]["p95"]
+        rows.append(
+            _row(
+                f"{key}_p95_large_per_small",
+                f"{label}: p95 at {labels['large']} ÷ p95 at {labels['small']}",
+                f"≤ {SCALE_P95_LIMIT}",
+                [before, after],
+                after["latency_ms"]["p95"] / p95 if p95 else None,
+                lambda v: v <= SCALE_P95_LIMIT,
+            )
+        )
+    plans = scale["explain"]
+    failing = [plan for plan in plans if not plan["met"]]
+    rows.append(
+        Target(
+            "statements_planned_with_an_index",
+            "statements planned with an index (custom and generic plans)",
+            "all",
+            float(len(plans) - len(failing)),
+            bool(plans) and not failing,
+            "; ".join(f"{plan['request']}: {plan['note']}" for plan in failing),
+        )
+    )
+    search = [plan for plan in plans if "email search" in plan["request"]]
+    rows.append(
+        Target(
+            "admin_email_search_uses_trigram_index",
+            "admin email search through the trigram index, not a walk of the users",
+            "yes",
+            None,
+            bool(search) and all(plan["met"] for plan in search),
+        )
+    )
+    return rows
+
+
+def render_scale_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
+    scale = results["scale"]
+    small, large = scale["labels"]["small"], scale["labels"]["large"]
+    lines = [
+        _heading(results["meta"]) + f" — users {small} then {large}",
+        "",
+        f"| request | conc | req/s at {small} | p95 ms at {small} | req/s at {large} "
+        f"| p95 ms at {large} | p95 ratio | unexpected |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, label in SCALE_ROWS:
+        before, after = scale["small"][key], scale["large"][key]
+        p95_before, p95_after = before["latency_ms"]["p95"], after["latency_ms"]["p95"]
+        ratio = f"{p95_after / p95_before:.2f}" if p95_before else "—"
+        lines.append(
+            f"| {label} | {before['concurrency']} | {before['rps']:.1f} | {p95_before:.1f} "
+            f"| {after['rps']:.1f} | {p95_after:.1f} | {ratio} "
+            f"| {before['unexpected']} / {after['unexpected']} |"
+        )
+    lines += [
+        "",
+        f"How PostgreSQL plans each statement at {large} users (custom plan; generic plan when "
+        "it differs):",
+        "",
+        "| request | plan | indexed |",
+        "|---|---|---|",
+    ]
+    for plan in scale["explain"]:
+        shown = " → ".join(plan["custom"])
+        if plan["generic"] != plan["custom"]:
+            shown += "; generic: " + " → ".join(plan["generic"])
+        indexed = "yes" if plan["met"] else f"**no** ({plan['note']})"
+        lines.append(f"| {plan['request']} | {shown} | {indexed} |")
+    lines.append("")
+    lines += _targets_table(rows)
     return "\n".join(lines) + "\n"
 
 

@@ -1,9 +1,12 @@
 """`python -m bench.run`: one complete, bounded benchmark run.
 
-Order: hash ceiling, HTTP ceiling, then Bastion (login, token validation, refresh, register,
-enumeration timing, memory), then the FastAPI-Users peer. Each server is stopped before the next
-starts so they never share the CPU. Everything started is stopped, and the databases and Redis
-keys created are removed, however the run ends.
+Every server (the HTTP ceiling's bare app, Bastion, FastAPI-Users) starts first and stays up:
+idle, it costs nothing. The comparisons are then measured in pairs, each ceiling or peer phase
+beside Bastion's, pair after pair; then Bastion's other phases (login and token validation at low
+concurrency, refresh, enumeration timing of login, forgot-password and resend, the login storm)
+and the peer's login storm. With `--users N`, the scale profile instead (bench/scale.py).
+Everything started is stopped, and the databases and Redis keys created are removed, however the
+run ends.
 """
 
 from __future__ import annotations
@@ -17,17 +20,16 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 
 import granian
 
-from bench import ceilings, loadgen, procs, report, seeding, servers, services
+from bench import ceilings, loadgen, procs, report, scale, seeding, servers, services
 from bench.config import (
     ARGON2_MEMORY_COST,
     ARGON2_PARALLELISM,
@@ -38,7 +40,6 @@ from bench.config import (
     PASSWORD,
     PEER_VENV,
     PROFILES,
-    REDIS_URL,
     REPO,
     RESULTS_DIR,
     RESULTS_MD,
@@ -46,183 +47,16 @@ from bench.config import (
     WRONG_PASSWORD,
     Profile,
 )
+from bench.harness import (
+    Bench,
+    authenticated_get,
+    bastion_environment,
+    log,
+    measure_refresh,
+)
 from bench.loadgen import PhaseResult, Scenario
 
-log = logging.getLogger("bench")
-T = TypeVar("T")
-READY_TIMEOUT = 120.0
-MAX_ATTEMPTS = 3
-# Before each attempt, wait up to this long for other processes to leave the CPU.
-QUIET_WAIT_SECONDS = 20.0
-QUIET_SAMPLE_SECONDS = 1.0
 SESSIONS_FOR_TOKENS = 8
-# Before each phase, wait up to this long for the workers to fall idle.
-IDLE_WAIT_SECONDS = 15.0
-IDLE_SAMPLE_SECONDS = 0.5
-IDLE_CPU_CORES = 0.05
-
-
-class Bench:
-    """One run: its profile, identity, scratch space, and the cleanup it owes."""
-
-    def __init__(self, profile: Profile, logs: Path, cleanup: contextlib.ExitStack) -> None:
-        self.profile = profile
-        self.run_id = secrets.token_hex(4)
-        self.logs = logs
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
-        self.cleanup = cleanup
-        self.retry_budget = float(profile.retry_budget_seconds)
-
-    def start(self, server: servers.Server, ready_path: str) -> servers.Server:
-        self.cleanup.callback(server.stop)
-        servers.wait_ready(server, ready_path, READY_TIMEOUT)
-        return server
-
-    def measure(
-        self,
-        name: str,
-        server: servers.Server,
-        make: Callable[[str], Scenario],
-        concurrency: int,
-        *,
-        threads: int | None = None,
-    ) -> PhaseResult:
-        """Warm up, then time one phase; `make` gets a tag so generated emails stay unique."""
-        threads = threads or self.profile.wrk_threads
-        return self.measure_together(server, [(name, make, concurrency, threads)])[0]
-
-    def measure_together(
-        self, server: servers.Server, loads: list[tuple[str, Callable[[str], Scenario], int, int]]
-    ) -> list[PhaseResult]:
-        """Warm up, then time several loads running at once against the same server."""
-        workers = server.workers()
-        self._wait_for_idle(workers)
-
-        def tagged(suffix: str) -> list[loadgen.Load]:
-            return [
-                loadgen.Load(name, make(f"{name}{suffix}"), concurrency, threads)
-                for name, make, concurrency, threads in loads
-            ]
-
-        if self.profile.warmup_seconds:
-            loadgen.run_together(
-                server.base_url,
-                tagged("-warmup"),
-                seconds=self.profile.warmup_seconds,
-                server_group=server.process.pid,
-                workers=workers,
-            )
-        results = self._least_disturbed(server, tagged, workers)
-        for result in results:
-            log.info(
-                "%-22s c=%-3d %8.1f req/s  p50 %7.1f ms  p95 %7.1f ms  unexpected %d  split %s"
-                "  connections %s  other CPU %.2f",
-                result.name,
-                result.concurrency,
-                result.rps,
-                result.latency_ms["p50"],
-                result.latency_ms["p95"],
-                result.unexpected,
-                result.worker_cpu_share,
-                result.worker_connections,
-                result.other_cpu_cores,
-            )
-        return results
-
-    def _least_disturbed(
-        self,
-        server: servers.Server,
-        tagged: Callable[[str], list[loadgen.Load]],
-        workers: list[int],
-    ) -> list[PhaseResult]:
-        def attempt(number: int) -> tuple[list[PhaseResult], float]:
-            results = loadgen.run_together(
-                server.base_url,
-                tagged("" if number == 1 else f"-retry{number}"),
-                seconds=self.profile.phase_seconds,
-                server_group=server.process.pid,
-                workers=workers,
-            )
-            results = [replace(result, attempts=number) for result in results]
-            return results, max(result.other_cpu_cores for result in results)
-
-        return self.quietest(attempt, server.process.pid)
-
-    def quietest(self, attempt: Callable[[int], tuple[T, float]], server_group: int) -> T:
-        """Measure, again while other processes took CPU and the retry budget allows.
-
-        The machine may be shared (a test suite running beside the bench); waiting or a retry
-        usually finds it quieter. `attempt(n)` returns a result and the foreign CPU (cores) it
-        saw; the result with the least is kept.
-        """
-        best: tuple[T, float] | None = None
-        for number in range(1, MAX_ATTEMPTS + 1):
-            self._wait_for_quiet(server_group)
-            started = time.monotonic()
-            result, other = attempt(number)
-            if best is None or other < best[1]:
-                best = (result, other)
-            if other <= report.MAX_OTHER_CPU_CORES:
-                break
-            self.retry_budget -= time.monotonic() - started
-            if self.retry_budget <= 0:
-                break
-            log.info("other processes used %.2f cores; measuring again", other)
-        assert best is not None
-        return best[0]
-
-    def _wait_for_idle(self, workers: list[int]) -> None:
-        """Let the server finish what the previous phase left (queued email, pool cleanup)."""
-        started = time.monotonic()
-        while time.monotonic() - started < IDLE_WAIT_SECONDS:
-            before = sum(procs.cpu_seconds(pid) for pid in workers)
-            time.sleep(IDLE_SAMPLE_SECONDS)
-            busy = (sum(procs.cpu_seconds(pid) for pid in workers) - before) / IDLE_SAMPLE_SECONDS
-            if busy <= IDLE_CPU_CORES:
-                return
-        log.info("workers still busy after %.0f s; measuring anyway", IDLE_WAIT_SECONDS)
-
-    def _wait_for_quiet(self, server_group: int) -> None:
-        """Hold the next attempt, within the retry budget, while other processes take CPU."""
-        own_groups = {os.getpgrp(), server_group}
-        waited = 0.0
-        while self.retry_budget > 0 and waited < QUIET_WAIT_SECONDS:
-            before = procs.foreign_cpu_seconds(own_groups)
-            time.sleep(QUIET_SAMPLE_SECONDS)
-            other = procs.growth(before, procs.foreign_cpu_seconds(own_groups))
-            if other / QUIET_SAMPLE_SECONDS <= report.MAX_OTHER_CPU_CORES:
-                return
-            waited += QUIET_SAMPLE_SECONDS
-            self.retry_budget -= QUIET_SAMPLE_SECONDS
-
-    def emails(self, kind: str, count: int) -> list[str]:
-        return [f"{kind}-{self.run_id}-{index}@{EMAIL_DOMAIN}" for index in range(count)]
-
-    def unique_prefix(self, tag: str) -> str:
-        return f"{self.run_id}-{tag}".replace(" ", "-").replace("_", "-")
-
-
-def bastion_environment(bench: Bench, port: int, database: str) -> dict[str, str]:
-    env = {
-        "BASTION_ENV": "development",
-        "BASTION_DATABASE_URL": services.database_url(database),
-        "BASTION_REDIS_URL": REDIS_URL,
-        # A prefix of the run's own, so cleanup deletes only what this run wrote.
-        "BASTION_REDIS_KEY_PREFIX": f"bastion-bench-{bench.run_id}:",
-        "BASTION_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "BASTION_COOKIE_SECURE": "false",
-        "BASTION_SECRET_KEY": secrets.token_urlsafe(48),
-        "BASTION_AUTO_MIGRATE": "true",
-        # Development mode would render every request's log line for a console; measure the
-        # JSON lines production writes instead.
-        "BASTION_LOG_JSON": "true",
-        "BASTION_ARGON2_TIME_COST": str(ARGON2_TIME_COST),
-        "BASTION_ARGON2_MEMORY_COST": str(ARGON2_MEMORY_COST),
-        "BASTION_ARGON2_PARALLELISM": str(ARGON2_PARALLELISM),
-    }
-    env.update({f"BASTION_{name.upper()}": str(value) for name, value in LIFTED_LIMITS.items()})
-    return env
 
 
 def measure_hash_ceiling(seconds: float, attempt: int) -> tuple[ceilings.HashCeiling, float]:
@@ -236,35 +70,12 @@ def measure_hash_ceiling(seconds: float, attempt: int) -> tuple[ceilings.HashCei
     return replace(result, other_cpu_cores=round(other, 3), attempts=attempt), other
 
 
-def authenticated_get(path: str, tokens: list[str]) -> Callable[[str], Scenario]:
-    return lambda _: loadgen.scenario_get(path, tokens)
-
-
-def known_addresses(path: str, emails: list[str]) -> Callable[[str], Scenario]:
-    return lambda _: loadgen.scenario_address(path, emails=emails)
-
-
-def new_addresses(bench: Bench, path: str) -> Callable[[str], Scenario]:
-    """A never-seen address per request, unique to the phase's tag."""
-    return lambda tag: loadgen.scenario_address(
-        path, email_prefix=bench.unique_prefix(tag), email_domain=EMAIL_DOMAIN
-    )
-
-
-def http_ceiling(bench: Bench) -> dict[str, Any]:
+def start_ping(bench: Bench) -> servers.Server:
+    """The HTTP ceiling's server: a bare FastAPI app on the same granian set-up."""
     port = procs.free_port()
-    server = bench.start(
-        servers.start_granian("ping", "bench.ping_app:app", port, bench.logs / "ping.log"),
-        "/ping",
+    return bench.start(
+        servers.start_granian("ping", "bench.ping_app:app", port, bench.logs / "ping.log"), "/ping"
     )
-    try:
-        high = bench.profile.token_concurrency[1]
-        result = bench.measure(
-            "ping (HTTP ceiling)", server, lambda _: loadgen.scenario_get("/ping"), high
-        )
-    finally:
-        server.stop()
-    return result.as_dict()
 
 
 def login_storm(
@@ -295,9 +106,20 @@ def login_storm(
     return storm, beside
 
 
-def bastion_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[float]]:
-    """Every Bastion phase, in the issue's order, plus each worker's peak RSS at the end."""
-    profile = bench.profile
+@dataclass(frozen=True)
+class UnderTest:
+    """A started server and what its phases need: who logs in, with which tokens, and how a
+    login and a sign-up look on this server."""
+
+    server: servers.Server
+    users: list[str]
+    tokens: list[str]
+    logins: Callable[[str], Scenario]
+    registrations: Callable[[str], Scenario]
+    me_path: str
+
+
+def start_bastion_under_test(bench: Bench, database: str) -> UnderTest:
     services.recreate_database(database)
     bench.cleanup.callback(services.drop_database, database)
     port = procs.free_port()
@@ -307,68 +129,61 @@ def bastion_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[fl
         servers.start_bastion(port, env, bench.logs / "bastion.log", bench.scratch),
         BASTION_READY_PATH,
     )
-    users = bench.emails("user", profile.seed_users)
+    users = bench.emails("user", bench.profile.seed_users)
     started = time.monotonic()
     seeding.seed_bastion_users(users, servers.clean_environment(env), bench.scratch)
     log.info("seeded %d users in %.1f s", len(users), time.monotonic() - started)
-
-    phases: dict[str, PhaseResult] = {}
-    low, high = profile.login_concurrency
-    login = "/api/v1/auth/login"
-
-    def credentials(
-        emails: list[str], password: str = PASSWORD, expected: int = 200
-    ) -> Callable[[str], Scenario]:
-        return lambda _: loadgen.scenario_credentials(
-            login, password=password, emails=emails, expected_status=expected
-        )
-
-    phases["login_c_low"] = bench.measure("login", server, credentials(users), low)
-    phases["login_c_high"] = bench.measure("login", server, credentials(users), high)
-
     tokens = [
         session.access_token
         for session in seeding.bastion_logins(server.base_url, users, SESSIONS_FOR_TOKENS)
     ]
-    low, high = profile.token_concurrency
-    for key, path in (("verify_token", "/api/v1/auth/verify-token"), ("me", "/api/v1/auth/me")):
-        name = path.rsplit("/", 1)[1]
-        for level, concurrency in (("c_low", low), ("c_high", high)):
-            phases[f"{key}_{level}"] = bench.measure(
-                name, server, authenticated_get(path, tokens), concurrency
-            )
-
-    # The sign-in page as a browser first asks for it: no cookie, so a form token is made too.
-    phases["login_page"] = bench.measure(
-        "GET /login (page)", server, lambda _: loadgen.scenario_get("/login"), high
-    )
-
-    # wrk cannot tell one connection from another inside a thread, so each cookie chain gets a
-    # thread (and connection) of its own.
-    chains = profile.refresh_concurrency
-
-    def refresh(_: str) -> Scenario:
-        # Fresh sessions for every run: the warm-up leaves its cookies rotated past reuse.
-        sessions = seeding.bastion_logins(server.base_url, users, chains, remember_me=True)
-        cookies = [session.refresh_cookie or "" for session in sessions]
-        if not all(cookies):
-            raise RuntimeError("login with remember_me set no bastion_refresh cookie")
-        return loadgen.scenario_refresh("/api/v1/auth/refresh", seeding.REFRESH_COOKIE, cookies)
-
-    phases["refresh"] = bench.measure("refresh", server, refresh, chains, threads=chains)
-
-    phases["register"] = bench.measure(
-        "register",
-        server,
-        lambda tag: loadgen.scenario_credentials(
+    return UnderTest(
+        server=server,
+        users=users,
+        tokens=tokens,
+        logins=credentials(users),
+        registrations=lambda tag: loadgen.scenario_credentials(
             "/api/v1/auth/register",
             password=PASSWORD,
             email_prefix=bench.unique_prefix(tag),
             email_domain=EMAIL_DOMAIN,
             expected_status=202,
         ),
-        profile.register_concurrency,
+        me_path="/api/v1/auth/me",
     )
+
+
+def credentials(
+    emails: list[str], password: str = PASSWORD, expected: int = 200
+) -> Callable[[str], Scenario]:
+    return lambda _: loadgen.scenario_credentials(
+        "/api/v1/auth/login", password=password, emails=emails, expected_status=expected
+    )
+
+
+def known_addresses(path: str, emails: list[str]) -> Callable[[str], Scenario]:
+    return lambda _: loadgen.scenario_address(path, emails=emails)
+
+
+def new_addresses(bench: Bench, path: str) -> Callable[[str], Scenario]:
+    """A never-seen address per request, unique to the phase's tag."""
+    return lambda tag: loadgen.scenario_address(
+        path, email_prefix=bench.unique_prefix(tag), email_domain=EMAIL_DOMAIN
+    )
+
+
+def bastion_phases(bench: Bench, bastion: UnderTest) -> dict[str, Any]:
+    """The Bastion phases measured once (the compared ones are measured in pairs)."""
+    profile = bench.profile
+    server, users, tokens = bastion.server, bastion.users, bastion.tokens
+    phases: dict[str, PhaseResult] = {
+        "login_c_low": bench.measure("login", server, bastion.logins, profile.login_concurrency[0]),
+    }
+    low = profile.token_concurrency[0]
+    for key, path in (("verify_token", "/api/v1/auth/verify-token"), ("me", "/api/v1/auth/me")):
+        name = path.rsplit("/", 1)[1]
+        phases[f"{key}_c_low"] = bench.measure(name, server, authenticated_get(path, tokens), low)
+    phases["refresh"] = measure_refresh(bench, server, users)
 
     # Both kinds of failed login run at the same time, so any difference between their medians
     # is Bastion's and not a change in load between two phases.
@@ -379,7 +194,7 @@ def bastion_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[fl
             (
                 "login unknown email",
                 lambda tag: loadgen.scenario_credentials(
-                    login,
+                    "/api/v1/auth/login",
                     password=PASSWORD,
                     email_prefix=bench.unique_prefix(tag),
                     email_domain=EMAIL_DOMAIN,
@@ -418,17 +233,13 @@ def bastion_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[fl
         phases[f"enumeration_{kind}_{account_label}"] = has_account
         phases[f"enumeration_{kind}_unknown_email"] = unknown
     phases["login_storm"], phases["me_beside_login_storm"] = login_storm(
-        bench, server, credentials(users), "/api/v1/auth/me", tokens
+        bench, server, bastion.logins, bastion.me_path, tokens
     )
-
-    rss = [round(procs.peak_rss_mb(pid), 1) for pid in server.workers()]
-    server.stop()
-    return {key: phase.as_dict() for key, phase in phases.items()}, rss
+    return {key: phase.as_dict() for key, phase in phases.items()}
 
 
-def peer_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[float]]:
+def start_peer(bench: Bench, database: str) -> UnderTest:
     """FastAPI-Users on the same server, database server and hash cost, for the ≥ 1.0 ratios."""
-    profile = bench.profile
     services.recreate_database(database)
     bench.cleanup.callback(services.drop_database, database)
     env = {
@@ -458,42 +269,87 @@ def peer_phases(bench: Bench, database: str) -> tuple[dict[str, Any], list[float
         ),
         "/healthz",
     )
-    users = bench.emails("peer", profile.seed_users)
+    users = bench.emails("peer", bench.profile.seed_users)
     seeding.seed_peer_users(server.base_url, users)
-    tokens = seeding.peer_tokens(server.base_url, users, SESSIONS_FOR_TOKENS)
-
-    def logins(_: str) -> Scenario:
-        return loadgen.scenario_credentials(
+    return UnderTest(
+        server=server,
+        users=users,
+        tokens=seeding.peer_tokens(server.base_url, users, SESSIONS_FOR_TOKENS),
+        logins=lambda _: loadgen.scenario_credentials(
             "/auth/jwt/login", password=PASSWORD, emails=users, form=True
-        )
-
-    phases = {
-        "login": bench.measure("login", server, logins, profile.login_concurrency[1]),
-        "me": bench.measure(
-            "users/me",
-            server,
-            lambda _: loadgen.scenario_get("/users/me", tokens),
-            profile.token_concurrency[1],
         ),
-        "register": bench.measure(
-            "register",
-            server,
-            lambda tag: loadgen.scenario_credentials(
-                "/auth/register",
-                password=PASSWORD,
-                email_prefix=bench.unique_prefix(f"peer-{tag}"),
-                email_domain=EMAIL_DOMAIN,
-                expected_status=201,
-            ),
-            profile.register_concurrency,
+        registrations=lambda tag: loadgen.scenario_credentials(
+            "/auth/register",
+            password=PASSWORD,
+            email_prefix=bench.unique_prefix(f"peer-{tag}"),
+            email_domain=EMAIL_DOMAIN,
+            expected_status=201,
         ),
-    }
-    phases["login_storm"], phases["me_beside_login_storm"] = login_storm(
-        bench, server, logins, "/users/me", tokens
+        me_path="/users/me",
     )
-    rss = [round(procs.peak_rss_mb(pid), 1) for pid in server.workers()]
-    server.stop()
-    return {key: phase.as_dict() for key, phase in phases.items()}, rss
+
+
+def peer_phases(bench: Bench, peer: UnderTest) -> dict[str, Any]:
+    """The peer's login storm, measured once, for the line under the table."""
+    storm, beside = login_storm(bench, peer.server, peer.logins, peer.me_path, peer.tokens)
+    return {"login_storm": storm.as_dict(), "me_beside_login_storm": beside.as_dict()}
+
+
+def compared_pair(
+    bench: Bench, number: int, bastion: UnderTest, peer: UnderTest | None, ping: servers.Server
+) -> dict[str, Any]:
+    """One pair of every comparison: each ceiling or peer phase next to Bastion's.
+
+    Measured in alternation, pair after pair, a noisy moment on a shared machine lands on both
+    sides of a ratio instead of on one.
+    """
+    profile = bench.profile
+    high_login, high_token = profile.login_concurrency[1], profile.token_concurrency[1]
+    tag = f" (pair {number})"
+    log.info("pair %d of %d", number, profile.pairs)
+    hash_ceiling = bench.quietest(
+        lambda attempt: measure_hash_ceiling(profile.hash_seconds, attempt), os.getpgrp()
+    )
+    pair: dict[str, Any] = {"hash_ceiling": hash_ceiling.as_dict()}
+
+    def measure(
+        key: str, name: str, under: UnderTest, make: Callable[[str], Scenario], c: int
+    ) -> None:
+        pair[key] = bench.measure(name + tag, under.server, make, c).as_dict()
+
+    measure("login_c_high", "login", bastion, bastion.logins, high_login)
+    if peer is not None:
+        measure("peer_login", "peer login", peer, peer.logins, high_login)
+    measure("register", "register", bastion, bastion.registrations, profile.register_concurrency)
+    if peer is not None:
+        measure(
+            "peer_register", "peer register", peer, peer.registrations, profile.register_concurrency
+        )
+    pair["http_ceiling"] = bench.measure(
+        "ping (HTTP ceiling)" + tag, ping, lambda _: loadgen.scenario_get("/ping"), high_token
+    ).as_dict()
+    verify = authenticated_get("/api/v1/auth/verify-token", bastion.tokens)
+    measure("verify_token_c_high", "verify-token", bastion, verify, high_token)
+    measure(
+        "me_c_high", "me", bastion, authenticated_get(bastion.me_path, bastion.tokens), high_token
+    )
+    # The sign-in page as a browser first asks for it: no cookie, so a form token is made too.
+    measure(
+        "login_page",
+        "GET /login (page)",
+        bastion,
+        lambda _: loadgen.scenario_get("/login"),
+        high_token,
+    )
+    if peer is not None:
+        measure(
+            "peer_me",
+            "peer users/me",
+            peer,
+            authenticated_get(peer.me_path, peer.tokens),
+            high_token,
+        )
+    return pair
 
 
 def peer_versions() -> dict[str, str]:
@@ -513,44 +369,65 @@ def peer_versions() -> dict[str, str]:
     return versions
 
 
+def meta(profile: Profile) -> dict[str, Any]:
+    return {
+        "started_at": report.now(),
+        "profile": profile.name,
+        "machine": report.machine(),
+        "commit": report.git_commit(),
+        "workers": WORKERS,
+        "phase_seconds": profile.phase_seconds,
+        "warmup_seconds": profile.warmup_seconds,
+        "pairs": profile.pairs,
+        "load_generator": "wrk (bench/lua), closed loop, one connection per thread for refresh",
+        "granian": granian.__version__,
+        "lifted_limits": LIFTED_LIMITS,
+        "argon2": {
+            "time_cost": ARGON2_TIME_COST,
+            "memory_cost": ARGON2_MEMORY_COST,
+            "parallelism": ARGON2_PARALLELISM,
+        },
+    }
+
+
 def run(profile: Profile, output: Path, *, skip_peer: bool, database: str) -> dict[str, Any]:
+    """Every server starts first and stays up (idle, it costs nothing): the compared phases
+    then alternate between them, pair after pair."""
     with contextlib.ExitStack() as cleanup:
         # Server logs land beside the JSON, where a failed run can be looked into.
         bench = Bench(profile, output.parent / "logs", cleanup)
-        results: dict[str, Any] = {
-            "meta": {
-                "started_at": report.now(),
-                "profile": profile.name,
-                "machine": report.machine(),
-                "commit": report.git_commit(),
-                "workers": WORKERS,
-                "phase_seconds": profile.phase_seconds,
-                "warmup_seconds": profile.warmup_seconds,
-                "load_generator": "wrk (bench/lua), closed loop, one connection per thread "
-                "for refresh",
-                "granian": granian.__version__,
-                "lifted_limits": LIFTED_LIMITS,
-                "argon2": {
-                    "time_cost": ARGON2_TIME_COST,
-                    "memory_cost": ARGON2_MEMORY_COST,
-                    "parallelism": ARGON2_PARALLELISM,
-                },
-            },
-        }
-        log.info("hash ceiling (%.1f s, one process per core)", profile.hash_seconds)
-        hash_ceiling = bench.quietest(
-            lambda number: measure_hash_ceiling(profile.hash_seconds, number), os.getpgrp()
-        )
-        log.info("hash ceiling: %.1f verifications/s", hash_ceiling.per_second)
-        results["ceilings"] = {"hash": hash_ceiling.as_dict(), "http": http_ceiling(bench)}
-        results["phases"], bastion_rss = bastion_phases(bench, database)
-        results["memory"] = {"bastion_peak_rss_mb": bastion_rss, "peer_peak_rss_mb": []}
-        results["peer_phases"] = None
+        results: dict[str, Any] = {"meta": meta(profile)}
+        ping = start_ping(bench)
+        bastion = start_bastion_under_test(bench, database)
+        peer = None
         if not skip_peer:
             results["meta"]["peer_versions"] = peer_versions()
-            results["peer_phases"], results["memory"]["peer_peak_rss_mb"] = peer_phases(
-                bench, f"{database}_peer"
-            )
+            peer = start_peer(bench, f"{database}_peer")
+        results["pairs"] = [
+            compared_pair(bench, number, bastion, peer, ping)
+            for number in range(1, profile.pairs + 1)
+        ]
+        results["phases"] = bastion_phases(bench, bastion)
+        results["peer_phases"] = peer_phases(bench, peer) if peer is not None else None
+        results["memory"] = {
+            "bastion_peak_rss_mb": [
+                round(procs.peak_rss_mb(pid), 1) for pid in bastion.server.workers()
+            ],
+            "peer_peak_rss_mb": (
+                [round(procs.peak_rss_mb(pid), 1) for pid in peer.server.workers()]
+                if peer is not None
+                else []
+            ),
+        }
+    return results
+
+
+def run_scale(profile: Profile, output: Path, *, database: str, users: int) -> dict[str, Any]:
+    """The --users profile (bench/scale.py)."""
+    with contextlib.ExitStack() as cleanup:
+        bench = Bench(profile, output.parent / "logs", cleanup)
+        results: dict[str, Any] = {"meta": meta(profile)}
+        results["scale"] = scale.scale_phases(bench, database, users)
     return results
 
 
@@ -569,6 +446,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--database", default="bastion_bench", help="PostgreSQL database to create and drop"
     )
+    parser.add_argument(
+        "--users",
+        type=int,
+        help="instead of the comparison: login, /me, refresh, the admin user list and the "
+        "security events at 1,000 users and at this many (e.g. 1000000)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     # httpx logs every request at INFO; the setup logins would drown the phase lines.
@@ -576,10 +459,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
     profile = PROFILES["smoke" if args.smoke else "full"]
-    results = run(profile, args.output, skip_peer=args.skip_peer, database=args.database)
-    rows = report.targets(results)
-    report.write(results, rows, args.output)
-    table = report.render_markdown(results, rows)
+    if args.users:
+        if args.users <= scale.SMALL:
+            parser.error(f"--users must be more than {scale.SMALL}")
+        results = run_scale(profile, args.output, database=args.database, users=args.users)
+        rows = report.scale_targets(results)
+        report.write(results, rows, args.output)
+        table = report.render_scale_markdown(results, rows)
+    else:
+        results = run(profile, args.output, skip_peer=args.skip_peer, database=args.database)
+        rows = report.targets(results)
+        report.write(results, rows, args.output)
+        table = report.render_markdown(results, rows)
     sys.stdout.write(table)
     if not args.smoke:
         report.append_results_md(RESULTS_MD, table)

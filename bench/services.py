@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 
 import redis
 from sqlalchemy import text
@@ -25,6 +26,28 @@ def recreate_database(name: str) -> None:
             f'DROP DATABASE IF EXISTS "{_checked(name)}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
         )
     )
+
+
+def execute(name: str, *statements: str) -> None:
+    """Run statements in the database `name`, each in its own transaction."""
+    asyncio.run(_in_database(name, statements))
+
+
+def vacuum_analyze(name: str) -> None:
+    """What autovacuum would have done by the time a real table reached this size."""
+    asyncio.run(_in_database(name, ["VACUUM ANALYZE"]))
+
+
+async def _in_database(name: str, statements: Sequence[str]) -> None:
+    engine = create_async_engine(
+        database_url(_checked(name)), isolation_level="AUTOCOMMIT", connect_args={"timeout": 10}
+    )
+    try:
+        async with engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
 
 
 def drop_database(name: str) -> None:

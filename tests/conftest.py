@@ -16,8 +16,10 @@ from bastion.logging import configure_logging
 from tests.support import (
     REDIS_URL,
     SmtpServer,
+    SpareRedis,
     copied_postgres_database,
     delete_redis_keys,
+    free_port,
     make_settings,
     migrated_postgres_database,
     migrated_sqlite_database,
@@ -138,3 +140,13 @@ def limiter_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
         "redis_url": request.getfixturevalue("redis_url"),
         "redis_key_prefix": f"{prefix}{secrets.token_hex(4)}:",
     }
+
+
+@pytest.fixture
+def spare_redis() -> Iterator[SpareRedis]:
+    server = SpareRedis(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

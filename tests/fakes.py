@@ -339,6 +339,12 @@ class FakeOutbox:
         for message_id in message_ids:
             self._set(message_id, sent_at=now, locked_until=None, last_error=None)
 
+    async def release(self, message_ids: Sequence[int]) -> None:
+        for message_id in message_ids:
+            row = self._rows.get(message_id)
+            if row is not None and row.sent_at is None:
+                self._set(message_id, locked_until=None, attempts=row.attempts - 1)
+
     async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
         self._set(message_id, next_attempt_at=next_attempt_at, locked_until=None, last_error=error)
 

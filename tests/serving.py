@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +115,23 @@ def served_for_backend(
     log = tmp_path_factory.mktemp(f"served-{request.param}") / "serve.log"
     with served_bastion(database_url, log, **settings) as server:
         yield server
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ready(base_url: str) -> bool:
+    """Whether the server at ``base_url`` answers /readyz with 200."""
+    try:
+        return httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def _wait_until_ready(base_url: str, log: Path, process: subprocess.Popen[bytes]) -> None:

@@ -120,7 +120,7 @@ def build(
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
     metrics = metrics or Metrics()
-    limiter = limiter or build_limiter(settings)
+    limiter = limiter or build_limiter(settings, metrics)
     uow = uow or SqlUnitOfWorkFactory(
         engine,
         Sealer(derive_key(secret, "bastion/storage-encryption")),
@@ -295,12 +295,14 @@ def instance_name() -> str:
     return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def build_limiter(settings: Settings) -> Limiter:
+def build_limiter(settings: Settings, metrics: Metrics) -> Limiter:
     """Redis when configured (with in-process limits while it is unreachable), else memory."""
     if settings.redis_url is None:
         return MemoryLimiter()
     return FallbackLimiter(
-        RedisLimiter(settings.redis_url, settings.redis_key_prefix), MemoryLimiter()
+        RedisLimiter(settings.redis_url, settings.redis_key_prefix),
+        MemoryLimiter(),
+        on_degraded=metrics.set_limiter_degraded,
     )
 
 

@@ -78,6 +78,34 @@ async def test_a_claimed_message_is_claimed_again_only_when_its_lease_lapses(
     assert (again.message, again.attempts) == (message, 2)
 
 
+async def test_a_released_message_is_claimed_again_at_once_with_its_attempt_given_back(
+    uow: UnitOfWorkFactory,
+) -> None:
+    message = a_message()
+    await queued(uow, message)
+    async with uow() as work:
+        [claimed] = await work.outbox.claim_due(later(0), 10, later(120))
+        await work.outbox.release([claimed.id])
+        await work.commit()
+    async with uow() as work:
+        [again] = await work.outbox.claim_due(later(1), 10, later(121))
+        await work.commit()
+    assert (again.message, again.attempts) == (message, 1)
+
+
+async def test_releasing_a_sent_message_leaves_it_sent(uow: UnitOfWorkFactory) -> None:
+    await queued(uow, a_message())
+    async with uow() as work:
+        claimed = await work.outbox.claim_due(later(0), 10, later(120))
+        ids = [queued.id for queued in claimed]
+        await work.outbox.mark_sent(ids, later(1))
+        await work.outbox.release(ids)
+        await work.commit()
+    assert await claim(uow, at=2) == []
+    async with uow(read_only=True) as work:
+        assert await work.outbox.backlog() == 0
+
+
 async def test_a_sent_message_leaves_the_backlog_for_good(uow: UnitOfWorkFactory) -> None:
     sent, waiting = a_message(), a_message()
     await queued(uow, sent, waiting)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving import BASTION, bastion_environment
+from tests.serving import BASTION, bastion_environment, ready, wait_until
 from tests.support import free_port
 
 REQUESTS = 40
@@ -26,22 +26,6 @@ class Server:
     base: str
     metrics_dir: Path
     process: subprocess.Popen[bytes]
-
-
-def wait_until(condition: object, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz").status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.fixture

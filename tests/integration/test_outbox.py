@@ -7,10 +7,13 @@ from typing import Any
 
 from sqlalchemy import event, select
 
+from bastion.adapters.mail import SmtpTransport
 from bastion.adapters.sql import tables
 from bastion.bootstrap import build
 from bastion.core.clock import FrozenClock
 from bastion.core.context import RequestContext
+from bastion.mail.model import EmailMessage
+from bastion.mail.worker import OutboxWorker
 from tests.support import STRONG_PASSWORD, SmtpServer, free_port, make_settings, random_email
 
 CONTEXT = RequestContext(ip="203.0.113.1", user_agent="tests")
@@ -112,3 +115,47 @@ async def test_a_burst_of_messages_is_delivered_and_recorded_in_one_update(
     assert len(rows) == 5
     assert all(row.sent_at is not None and row.locked_until is None for row in rows)
     assert len(updates) == 1
+
+
+class StopsItsWorkerAfterOneSend:
+    """SMTP delivery that asks the outbox worker to stop once the first message is sent, as a
+    SIGTERM arriving mid-batch would."""
+
+    def __init__(self, smtp_url: str) -> None:
+        self._smtp = SmtpTransport(smtp_url, timeout=10)
+        self.worker: OutboxWorker | None = None
+
+    async def send(self, message: EmailMessage, sender: str) -> None:
+        await self._smtp.send(message, sender)
+        assert self.worker is not None
+        await self.worker.stop()
+
+
+async def test_messages_claimed_but_untried_at_shutdown_are_sent_at_once_by_another_worker(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    emails = [random_email("handed-back") for _ in range(3)]
+    clock = FrozenClock()
+    transport = StopsItsWorkerAfterOneSend(smtp.url)
+    stopping = build(make_settings(database_url, smtp.url), clock=clock, mail_transport=transport)
+    transport.worker = stopping.outbox_worker
+    other = build(make_settings(database_url, smtp.url), clock=clock)
+    try:
+        for email in emails:
+            await stopping.accounts.register(email, STRONG_PASSWORD, CONTEXT)
+        assert await stopping.outbox_worker.deliver_due() >= 3
+        # Same instant: a lease still held would keep the other worker from the messages.
+        while await other.outbox_worker.deliver_due():
+            pass
+        async with other.engine.connect() as connection:
+            o = tables.outbox.c
+            query = select(o.attempts, o.sent_at).where(o.recipient.in_(emails))
+            rows = (await connection.execute(query)).all()
+    finally:
+        for services in (stopping, other):
+            services.hasher.close()
+            await services.engine.dispose()
+    for email in emails:
+        await smtp.mailbox.wait_for(email, "confirm your email", timeout=5)
+    assert all(row.sent_at is not None for row in rows)
+    assert sorted(row.attempts for row in rows) == [1, 1, 1]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -16,7 +14,14 @@ from bastion.adapters.memory.limiter import MemoryLimiter
 from bastion.adapters.redis.limiter import FallbackLimiter, RedisLimiter
 from bastion.ratelimit.model import Count, LimiterStatus
 from bastion.ratelimit.ports import Limiter
-from tests.support import SmtpServer, free_port, make_settings, random_email, running_app
+from tests.support import (
+    SmtpServer,
+    SpareRedis,
+    free_port,
+    make_settings,
+    random_email,
+    running_app,
+)
 
 T0 = 1_900_000_000.0
 
@@ -153,46 +158,6 @@ async def test_redis_keys_live_under_the_prefix_and_expire(
         assert all(0 < client.pttl(key) <= 1_800_000 for key in keys)
     finally:
         client.close()
-
-
-@pytest.fixture
-def spare_redis() -> Iterator[SpareRedis]:
-    server = SpareRedis(free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-class SpareRedis:
-    """A Redis of this test's own, so it can be stopped and started again."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with redis.Redis(port=self.port, socket_connect_timeout=0.2) as client:
-                    client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("the spare redis-server did not start")
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._process = None
 
 
 async def test_the_fallback_keeps_limiting_in_memory_and_returns_to_redis(

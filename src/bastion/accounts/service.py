@@ -90,6 +90,12 @@ class AccountService:
             await uow.commit()
         return user
 
+    async def seeding_hash(self, password: str, email: str) -> str:
+        """The one hash every user of a ``bastion seed-users`` run shares (test users are not
+        secrets, and a million hashes would take hours); the password meets the policy still."""
+        ensure_strong(password, self._rules.policy, email)
+        return await self._hasher.hash(password)
+
     async def verify_email(self, token: str, context: RequestContext) -> None:
         """Confirm the address the token was mailed to. A spent token of a confirmed address
         (the link clicked twice) raises ``EmailAlreadyVerified`` rather than a bare

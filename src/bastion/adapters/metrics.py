@@ -7,6 +7,7 @@ Each app owns its instruments. Under ``bastion serve`` every worker writes its v
 from __future__ import annotations
 
 import os
+import re
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,7 +17,7 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from bastion.audit.model import AuditEvent, EventType, LoginFailure
 
@@ -87,10 +88,13 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=registry,
         )
+        # Set by each worker when its limiter changes state (and at each scrape it answers), and
+        # summed over live workers only: a worker killed while Redis was down must not leave a 1
+        # behind, nor may a worker that has not answered a scrape since Redis came back.
         self.limiter_degraded = Gauge(
             "bastion_limiter_degraded",
             "1 while Redis is configured but unreachable and limits fall back to this process.",
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.password_hash_duration = Histogram(
@@ -142,11 +146,35 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The Prometheus text format: every worker's values when they share a directory."""
-        if os.environ.get(MULTIPROCESS_DIR_ENV):
+        directory = os.environ.get(MULTIPROCESS_DIR_ENV)
+        if directory:
+            _forget_dead_workers(directory)
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+LIVE_GAUGE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
+
+
+def _forget_dead_workers(directory: str) -> None:
+    """Drop the live-only gauges of worker processes that are gone (a worker killed, and
+    restarted by the server, leaves its files behind)."""
+    for name in os.listdir(directory):
+        found = LIVE_GAUGE_FILE.match(name)
+        if found and not _alive(int(found.group(1))):
+            mark_process_dead(int(found.group(1)), directory)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _store_values_in_files() -> None:

@@ -95,10 +95,12 @@ class OutboxWorker:
             batch = await uow.outbox.claim_due(now, BATCH, now + LEASE)
             await uow.commit()
         sent: list[QueuedMessage] = []
+        tried = 0
         try:
             for queued in batch:
                 if self._stopping or not self._breaker.allows(self._clock.now()):
-                    break  # the lease lapses and another pass (or instance) takes the rest
+                    break
+                tried += 1
                 if await self._deliver(queued):
                     sent.append(queued)
         finally:
@@ -106,7 +108,16 @@ class OutboxWorker:
             # these messages again when their lease lapses (at least once, never lost).
             if sent:
                 await self._record_sent(sent)
+            # Left untried by a shutdown or an open breaker: handed back at once, or they would
+            # wait for their lease to lapse (two minutes) while other workers could send them.
+            if tried < len(batch):
+                await self._release(batch[tried:])
         return len(batch)
+
+    async def _release(self, untried: list[QueuedMessage]) -> None:
+        async with self._uow(single_statement=True) as uow:
+            await uow.outbox.release([queued.id for queued in untried])
+            await uow.commit()
 
     async def _record_sent(self, sent: list[QueuedMessage]) -> None:
         async with self._uow(single_statement=True) as uow:

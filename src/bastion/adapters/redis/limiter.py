@@ -197,10 +197,13 @@ class FallbackLimiter:
         primary: RedisLimiter,
         fallback: Limiter,
         probe_interval: float = PROBE_INTERVAL_SECONDS,
+        on_degraded: Callable[[bool], None] | None = None,
     ) -> None:
         self._primary = primary
         self._fallback = fallback
         self._probe_interval = probe_interval
+        # Told when the outage starts (True) and ends (False): the metrics gauge.
+        self._on_degraded = on_degraded
         self._down_since: float | None = None
         self._next_probe = 0.0
 
@@ -241,6 +244,8 @@ class FallbackLimiter:
                     error=type(exc).__name__,
                     fallback="in-process limits until Redis answers again",
                 )
+                if self._on_degraded is not None:
+                    self._on_degraded(True)
             self._next_probe = time.monotonic() + self._probe_interval
             return await operation(self._fallback)
         if self._down_since is not None:
@@ -249,4 +254,6 @@ class FallbackLimiter:
                 outage_seconds=round(time.monotonic() - self._down_since, 1),
             )
             self._down_since = None
+            if self._on_degraded is not None:
+                self._on_degraded(False)
         return result

@@ -22,6 +22,14 @@ MARK_SENT = (
     .where(tables.outbox.c.id.in_(bindparam("message_ids", expanding=True)))
     .values(sent_at=bindparam("now"), locked_until=None, last_error=None)
 )
+RELEASE_MESSAGES = (
+    update(tables.outbox)
+    .where(
+        tables.outbox.c.id.in_(bindparam("message_ids", expanding=True)),
+        tables.outbox.c.sent_at.is_(None),
+    )
+    .values(locked_until=None, attempts=tables.outbox.c.attempts - 1)
+)
 UPDATE_OUTBOX_MESSAGE = update(tables.outbox).where(tables.outbox.c.id == bindparam("message_id"))
 
 
@@ -79,6 +87,9 @@ class SqlOutbox:
 
     async def mark_sent(self, message_ids: Sequence[int], now: datetime) -> None:
         await self._db.execute(MARK_SENT, {"message_ids": list(message_ids), "now": now})
+
+    async def release(self, message_ids: Sequence[int]) -> None:
+        await self._db.execute(RELEASE_MESSAGES, {"message_ids": list(message_ids)})
 
     async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
         await self._set(

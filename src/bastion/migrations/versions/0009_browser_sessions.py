@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_browser_sessions"
-down_revision: str | None = "0006_retention"
+down_revision: str | None = "0005_admin_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
