@@ -50,6 +50,8 @@ class RefreshToken:
     session_id: uuid.UUID
     created_at: datetime
     rotated_at: datetime | None = None
+    successor_hash: str | None = None
+    retried_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +169,7 @@ class FakeUserRepository:
         return sorted(found, key=lambda user: user.id)[:limit]
 
     async def count_active_admins(self) -> int:
-        return sum(
-            1 for u in self._tables.users.values() if u.role is Role.ADMIN and u.is_active
-        )
+        return sum(1 for u in self._tables.users.values() if u.role is Role.ADMIN and u.is_active)
 
 
 class FakeOneTimeTokenRepository:
@@ -271,7 +271,30 @@ class FakeSessionRepository:
         token = self._tables.refresh_tokens.get(token_hash)
         if token is None or token.rotated_at is not None:
             return None
-        self._tables.refresh_tokens[token_hash] = replace(token, rotated_at=now)
+        self._tables.refresh_tokens[token_hash] = replace(
+            token, rotated_at=now, successor_hash=successor_hash
+        )
+        await self.add_refresh_token(successor_hash, token.session_id, now)
+        return token.session_id
+
+    async def retry_rotation(
+        self, token_hash: str, successor_hash: str, now: datetime, since: datetime
+    ) -> uuid.UUID | None:
+        tokens = self._tables.refresh_tokens
+        token = tokens.get(token_hash)
+        if (
+            token is None
+            or token.rotated_at is None
+            or token.rotated_at < since
+            or token.retried_at is not None
+            or token.successor_hash is None
+        ):
+            return None
+        unused = tokens.get(token.successor_hash)
+        if unused is None or unused.rotated_at is not None:
+            return None
+        tokens[token.successor_hash] = replace(unused, rotated_at=now)
+        tokens[token_hash] = replace(token, retried_at=now, successor_hash=successor_hash)
         await self.add_refresh_token(successor_hash, token.session_id, now)
         return token.session_id
 
@@ -526,9 +549,7 @@ class FakeWebAuthnChallengeRepository:
         self._challenges = tables.webauthn_challenges
 
     async def add(self, challenge: WebAuthnChallenge) -> None:
-        for key in [
-            k for k, c in self._challenges.items() if c.expires_at <= challenge.created_at
-        ]:
+        for key in [k for k, c in self._challenges.items() if c.expires_at <= challenge.created_at]:
             del self._challenges[key]
         self._challenges[challenge.challenge_hash] = challenge
 
@@ -578,6 +599,8 @@ class FakeMfaTokenRepository:
         ):
             return None
         return token
+
+
 class FakeLeases:
     def __init__(self, tables: Tables) -> None:
         self._leases = tables.leases

@@ -170,7 +170,11 @@ def build(
         uow,
         tokens,
         clock,
-        SessionRules(session_ttl=settings.session_ttl, remember_me_ttl=settings.remember_me_ttl),
+        SessionRules(
+            session_ttl=settings.session_ttl,
+            remember_me_ttl=settings.remember_me_ttl,
+            refresh_retry_seconds=settings.refresh_retry_seconds,
+        ),
         outbox_worker.wake,
         authenticator.forget,
     )

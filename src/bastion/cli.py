@@ -272,8 +272,7 @@ def _whole_days(value: str) -> int:
     if re.fullmatch(r"[0-9]{1,6}", value) and 1 <= int(value) <= MAX_DAYS:
         return int(value)
     typer.echo(
-        f"Error: --if-older-than takes a whole number of days from 1 to {MAX_DAYS}, "
-        f"not {value!r}.",
+        f"Error: --if-older-than takes a whole number of days from 1 to {MAX_DAYS}, not {value!r}.",
         err=True,
     )
     raise typer.Exit(code=2)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     access_token_ttl: Seconds = DAY
     session_ttl: Seconds = DAY
     remember_me_ttl: Seconds = 30 * DAY
+    # A client that never got the answer to its refresh may present the same token once more
+    # within this many seconds (0: never), instead of being taken for a thief.
+    refresh_retry_seconds: Annotated[int, Field(ge=0, le=60)] = 10
     verification_token_ttl: Seconds = DAY
     reset_token_ttl: Seconds = 3600
     cookie_secure: bool = True

@@ -150,7 +150,8 @@ async def test_reusing_a_rotated_refresh_token_ends_the_whole_session(
     email, first_access, first_refresh = await remembered_user(client, smtp.mailbox, "stolen")
     rotated = await refresh(client, first_refresh)
     assert rotated.status_code == 200
-    newest_access, newest_refresh = rotated.json()["access_token"], refresh_token_in(rotated)
+    again = await refresh(client, refresh_token_in(rotated))
+    newest_access, newest_refresh = again.json()["access_token"], refresh_token_in(again)
 
     replayed = await refresh(client, first_refresh)
     assert_problem(replayed, 401, "REFRESH_TOKEN_REUSED")
@@ -167,21 +168,27 @@ async def test_reusing_a_rotated_refresh_token_ends_the_whole_session(
     assert "presented twice" in str(warning.get_body(preferencelist=("plain",)))
 
 
-async def test_twenty_parallel_refreshes_with_one_token_let_exactly_one_through(
+async def test_twenty_parallel_refreshes_with_one_token_end_the_session_once(
     app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
 ) -> None:
     client, services = app
-    email, _, token = await remembered_user(client, smtp.mailbox, "race")
+    email, access, token = await remembered_user(client, smtp.mailbox, "race")
 
     responses = await asyncio.gather(*(refresh(client, token) for _ in range(20)))
 
-    statuses = sorted(r.status_code for r in responses)
-    assert statuses == [200] + [401] * 19
+    # One trades the token; one more may be taken for a client retrying an answer it missed;
+    # the rest present a spent token, so the session ends, exactly once.
+    winners = [r for r in responses if r.status_code == 200]
+    assert 1 <= len(winners) <= 2
     losers = {r.json()["code"] for r in responses if r.status_code == 401}
+    assert len(winners) + sum(r.status_code == 401 for r in responses) == 20
     assert losers <= {"REFRESH_TOKEN_REUSED", "INVALID_REFRESH_TOKEN"}
-    # The losers presented a spent token, so the session was ended exactly once.
     events = await audit_events_of(services, email, "refresh_reuse_detected")
     assert len(events) == 1
+    for issued in [access, *(r.json()["access_token"] for r in winners)]:
+        assert_problem(await verify_token(client, issued), 401, "SESSION_REVOKED")
+    for winner in winners:
+        assert (await refresh(client, refresh_token_in(winner))).status_code == 401
     await smtp.mailbox.wait_for(email, "ended for your safety")
     await smtp.mailbox.count_after(email)
     warnings = [m for m in smtp.mailbox.received(email) if "safety" in str(m["Subject"])]
@@ -284,3 +291,22 @@ async def test_a_cross_site_request_is_rejected_before_its_credentials_are_read(
 ) -> None:
     response = await client.post(path, headers={"Origin": "https://evil.example"})
     assert_problem(response, 403, "CSRF_REJECTED")
+
+
+async def test_a_refresh_whose_answer_was_lost_may_be_presented_again_once(
+    app: tuple[httpx.AsyncClient, Services], smtp: SmtpServer
+) -> None:
+    client, services = app
+    email, _, first_refresh = await remembered_user(client, smtp.mailbox, "retry")
+    lost = await refresh(client, first_refresh)  # as if a 503 or a cut connection hid it
+    assert lost.status_code == 200
+
+    retried = await refresh(client, first_refresh)
+
+    assert retried.status_code == 200
+    assert retried.json()["session_id"] == lost.json()["session_id"]
+    assert (await refresh(client, refresh_token_in(retried))).status_code == 200
+    assert await audit_events_of(services, email, "refresh_reuse_detected") == []
+    # The successor nobody received is spent: whoever presents it is taken for a thief.
+    assert_problem(await refresh(client, refresh_token_in(lost)), 401, "REFRESH_TOKEN_REUSED")
+    assert_problem(await refresh(client, first_refresh), 401, "INVALID_REFRESH_TOKEN")

@@ -176,3 +176,51 @@ async def test_an_uncommitted_browser_token_is_not_stored(uow: UnitOfWorkFactory
         await work.sessions.add_browser_token(NEXT, session.id, later(0))
     async with uow(read_only=True) as work:
         assert await work.sessions.browser_session(NEXT) is None
+
+
+async def test_a_spent_token_is_retried_once_in_its_window_while_its_successor_is_unused(
+    uow: UnitOfWorkFactory,
+) -> None:
+    user = await stored_user(uow)
+    session = await stored_session(uow, user)
+    retried, again = "4" * 64, "5" * 64
+    async with uow() as work:
+        await work.sessions.add_refresh_token(SPENT, session.id, later(0))
+        await work.sessions.rotate_refresh_token(SPENT, SUCCESSOR, later(10))
+        await work.commit()
+    async with uow() as work:
+        # Spent before the window opened: no retry, and nothing changed.
+        assert await work.sessions.retry_rotation(SPENT, NEXT, later(30), later(11)) is None
+        assert await work.sessions.retry_rotation(SUCCESSOR, NEXT, later(30), later(0)) is None
+        assert await work.sessions.retry_rotation("9" * 64, NEXT, later(30), later(0)) is None
+        assert await work.sessions.retry_rotation(SPENT, retried, later(12), later(10)) == (
+            session.id
+        )
+        await work.commit()
+    async with uow() as work:
+        assert await work.sessions.retry_rotation(SPENT, again, later(13), later(0)) is None
+        # The successor the retry replaced is spent for good: not tradable, not retriable.
+        assert await work.sessions.rotate_refresh_token(SUCCESSOR, again, later(13)) is None
+        assert await work.sessions.retry_rotation(SUCCESSOR, again, later(13), later(0)) is None
+        assert await work.sessions.rotate_refresh_token(retried, NEXT, later(13)) == session.id
+        await work.commit()
+    async with uow(read_only=True) as work:
+        assert await work.sessions.refresh_token_session(again) is None
+        assert await work.sessions.refresh_token_session(NEXT) == session.id
+
+
+async def test_a_spent_token_whose_successor_was_used_is_not_retried(
+    uow: UnitOfWorkFactory,
+) -> None:
+    user = await stored_user(uow)
+    session = await stored_session(uow, user)
+    async with uow() as work:
+        await work.sessions.add_refresh_token(SPENT, session.id, later(0))
+        await work.sessions.rotate_refresh_token(SPENT, SUCCESSOR, later(1))
+        await work.sessions.rotate_refresh_token(SUCCESSOR, NEXT, later(2))
+        await work.commit()
+    async with uow() as work:
+        assert await work.sessions.retry_rotation(SPENT, "4" * 64, later(3), later(0)) is None
+        await work.commit()
+    async with uow(read_only=True) as work:
+        assert await work.sessions.refresh_token_session("4" * 64) is None

@@ -51,6 +51,15 @@ class SessionRepository(Protocol):
         session; the session id, or None (and nothing stored) if it was not spendable."""
         ...
 
+    async def retry_rotation(
+        self, token_hash: str, successor_hash: str, now: datetime, since: datetime
+    ) -> uuid.UUID | None:
+        """Trade a spent refresh token again, once: only if it was spent at or after ``since``,
+        was never traded again, and what it was traded for is still unused. That successor is
+        spent (it will never work, nor be retried) and ``successor_hash`` is stored in its
+        place. The session id, or None (and nothing changed)."""
+        ...
+
     async def refresh_token_session(self, token_hash: str) -> uuid.UUID | None:
         """The session a refresh token (spent or not) belongs to."""
         ...

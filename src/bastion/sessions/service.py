@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bastion.accounts.model import User
 from bastion.audit.model import EventType, event
@@ -24,6 +24,7 @@ from bastion.tokens.service import TokenService
 class SessionRules:
     session_ttl: int
     remember_me_ttl: int
+    refresh_retry_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,12 @@ class SessionService:
         Each refresh token works once. Presenting a spent one means two parties hold it, so the
         whole session is revoked. The UPDATE that spends it is the only arbiter between racing
         requests, on every database and across processes.
+
+        One exception: a client whose refresh was done but never answered (a 503 after the
+        commit, a cut connection) presents the same token again. Within
+        ``refresh_retry_seconds`` of the trade, and while what it was traded for is unused, it
+        is traded once more and that first successor is spent. Nothing is lost to a thief by
+        this: whoever then presents the spent successor is taken for one, as before.
         """
         if not refresh_token:
             raise InvalidRefreshToken()
@@ -118,6 +125,11 @@ class SessionService:
             session_id = await uow.sessions.rotate_refresh_token(
                 token_hash, hash_token(new_refresh_token), now
             )
+            if session_id is None and self._rules.refresh_retry_seconds:
+                since = now - timedelta(seconds=self._rules.refresh_retry_seconds)
+                session_id = await uow.sessions.retry_rotation(
+                    token_hash, hash_token(new_refresh_token), now, since
+                )
             if session_id is None:
                 await self._detect_reuse(uow, token_hash, now, context)
                 raise InvalidRefreshToken()

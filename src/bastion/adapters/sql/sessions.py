@@ -36,7 +36,7 @@ _refresh = tables.refresh_tokens.c
 ROTATE_REFRESH_TOKEN = (
     update(tables.refresh_tokens)
     .where(_refresh.token_hash == bindparam("spent_hash"), _refresh.rotated_at.is_(None))
-    .values(rotated_at=bindparam("now"))
+    .values(rotated_at=bindparam("now"), successor_hash=bindparam("next_hash"))
     .returning(_refresh.session_id)
 )
 # On PostgreSQL the successor is stored by the same statement that spends the token.
@@ -45,7 +45,7 @@ ROTATE_AND_STORE_SUCCESSOR = (
     .from_select(
         ["token_hash", "session_id", "created_at"],
         select(
-            bindparam("successor_hash", type_=_refresh.token_hash.type),
+            bindparam("next_hash", type_=_refresh.token_hash.type),
             ROTATE_REFRESH_TOKEN.cte("spent").c.session_id,
             bindparam("now", type_=_refresh.created_at.type),
         ),
@@ -64,6 +64,24 @@ BROWSER_SESSION = (
 )
 REFRESH_TOKEN_SESSION = select(_refresh.session_id).where(
     _refresh.token_hash == bindparam("token_hash")
+)
+# A retry is allowed once per token, soon after it was traded, while what it was traded for is
+# unused; that successor is spent first, so of racing retries only one gets past it.
+RETRIABLE_SUCCESSOR = select(_refresh.session_id, _refresh.successor_hash).where(
+    _refresh.token_hash == bindparam("spent_hash"),
+    _refresh.rotated_at >= bindparam("since"),
+    _refresh.retried_at.is_(None),
+    _refresh.successor_hash.is_not(None),
+)
+SUPERSEDE_SUCCESSOR = (
+    update(tables.refresh_tokens)
+    .where(_refresh.token_hash == bindparam("unused_hash"), _refresh.rotated_at.is_(None))
+    .values(rotated_at=bindparam("now"))
+)
+RECORD_RETRY = (
+    update(tables.refresh_tokens)
+    .where(_refresh.token_hash == bindparam("spent_hash"))
+    .values(retried_at=bindparam("now"), successor_hash=bindparam("next_hash"))
 )
 
 
@@ -152,13 +170,34 @@ class SqlSessionRepository:
     async def rotate_refresh_token(
         self, token_hash: str, successor_hash: str, now: datetime
     ) -> uuid.UUID | None:
-        parameters = {"spent_hash": token_hash, "successor_hash": successor_hash, "now": now}
+        parameters = {"spent_hash": token_hash, "next_hash": successor_hash, "now": now}
         in_one_statement = self._db.dialect == "postgresql"
         statement = ROTATE_AND_STORE_SUCCESSOR if in_one_statement else ROTATE_REFRESH_TOKEN
         result = await self._db.execute(statement, parameters)
         session_id: uuid.UUID | None = result.scalar_one_or_none()
         if session_id is not None and not in_one_statement:
             await self.add_refresh_token(successor_hash, session_id, now)
+        return session_id
+
+    async def retry_rotation(
+        self, token_hash: str, successor_hash: str, now: datetime, since: datetime
+    ) -> uuid.UUID | None:
+        found = (
+            await self._db.execute(RETRIABLE_SUCCESSOR, {"spent_hash": token_hash, "since": since})
+        ).first()
+        if found is None:
+            return None
+        session_id: uuid.UUID = found.session_id
+        unused: str = found.successor_hash
+        superseded = await self._db.execute(
+            SUPERSEDE_SUCCESSOR, {"unused_hash": unused, "now": now}
+        )
+        if superseded.rowcount != 1:
+            return None
+        await self._db.execute(
+            RECORD_RETRY, {"spent_hash": token_hash, "next_hash": successor_hash, "now": now}
+        )
+        await self.add_refresh_token(successor_hash, session_id, now)
         return session_id
 
     async def refresh_token_session(self, token_hash: str) -> uuid.UUID | None:

@@ -145,6 +145,10 @@ refresh_tokens = Table(
     ),
     _timestamp("created_at"),
     _timestamp("rotated_at", nullable=True),
+    # The hash of the token it was traded for, and when it was last traded again within the
+    # retry interval (sessions.service: a client that never got its answer may ask once more).
+    Column("successor_hash", String(64), nullable=True),
+    _timestamp("retried_at", nullable=True),
 )
 
 # The sessions started on Bastion's own pages, by the hash of the cookie that carries each.
