@@ -6,7 +6,10 @@ import asyncio
 import base64
 import email
 import email.policy
+import functools
+import itertools
 import json
+import os
 import re
 import secrets
 import socket
@@ -58,11 +61,32 @@ def look_alike(email: str) -> str:
     return f"{spelt}@{chr(ord(domain[0]) + FULL_WIDTH_OFFSET)}{domain[1:]}"
 
 
+# Ports for the servers tests start come from below the kernel's ephemeral range (32768 and up
+# here), so an outgoing connection never takes one between its choice and the server's bind; and
+# from a band of each pytest-xdist worker's own, so two workers never choose the same.
+PORT_BAND_START, PORT_BAND_SIZE = 20_000, 1_500
+
+
+@functools.cache
+def _worker_ports() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    start = PORT_BAND_START + PORT_BAND_SIZE * (int(worker) % 8 if worker.isdigit() else 0)
+    offset = secrets.randbelow(PORT_BAND_SIZE)  # another run on the machine starts elsewhere
+    return itertools.cycle([start + (offset + n) % PORT_BAND_SIZE for n in range(PORT_BAND_SIZE)])
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port nothing listens on now, from this worker's band."""
+    ports = _worker_ports()
+    for _ in range(PORT_BAND_SIZE):
+        port = next(ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left in this worker's band")
 
 
 def psql(*commands: str) -> None:

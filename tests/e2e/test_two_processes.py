@@ -95,4 +95,14 @@ async def test_one_refresh_token_raced_across_both_processes_is_spent_once(
             )
         )
 
-    assert sorted(r.status_code for r in responses) == [200] + [401] * 19
+    # One trades it; one more may be taken for a client retrying an answer it missed; the
+    # others present a spent token, so the session ends and no token of it refreshes again.
+    winners = [r for r in responses if r.status_code == 200]
+    assert 1 <= len(winners) <= 2
+    assert sum(r.status_code == 401 for r in responses) == 20 - len(winners)
+    for winner in winners:
+        again = httpx.post(
+            f"{deployment.a}/api/v1/auth/refresh",
+            headers={"Cookie": f"{REFRESH_COOKIE}={refresh_token_in(winner)}"},
+        )
+        assert again.status_code == 401
