@@ -20,6 +20,7 @@ from bench.config import (
     ARGON2_MEMORY_COST,
     ARGON2_PARALLELISM,
     ARGON2_TIME_COST,
+    BASTION_READY_PATH,
     EMAIL_DOMAIN,
     LIFTED_LIMITS,
     REDIS_URL,
@@ -202,6 +203,23 @@ def bastion_environment(bench: Bench, port: int, database: str) -> dict[str, str
     }
     env.update({f"BASTION_{name.upper()}": str(value) for name, value in LIFTED_LIMITS.items()})
     return env
+
+
+def start_bastion(
+    bench: Bench, database: str, log_name: str
+) -> tuple[servers.Server, dict[str, str]]:
+    """Bastion on a fresh database of the run's own, and the environment it runs with; its
+    database and Redis keys go when the run ends."""
+    services.recreate_database(database)
+    bench.cleanup.callback(services.drop_database, database)
+    port = procs.free_port()
+    env = bastion_environment(bench, port, database)
+    bench.cleanup.callback(services.delete_redis_keys, env["BASTION_REDIS_KEY_PREFIX"])
+    server = bench.start(
+        servers.start_bastion(port, env, bench.logs / log_name, bench.scratch),
+        BASTION_READY_PATH,
+    )
+    return server, env
 
 
 def authenticated_get(path: str, tokens: list[str]) -> Callable[[str], Scenario]:

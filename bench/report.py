@@ -469,11 +469,14 @@ def write(results: dict[str, Any], rows: list[Target], output: Path) -> None:
     output.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def append_results_md(path: Path, table: str) -> None:
+def append_results_md(
+    path: Path, table: str, title: str = "Benchmark", make: str = "bench"
+) -> None:
+    """Add a run's section to a results file, started with its heading if new."""
     if not path.exists():
         path.write_text(
-            "# Benchmark results\n\nOne section per `make bench` run, newest last. "
-            "See bench/README.md for what each figure means.\n"
+            f"# {title} results\n\nOne section per `make {make}` run, newest last. "
+            f"See {make}/README.md for what each figure means.\n"
         )
     with path.open("a") as handle:
         handle.write("\n" + table)

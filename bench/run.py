@@ -34,7 +34,6 @@ from bench.config import (
     ARGON2_MEMORY_COST,
     ARGON2_PARALLELISM,
     ARGON2_TIME_COST,
-    BASTION_READY_PATH,
     EMAIL_DOMAIN,
     LIFTED_LIMITS,
     PASSWORD,
@@ -50,9 +49,9 @@ from bench.config import (
 from bench.harness import (
     Bench,
     authenticated_get,
-    bastion_environment,
     log,
     measure_refresh,
+    start_bastion,
 )
 from bench.loadgen import PhaseResult, Scenario
 
@@ -120,15 +119,7 @@ class UnderTest:
 
 
 def start_bastion_under_test(bench: Bench, database: str) -> UnderTest:
-    services.recreate_database(database)
-    bench.cleanup.callback(services.drop_database, database)
-    port = procs.free_port()
-    env = bastion_environment(bench, port, database)
-    bench.cleanup.callback(services.delete_redis_keys, env["BASTION_REDIS_KEY_PREFIX"])
-    server = bench.start(
-        servers.start_bastion(port, env, bench.logs / "bastion.log", bench.scratch),
-        BASTION_READY_PATH,
-    )
+    server, env = start_bastion(bench, database, "bastion.log")
     users = bench.emails("user", bench.profile.seed_users)
     started = time.monotonic()
     seeding.seed_bastion_users(users, servers.clean_environment(env), bench.scratch)

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bastion.adapters.sql import tables
 from bastion.core.secrets import hash_token
-from bench import explain, loadgen, procs, seeding, servers, services
-from bench.config import BASTION_READY_PATH, EMAIL_DOMAIN
-from bench.harness import Bench, authenticated_get, bastion_environment, log, measure_refresh
+from bench import explain, loadgen, seeding, servers, services
+from bench.config import EMAIL_DOMAIN
+from bench.harness import Bench, authenticated_get, log, measure_refresh, start_bastion
 from bench.loadgen import PhaseResult, Scenario
 
 SMALL = 1000
@@ -36,15 +36,7 @@ ADMIN_USERS = "/api/v1/admin/users"
 
 
 def scale_phases(bench: Bench, database: str, users: int) -> dict[str, Any]:
-    services.recreate_database(database)
-    bench.cleanup.callback(services.drop_database, database)
-    port = procs.free_port()
-    env = bastion_environment(bench, port, database)
-    bench.cleanup.callback(services.delete_redis_keys, env["BASTION_REDIS_KEY_PREFIX"])
-    server = bench.start(
-        servers.start_bastion(port, env, bench.logs / "bastion-scale.log", bench.scratch),
-        BASTION_READY_PATH,
-    )
+    server, env = start_bastion(bench, database, "bastion-scale.log")
     cli_env = servers.clean_environment(env)
     [admin] = bench.emails("admin", 1)
     seeding.seed_bastion_users([admin], cli_env, bench.scratch, role="admin")

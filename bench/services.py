@@ -39,15 +39,7 @@ def vacuum_analyze(name: str) -> None:
 
 
 async def _in_database(name: str, statements: Sequence[str]) -> None:
-    engine = create_async_engine(
-        database_url(_checked(name)), isolation_level="AUTOCOMMIT", connect_args={"timeout": 10}
-    )
-    try:
-        async with engine.connect() as connection:
-            for statement in statements:
-                await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
+    await _autocommit(database_url(_checked(name)), statements)
 
 
 def drop_database(name: str) -> None:
@@ -63,9 +55,11 @@ def _checked(name: str) -> str:
 
 async def _admin(*statements: str) -> None:
     # CREATE/DROP DATABASE refuse to run inside a transaction.
-    engine = create_async_engine(
-        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"timeout": 10}
-    )
+    await _autocommit(POSTGRES_ADMIN_URL, statements)
+
+
+async def _autocommit(url: str, statements: Sequence[str]) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", connect_args={"timeout": 10})
     try:
         async with engine.connect() as connection:
             for statement in statements:

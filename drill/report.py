@@ -327,13 +327,3 @@ def render_markdown(results: dict[str, Any]) -> str:
 def write(results: dict[str, Any], output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
-
-
-def append_results_md(path: Path, table: str) -> None:
-    if not path.exists():
-        path.write_text(
-            "# Drill results\n\nOne section per `make drill` run, newest last. "
-            "See drill/README.md for what each figure means.\n"
-        )
-    with path.open("a") as handle:
-        handle.write("\n" + table)

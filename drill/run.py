@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bastion.adapters.sql import tables
 from bench import procs, services
+from bench import report as bench_report
 from bench.config import LIFTED_LIMITS, MAIN_VENV, POSTGRES_ADMIN_URL
 from bench.servers import clean_environment
 from drill import judge, report
@@ -395,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     table = report.render_markdown(results)
     sys.stdout.write(table)
     if profile.append_results:
-        report.append_results_md(RESULTS_MD, table)
+        bench_report.append_results_md(RESULTS_MD, table, title="Drill", make="drill")
     return 0 if results["met"]["all"] else 1
 
 

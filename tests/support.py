@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -38,6 +40,7 @@ from bastion.core.clock import FrozenClock
 from bastion.migrate import upgrade
 from bastion.settings import Settings
 
+REPO = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PUBLIC_URL = "https://bastion.test"
 CLIENT_IP = "203.0.113.10"
@@ -475,3 +478,20 @@ class SpareRedis:
             self._process.terminate()
             self._process.wait(timeout=10)
             self._process = None
+
+
+def run_bounded(
+    arguments: list[str], timeout: float, what: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a command from the repository's root; past ``timeout``, SIGTERM it (so it stops its
+    servers and drops its database before exiting) and fail the test with its last words."""
+    process = subprocess.Popen(
+        arguments, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+        pytest.fail(f"{what} did not finish in {timeout} s:\n{stderr[-4000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.support import run_bounded
 
-REPO = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_SECONDS = 110
 PHASES = {
     "login_c_low",
@@ -79,22 +77,12 @@ TARGETS = {
 
 
 def run_bench(output: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    process = subprocess.Popen(
+    return run_bounded(
         [sys.executable, "-m", "bench.run", "--smoke", "--skip-peer", *arguments]
         + ["--output", str(output), "--database", f"bastion_bench_smoke_{os.getpid()}"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        RUN_TIMEOUT_SECONDS,
+        "the benchmark",
     )
-    try:
-        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        # SIGTERM lets the bench stop its servers and drop its database before exiting.
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=30)
-        pytest.fail(f"bench did not finish in {RUN_TIMEOUT_SECONDS} s:\n{stderr[-4000:]}")
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def test_smoke_run_writes_every_phase_and_target(tmp_path: Path) -> None:

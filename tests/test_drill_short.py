@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import run_bounded
+
 FAULTS = {
     "postgres_restarted",
     "postgres_partitioned",
@@ -30,22 +30,12 @@ RUN_TIMEOUT_SECONDS = 300
 
 
 def run_drill(output: Path) -> subprocess.CompletedProcess[str]:
-    process = subprocess.Popen(
+    return run_bounded(
         [sys.executable, "-m", "drill.run", "--short", "--output", str(output)]
         + ["--database", f"bastion_drill_short_{os.getpid()}"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        RUN_TIMEOUT_SECONDS,
+        "the drill",
     )
-    try:
-        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        # SIGTERM lets the drill stop its servers and drop its database before exiting.
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=60)
-        pytest.fail(f"the drill did not finish in {RUN_TIMEOUT_SECONDS} s:\n{stderr[-4000:]}")
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 90)
