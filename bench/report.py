@@ -18,6 +18,8 @@ from bench.config import REPO, SCALE_ROWS
 MAX_UNEXPECTED_FRACTION = 0.01
 # --users: a request's p95 on the large tables may be at most this many times its p95 at 1,000.
 SCALE_P95_LIMIT = 1.2
+# --users: login p95 beside the retention purge may be at most this many times its p95 without.
+PURGE_P95_LIMIT = 1.5
 # Processes outside the bench using more than this many cores make a phase's figures suspect.
 MAX_OTHER_CPU_CORES = 0.1
 
@@ -402,6 +404,21 @@ def scale_targets(results: Mapping[str, Any]) -> list[Target]:
             bool(search) and all(plan["met"] for plan in search),
         )
     )
+    purge = scale["purge"]
+    without, during = purge["login_without"], purge["login_during"]
+    p95 = without["latency_ms"]["p95"]
+    ratio = during["latency_ms"]["p95"] / p95 if p95 else None
+    rows.append(
+        Target(
+            "login_p95_during_purge_per_without",
+            f"login p95 beside a purge of {purge['rows_of_each_kind']:,} rows of each kind "
+            "÷ without",
+            f"≤ {PURGE_P95_LIMIT}",
+            ratio,
+            ratio is not None and ratio <= PURGE_P95_LIMIT and purge["outlasted_the_phase"],
+            "" if purge["outlasted_the_phase"] else "the purge ended before the phase did",
+        )
+    )
     return rows
 
 
@@ -438,6 +455,24 @@ def render_scale_markdown(results: Mapping[str, Any], rows: list[Target]) -> str
             shown += "; generic: " + " → ".join(plan["generic"])
         indexed = "yes" if plan["met"] else f"**no** ({plan['note']})"
         lines.append(f"| {plan['request']} | {shown} | {indexed} |")
+    purge = scale["purge"]
+    lines += [
+        "",
+        f"Retention purge of {purge['rows_of_each_kind']:,} aged audit events and as many ended "
+        f"sessions: {purge['seconds']} s (`{purge['said']}`).",
+        "",
+        "| login | conc | req/s | p50 ms | p95 ms | unexpected |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, phase in (
+        ("without purge", purge["login_without"]),
+        ("during purge", purge["login_during"]),
+    ):
+        lines.append(
+            f"| {name} | {phase['concurrency']} | {phase['rps']:.1f} "
+            f"| {phase['latency_ms']['p50']:.1f} | {phase['latency_ms']['p95']:.1f} "
+            f"| {phase['unexpected']} |"
+        )
     lines.append("")
     lines += _targets_table(rows)
     return "\n".join(lines) + "\n"

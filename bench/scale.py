@@ -3,12 +3,15 @@
 One server, one database: 1,000 users are seeded and every request measured, then the table
 grows to N (`bastion seed-users`, COPY) and the same requests are measured again, so that the
 two columns differ by the data alone. Then Bastion's own statements are explained on the large
-tables (bench/explain.py).
+tables (bench/explain.py). Last, N aged audit events and N ended sessions are added
+(bench/seed_retention.py) and logins are measured without, then beside, `bastion purge`
+deleting them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -21,8 +24,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bastion.adapters.sql import tables
 from bastion.core.secrets import hash_token
-from bench import explain, loadgen, seeding, servers, services
-from bench.config import EMAIL_DOMAIN
+from bench import explain, loadgen, seed_retention, seeding, servers, services
+from bench.config import EMAIL_DOMAIN, MAIN_VENV
 from bench.harness import Bench, authenticated_get, log, measure_refresh, start_bastion
 from bench.loadgen import PhaseResult, Scenario
 
@@ -104,6 +107,7 @@ def scale_phases(bench: Bench, database: str, users: int) -> dict[str, Any]:
         _probe(services.database_url(database), measured[0], search_fragment(measured[-1]))
     )
     plans = asyncio.run(explain.explain_all(services.database_url(database), probe))
+    purge = purge_beside_logins(bench, server, database, cli_env, measured, users)
     server.stop()
     return {
         "users": {"small": SMALL, "large": users},
@@ -111,6 +115,66 @@ def scale_phases(bench: Bench, database: str, users: int) -> dict[str, Any]:
         "small": small,
         "large": large,
         "explain": [plan.as_dict() for plan in plans],
+        "purge": purge,
+    }
+
+
+def purge_beside_logins(
+    bench: Bench,
+    server: servers.Server,
+    database: str,
+    cli_env: dict[str, str],
+    measured: list[str],
+    rows: int,
+) -> dict[str, Any]:
+    """Logins without, then beside, a purge of `rows` aged audit events and `rows` ended
+    sessions. Both phases are timed the same way, once each and back to back: the purge's own
+    database work is what they differ by, so it must not be waited out as other processes' CPU
+    is before the other phases."""
+    asyncio.run(seed_retention.seed(services.database_url(database, "postgresql"), rows))
+
+    def logins(name: str) -> PhaseResult:
+        load = loadgen.Load(
+            name,
+            loadgen.scenario_credentials(
+                "/api/v1/auth/login", password=seeding.PASSWORD, emails=measured
+            ),
+            bench.profile.login_concurrency[0],
+            bench.profile.wrk_threads,
+        )
+        [result] = loadgen.run_together(
+            server.base_url,
+            [load],
+            seconds=bench.profile.phase_seconds,
+            server_group=server.process.pid,
+            workers=server.workers(),
+        )
+        return result
+
+    without = logins("login without purge")
+    started = time.monotonic()
+    purge = subprocess.Popen(
+        [str(MAIN_VENV / "bin" / "bastion"), "purge"],
+        env=cli_env,
+        cwd=bench.scratch,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    during = logins("login during purge")
+    outlasted = purge.poll() is None
+    said, errors = purge.communicate(timeout=3600)
+    if purge.returncode != 0:
+        raise RuntimeError(f"bastion purge failed: {errors[-2000:]}")
+    seconds = time.monotonic() - started
+    log.info("purge of %d rows of each kind took %.1f s: %s", rows, seconds, said.strip())
+    return {
+        "rows_of_each_kind": rows,
+        "seconds": round(seconds, 1),
+        "said": said.strip(),
+        "outlasted_the_phase": outlasted,
+        "login_without": without.as_dict(),
+        "login_during": during.as_dict(),
     }
 
 

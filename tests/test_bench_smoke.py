@@ -134,4 +134,11 @@ def test_users_profile_measures_each_request_small_and_large_and_explains_them(
     requests = {plan["request"] for plan in scale["explain"]}
     assert "admin users, email search" in requests
     assert all(plan["custom"] and plan["generic"] for plan in scale["explain"])
+    purge = scale["purge"]
+    assert purge["rows_of_each_kind"] == 2000
+    assert purge["said"].startswith("Purged ")
+    for phase in (purge["login_without"], purge["login_during"]):
+        assert phase["requests"] > 0
+        assert phase["unexpected"] == 0
+    assert "login_p95_during_purge_per_without" in json.loads(output.read_text())["targets"]
     assert "| request | plan | indexed |" in result.stdout
