@@ -339,6 +339,10 @@ class FakeOutbox:
         for message_id in message_ids:
             self._set(message_id, sent_at=now, locked_until=None, last_error=None)
 
+    async def forget(self, message_ids: Sequence[int]) -> None:
+        for message_id in message_ids:
+            self._rows.pop(message_id, None)
+
     async def release(self, message_ids: Sequence[int]) -> None:
         for message_id in message_ids:
             row = self._rows.get(message_id)

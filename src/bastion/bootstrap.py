@@ -38,6 +38,7 @@ from bastion.mail.ports import MailTransport
 from bastion.mail.worker import OutboxWorker
 from bastion.mfa.service import MfaRules, MfaService
 from bastion.operations.service import Operations
+from bastion.owners.service import OwnerRules, OwnerService
 from bastion.pages.views import Asset, Pages, Views
 from bastion.passwords.policy import PasswordPolicy, common_passwords
 from bastion.passwords.service import PasswordService, ResetRules
@@ -53,6 +54,7 @@ from bastion.storage import UnitOfWorkFactory
 from bastion.tokens.service import ROTATION_LEASE, TokenService
 
 log = structlog.get_logger("bastion")
+EXPORTS_PER_HOUR = 5
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Services:
     limits: RateLimits
     operations: Operations
     mfa: MfaService
+    owners: OwnerService
     pages: Pages
     retention: RetentionPurge
     # Each background task's lease; the CLI runs the same jobs under them.
@@ -255,6 +258,18 @@ def build(
             derive_key(secret, "bastion/recovery-codes"),
             outbox_worker.wake,
         ),
+        owners=OwnerService(
+            uow,
+            hasher,
+            clock,
+            OwnerRules(
+                policy=policy,
+                email_change_token_ttl=settings.email_change_token_ttl,
+                links=links,
+            ),
+            outbox_worker.wake,
+            authenticator.forget,
+        ),
         pages=Pages(
             views=Views(brand_of(settings), logo_of(settings)),
             form_key=derive_key(secret, "bastion/page-forms"),
@@ -337,4 +352,6 @@ def endpoint_rules(settings: Settings) -> EndpointRules:
         verification_resend=Rule(
             "verification-resend", settings.verification_resend_per_hour, HOUR
         ),
+        # An export reads everything about the account: a few a day is all an owner needs.
+        export=Rule("export", EXPORTS_PER_HOUR, HOUR),
     )

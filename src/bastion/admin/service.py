@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
 
 from bastion.accounts.model import Role, User
@@ -110,15 +111,8 @@ class AdminService:
         wherever the audit trail mentions it. Events keep the id, now a pseudonym."""
         now = self._clock.now()
         async with self._uow() as uow:
-            admins = await uow.users.count_active_admins()
             user = await _existing(uow, user_id, for_update=True)
-            if is_active_admin(user) and admins <= 1:
-                raise LastAdmin()
-            revoked = await uow.sessions.revoke(user.id, now, RevokeReason.USER_DELETED.value)
-            await uow.outbox.forget_recipient(user.email)
-            await uow.audit.erase(user.email)
-            # Sessions, refresh tokens and one-time tokens go with the user (foreign-key cascade).
-            await uow.users.delete(user.id)
+            revoked = await erase(uow, user, now)
             await uow.audit.record(
                 event(EventType.USER_DELETED, now, context, user.id, actor_id=str(actor_id))
             )
@@ -142,6 +136,20 @@ class AdminService:
                 limit=limit + 1,
             )
         return page_of(events, limit, lambda item: event_cursor(item.id or 0))
+
+
+async def erase(uow: UnitOfWork, user: User, now: datetime) -> list[uuid.UUID]:
+    """Forget ``user`` (locked for update) within ``uow``: the account, its sessions and
+    tokens, queued mail, and its email wherever the audit trail mentions it; the ids of the
+    sessions it ended. The caller records who asked. The last active admin is never erased."""
+    if is_active_admin(user) and await uow.users.count_active_admins() <= 1:
+        raise LastAdmin()
+    revoked = await uow.sessions.revoke(user.id, now, RevokeReason.USER_DELETED.value)
+    await uow.outbox.forget_recipient(user.email)
+    await uow.audit.erase(user.email)
+    # Sessions, refresh tokens and one-time tokens go with the user (foreign-key cascade).
+    await uow.users.delete(user.id)
+    return revoked
 
 
 async def _existing(uow: UnitOfWork, user_id: uuid.UUID, *, for_update: bool = False) -> User:
