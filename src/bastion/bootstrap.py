@@ -20,7 +20,7 @@ from bastion.adapters.passwords import Argon2Parameters, Argon2PasswordHasher
 from bastion.adapters.redis.limiter import FallbackLimiter, RedisLimiter
 from bastion.adapters.sql.database import create_engine
 from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from bastion.admin.service import AdminService
+from bastion.admin.service import AdminRules, AdminService
 from bastion.audit.service import AuditService
 from bastion.background.periodic import OneAtATime, PeriodicTask
 from bastion.core.brand import LOGO_TYPES, Brand
@@ -245,7 +245,19 @@ def build(
             # A wrong current password counts as a failed log-in, through the log-in's steps.
             confirmation=login,
         ),
-        admin=AdminService(uow, clock, authenticator.forget),
+        admin=AdminService(
+            uow,
+            clock,
+            authenticator.forget,
+            hasher=hasher,
+            rules=AdminRules(
+                policy=policy,
+                invite_token_ttl=settings.invite_token_ttl,
+                reset_token_ttl=settings.reset_token_ttl,
+                links=links,
+            ),
+            mail_queued=outbox_worker.wake,
+        ),
         audit=AuditService(uow),
         limits=RateLimits(limiter, clock, rules),
         operations=Operations(uow, limiter, metrics),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TypeVar
 
-from bastion.accounts.model import Role, User
+from bastion.accounts.model import Role, User, new_user
 from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
 from bastion.admin.model import (
     UserChanges,
@@ -19,15 +20,29 @@ from bastion.admin.model import (
     removes_an_admin,
     user_cursor,
 )
-from bastion.audit.model import AuditEvent, EventType, event
+from bastion.audit.model import ACTOR, AuditEvent, EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
-from bastion.core.email_address import fold
+from bastion.core.email_address import fold, normalize_email
+from bastion.core.one_time_tokens import OneTimeToken
 from bastion.core.pagination import Page, page_of
-from bastion.sessions.model import RevokeReason
+from bastion.core.secrets import hash_token, new_token
+from bastion.mail import messages
+from bastion.passwords.policy import PasswordPolicy, ensure_strong
+from bastion.passwords.ports import PasswordHasher
+from bastion.sessions.errors import SessionNotFound
+from bastion.sessions.model import RevokeReason, Session
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 
 C = TypeVar("C")
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRules:
+    policy: PasswordPolicy
+    invite_token_ttl: int
+    reset_token_ttl: int
+    links: messages.Links
 
 
 class AdminService:
@@ -36,11 +51,117 @@ class AdminService:
         uow: UnitOfWorkFactory,
         clock: Clock,
         sessions_revoked: Callable[[list[uuid.UUID]], None],
+        *,
+        hasher: PasswordHasher,
+        rules: AdminRules,
+        mail_queued: Callable[[], None],
     ) -> None:
         self._uow = uow
         self._clock = clock
         # Revocations must reach this process's session-liveness cache at once.
         self._sessions_revoked = sessions_revoked
+        self._hasher = hasher
+        self._rules = rules
+        self._mail_queued = mail_queued
+
+    async def create_user(
+        self,
+        actor_id: uuid.UUID,
+        email: str,
+        role: Role,
+        *,
+        password: str | None,
+        context: RequestContext,
+    ) -> User:
+        """Create an account: with ``password`` set by the admin (verified at once), or without
+        one (``None``), inviting the user by email to choose their own. ``EmailTaken`` if the
+        address has an account: admins may know."""
+        email = normalize_email(email)
+        if password is not None:
+            ensure_strong(password, self._rules.policy, email)
+        # An invited user has no password until they choose one: a hash of random bits that
+        # nobody knows stands in for it.
+        password_hash = await self._hasher.hash(password if password is not None else new_token())
+        now = self._clock.now()
+        user = new_user(email, password_hash, now, role=role, verified=password is not None)
+        async with self._uow() as uow:
+            await uow.users.add(user)
+            details = {ACTOR: str(actor_id), "role": role.value}
+            if password is None:
+                token = new_token()
+                ttl = self._rules.invite_token_ttl
+                expires_at = now + timedelta(seconds=ttl)
+                await uow.invitation_tokens.add(
+                    OneTimeToken(hash_token(token), user.id, created_at=now, expires_at=expires_at)
+                )
+                await uow.outbox.add(
+                    messages.invitation(email, self._rules.links, token, ttl / 3600), now
+                )
+            kind = EventType.USER_CREATED if password is not None else EventType.USER_INVITED
+            await uow.audit.record(event(kind, now, context, user.id, **details))
+            await uow.commit()
+        self._mail_queued()
+        return user
+
+    async def list_sessions(self, user_id: uuid.UUID) -> list[Session]:
+        """The user's live sessions, newest first."""
+        async with self._uow(read_only=True) as uow:
+            user = await _existing(uow, user_id)
+            return await uow.sessions.list_active(user.id, self._clock.now())
+
+    async def revoke_sessions(
+        self,
+        actor_id: uuid.UUID,
+        user_id: uuid.UUID,
+        context: RequestContext,
+        *,
+        session_id: uuid.UUID | None = None,
+    ) -> None:
+        """End one of the user's sessions, or all of them; every instance sees it within
+        SESSION_CACHE_SECONDS."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user = await _existing(uow, user_id)
+            revoked = await uow.sessions.revoke(
+                user.id, now, RevokeReason.ADMIN.value, only=session_id
+            )
+            if session_id is not None and not revoked:
+                raise SessionNotFound()
+            if session_id is None:
+                kind, details = EventType.ALL_SESSIONS_REVOKED, {}
+            else:
+                kind, details = EventType.SESSION_REVOKED, {"session_id": str(session_id)}
+            await uow.audit.record(
+                event(kind, now, context, user.id, **{ACTOR: str(actor_id)}, **details)
+            )
+            await uow.commit()
+        self._sessions_revoked(revoked)
+
+    async def send_password_reset(
+        self, actor_id: uuid.UUID, user_id: uuid.UUID, context: RequestContext
+    ) -> None:
+        """Mail the user the normal password-reset link."""
+        now = self._clock.now()
+        token = new_token()
+        ttl = self._rules.reset_token_ttl
+        async with self._uow() as uow:
+            user = await _existing(uow, user_id)
+            await uow.reset_tokens.add(
+                OneTimeToken(
+                    hash_token(token),
+                    user.id,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=ttl),
+                )
+            )
+            await uow.outbox.add(
+                messages.reset_password(user.email, self._rules.links, token, ttl / 3600), now
+            )
+            await uow.audit.record(
+                event(EventType.RESET_REQUESTED, now, context, user.id, **{ACTOR: str(actor_id)})
+            )
+            await uow.commit()
+        self._mail_queued()
 
     async def list_users(
         self, *, email_contains: str | None, role: Role | None, cursor: str | None, limit: int
