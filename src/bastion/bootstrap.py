@@ -291,6 +291,8 @@ def build(
             policy=policy,
             verification_link_seconds=settings.verification_token_ttl,
             reset_link_seconds=settings.reset_token_ttl,
+            email_change_link_seconds=settings.email_change_token_ttl,
+            invite_link_seconds=settings.invite_token_ttl,
         ),
         retention=retention,
         purge_lease=purge_lease,
