@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
@@ -300,6 +301,13 @@ class FakeSigningKeyRepository:
 
     async def add(self, key: SigningKey) -> None:
         self._tables.signing_keys[key.kid] = key
+
+    async def revoke(self, kid: str, now: datetime) -> bool:
+        key = self._tables.signing_keys.get(kid)
+        if key is None or key.revoked_at is not None:
+            return False
+        self._tables.signing_keys[kid] = dataclasses.replace(key, revoked_at=now)
+        return True
 
 
 class FakeOutbox:

@@ -26,7 +26,7 @@ from bastion.core.errors import BastionError
 from bastion.logging import configure_logging
 from bastion.migrate import MigrationStopped, upgrade
 from bastion.settings import MAX_DAYS, Settings, SettingsError, load_settings, resolve_secret_key
-from bastion.tokens.model import KeyStatus
+from bastion.tokens.model import KeyState, KeyStatus
 
 app = typer.Typer(help="Bastion: self-hosted authentication.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_is_help=True)
@@ -204,7 +204,9 @@ def keys_list() -> None:
     """List signing keys and their status."""
     settings = _settings()
     for status in _run(settings, _key_statuses):
-        if status.verifies_until is None:
+        if status.state is KeyState.REVOKED:
+            state = f"revoked {status.published_until:%Y-%m-%d %H:%M:%S} UTC"
+        elif status.verifies_until is None:
             state = "signing"
         else:
             state = f"verifies tokens until {status.verifies_until:%Y-%m-%d %H:%M:%S} UTC"
@@ -248,6 +250,23 @@ def keys_rotate(
         f"New signing key {rotation.signer.kid} replaces {rotation.replaced.kid}, which was "
         f"{_days(now - rotation.replaced.created_at)} old. Running instances switch to it "
         "within seconds; tokens it signed stay valid until they expire."
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    kid: Annotated[str, typer.Argument(help="The kid of the key to withdraw.")],
+) -> None:
+    """Withdraw a key at once (a leak): it leaves the JWKS and every token it signed is refused
+    within a second. If it signs, a new key becomes the signer first."""
+    settings = _settings()
+    replacement = _run(
+        settings, lambda services: _rotating(services, partial(services.tokens.revoke, kid))
+    )
+    if replacement is not None:
+        typer.echo(f"New signing key {replacement.kid} signs from now on.")
+    typer.echo(
+        f"Revoked signing key {kid}: every running instance refuses its tokens within a second."
     )
 
 

@@ -26,6 +26,8 @@ from bastion.mfa.errors import ReauthenticationRequired
 from bastion.passwords.errors import WeakPassword
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 from bastion.sessions.errors import SessionNotFound
+from bastion.tokens.model import ALGORITHM, KeyState
+from bastion.tokens.service import TokenService
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 PROBLEMS: ProblemRows = {
@@ -69,6 +71,7 @@ def requiring(permission: Permission) -> Callable[[Principal], Awaitable[Princip
 
 
 AdminDep = Annotated[AdminService, Depends(provider(AdminService))]
+TokensDep = Annotated[TokenService, Depends(provider(TokenService))]
 # Role changes end the user's sessions, so the role claimed by a live token is current.
 AdminUser = Annotated[Principal, Depends(requiring(Permission.MANAGE_USERS))]
 StaffUser = Annotated[Principal, Depends(requiring(Permission.READ_USERS))]
@@ -113,6 +116,17 @@ class SessionView(BaseModel):
     user_agent: str | None
     remember_me: bool
     current: bool = False
+
+
+class SigningKeyView(BaseModel):
+    kid: str
+    alg: str = Field(examples=[ALGORITHM])
+    created_at: datetime
+    state: KeyState
+    published_until: datetime | None = Field(
+        description="Until when the key is in the JWKS: null while it signs; for a revoked key, "
+        "when it was revoked"
+    )
 
 
 class UserPage(BaseModel):
@@ -289,6 +303,23 @@ async def send_password_reset(
 ) -> Accepted:
     await admin_service.send_password_reset(admin.user_id, user_id, context)
     return Accepted()
+
+
+@router.get(
+    "/signing-keys",
+    summary="The keys that sign and verify access tokens, and the revoked ones (admin)",
+)
+async def list_signing_keys(_: AdminUser, tokens: TokensDep) -> list[SigningKeyView]:
+    return [
+        SigningKeyView(
+            kid=status.key.kid,
+            alg=ALGORITHM,
+            created_at=status.key.created_at,
+            state=status.state,
+            published_until=status.published_until,
+        )
+        for status in await tokens.fresh_statuses()
+    ]
 
 
 @router.get(
