@@ -103,6 +103,45 @@ class AdminService:
         self._mail_queued()
         return user
 
+    async def find_by_email(self, email: str) -> User:
+        async with self._uow(read_only=True) as uow:
+            user = await uow.users.get_by_email(normalize_email(email))
+        if user is None:
+            raise UserNotFound()
+        return user
+
+    async def reset_mfa(
+        self, actor_id: uuid.UUID | None, user_id: uuid.UUID, context: RequestContext
+    ) -> int:
+        """Remove every second factor and recovery code of the user (a lost phone), so they sign
+        in with their password alone; how many factors were removed. The user is told."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user = await _existing(uow, user_id, for_update=True)
+            factors = await uow.mfa_factors.of_user(user.id, for_update=True)
+            await uow.mfa_factors.delete(user.id, [factor.id for factor in factors])
+            await uow.recovery_codes.delete_all(user.id)
+            # A sign-in that passed the password before the reset waits for a factor that is gone.
+            await uow.users.update(user.security_changed(now))
+            for factor in factors:
+                await uow.audit.record(
+                    event(
+                        EventType.MFA_FACTOR_REMOVED,
+                        now,
+                        context,
+                        user.id,
+                        factor_id=str(factor.id),
+                        factor_type=factor.type.value,
+                        mfa_enabled=False,
+                        **by(actor_id),
+                    )
+                )
+            if factors:
+                await uow.outbox.add(messages.second_factors_reset(user.email), now)
+            await uow.commit()
+        self._mail_queued()
+        return len(factors)
+
     async def list_sessions(self, user_id: uuid.UUID) -> list[Session]:
         """The user's live sessions, newest first."""
         async with self._uow(read_only=True) as uow:
@@ -180,7 +219,11 @@ class AdminService:
             return await _existing(uow, user_id)
 
     async def update_user(
-        self, actor_id: uuid.UUID, user_id: uuid.UUID, changes: UserChanges, context: RequestContext
+        self,
+        actor_id: uuid.UUID | None,
+        user_id: uuid.UUID,
+        changes: UserChanges,
+        context: RequestContext,
     ) -> User:
         """Change a user's role or status; a changed role or a deactivation ends their sessions.
 
@@ -196,7 +239,7 @@ class AdminService:
                 raise LastAdmin()
             await uow.users.update(updated)
             revoked: list[uuid.UUID] = []
-            actor = str(actor_id)
+            actor = by(actor_id)
             if updated.role is not user.role:
                 revoked += await uow.sessions.revoke(user.id, now, RevokeReason.ROLE_CHANGED.value)
                 await uow.audit.record(
@@ -205,7 +248,7 @@ class AdminService:
                         now,
                         context,
                         user.id,
-                        actor_id=actor,
+                        **actor,
                         old_role=user.role.value,
                         new_role=updated.role.value,
                     )
@@ -216,17 +259,17 @@ class AdminService:
                         user.id, now, RevokeReason.USER_DISABLED.value
                     )
                 kind = EventType.USER_ENABLED if updated.is_active else EventType.USER_DISABLED
-                await uow.audit.record(event(kind, now, context, user.id, actor_id=actor))
+                await uow.audit.record(event(kind, now, context, user.id, **actor))
             if updated.is_verified and not user.is_verified:
                 await uow.audit.record(
-                    event(EventType.EMAIL_VERIFIED, now, context, user.id, actor_id=actor)
+                    event(EventType.EMAIL_VERIFIED, now, context, user.id, **actor)
                 )
             await uow.commit()
         self._sessions_revoked(revoked)
         return updated
 
     async def delete_user(
-        self, actor_id: uuid.UUID, user_id: uuid.UUID, context: RequestContext
+        self, actor_id: uuid.UUID | None, user_id: uuid.UUID, context: RequestContext
     ) -> None:
         """Forget a user: the account, its sessions and tokens, queued mail, and its email
         wherever the audit trail mentions it. Events keep the id, now a pseudonym."""
@@ -235,7 +278,7 @@ class AdminService:
             user = await _existing(uow, user_id, for_update=True)
             revoked = await erase(uow, user, now)
             await uow.audit.record(
-                event(EventType.USER_DELETED, now, context, user.id, actor_id=str(actor_id))
+                event(EventType.USER_DELETED, now, context, user.id, **by(actor_id))
             )
             await uow.commit()
         self._sessions_revoked(revoked)
@@ -257,6 +300,11 @@ class AdminService:
                 limit=limit + 1,
             )
         return page_of(events, limit, lambda item: event_cursor(item.id or 0))
+
+
+def by(actor_id: uuid.UUID | None) -> dict[str, str]:
+    """Who did it, for an admin action's event: the admin, or an operator at the command line."""
+    return {ACTOR: str(actor_id)} if actor_id is not None else {"by": "operator"}
 
 
 async def erase(uow: UnitOfWork, user: User, now: datetime) -> list[uuid.UUID]:

@@ -155,6 +155,24 @@ def factor_removed(recipient: str, factor: str, *, by_admin: bool = False) -> Em
     )
 
 
+def second_factors_reset(recipient: str) -> EmailMessage:
+    return _compose(
+        recipient,
+        "mfa_reset",
+        _("The second factors of your account were removed"),
+        [
+            _(
+                "An administrator removed every second factor and recovery code of your "
+                "account: you now sign in with your password alone."
+            ),
+            _(
+                "Sign in and add a second factor again. If you did not ask for this, contact "
+                "support."
+            ),
+        ],
+    )
+
+
 def recovery_codes_regenerated(recipient: str) -> EmailMessage:
     return _compose(
         recipient,
