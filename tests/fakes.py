@@ -41,6 +41,7 @@ from bastion.mfa.model import (
     WebAuthnCredential,
     sign_count_accepted,
 )
+from bastion.owners.model import EmailChange
 from bastion.retention.model import Purgeable
 from bastion.sessions.model import Session
 from bastion.tokens.model import SigningKey
@@ -77,6 +78,8 @@ class Tables:
     users: dict[uuid.UUID, User] = field(default_factory=dict)
     verification_tokens: dict[str, OneTimeToken] = field(default_factory=dict)
     reset_tokens: dict[str, OneTimeToken] = field(default_factory=dict)
+    invitation_tokens: dict[str, OneTimeToken] = field(default_factory=dict)
+    email_changes: dict[str, EmailChange] = field(default_factory=dict)
     sessions: dict[uuid.UUID, Session] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
     browser_tokens: dict[str, uuid.UUID] = field(default_factory=dict)
@@ -99,7 +102,12 @@ class Tables:
     def delete_user(self, user_id: uuid.UUID) -> None:
         """Delete a user and what the database's foreign keys cascade to."""
         self.users.pop(user_id, None)
-        for tokens in (self.verification_tokens, self.reset_tokens):
+        for tokens in (
+            self.verification_tokens,
+            self.reset_tokens,
+            self.invitation_tokens,
+            self.email_changes,
+        ):
             for token_hash in [h for h, t in tokens.items() if t.user_id == user_id]:
                 del tokens[token_hash]
         self.delete_sessions(
@@ -168,9 +176,7 @@ class FakeUserRepository:
         return sorted(found, key=lambda user: user.id)[:limit]
 
     async def count_active_admins(self) -> int:
-        return sum(
-            1 for u in self._tables.users.values() if u.role is Role.ADMIN and u.is_active
-        )
+        return sum(1 for u in self._tables.users.values() if u.role is Role.ADMIN and u.is_active)
 
 
 class FakeOneTimeTokenRepository:
@@ -204,6 +210,29 @@ class FakeOneTimeTokenRepository:
                 self._tokens[token_hash] = replace(token, used_at=now)
 
 
+class FakeEmailChangeRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._changes = tables.email_changes
+
+    async def add(self, change: EmailChange) -> None:
+        self._changes[change.token_hash] = change
+
+    async def get(self, token_hash: str) -> EmailChange | None:
+        return self._changes.get(token_hash)
+
+    async def spend(self, token_hash: str, now: datetime) -> bool:
+        change = self._changes.get(token_hash)
+        if change is None or change.used_at is not None:
+            return False
+        self._changes[token_hash] = dataclasses.replace(change, used_at=now)
+        return True
+
+    async def spend_all_for_user(self, user_id: uuid.UUID, now: datetime) -> None:
+        for token_hash, change in list(self._changes.items()):
+            if change.user_id == user_id and change.used_at is None:
+                self._changes[token_hash] = dataclasses.replace(change, used_at=now)
+
+
 class FakeSessionRepository:
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
@@ -225,6 +254,10 @@ class FakeSessionRepository:
             if s.user_id == user_id and s.revoked_at is None and s.expires_at > now
         ]
         return sorted(active, key=lambda s: s.created_at, reverse=True)
+
+    async def list_kept(self, user_id: uuid.UUID) -> list[Session]:
+        kept = [s for s in self._tables.sessions.values() if s.user_id == user_id]
+        return sorted(kept, key=lambda s: s.created_at, reverse=True)
 
     async def resume(self, session_id: uuid.UUID, now: datetime) -> tuple[Session, User] | None:
         session = await self.touch(session_id, now)
@@ -538,9 +571,7 @@ class FakeWebAuthnChallengeRepository:
         self._challenges = tables.webauthn_challenges
 
     async def add(self, challenge: WebAuthnChallenge) -> None:
-        for key in [
-            k for k, c in self._challenges.items() if c.expires_at <= challenge.created_at
-        ]:
+        for key in [k for k, c in self._challenges.items() if c.expires_at <= challenge.created_at]:
             del self._challenges[key]
         self._challenges[challenge.challenge_hash] = challenge
 
@@ -590,6 +621,8 @@ class FakeMfaTokenRepository:
         ):
             return None
         return token
+
+
 class FakeLeases:
     def __init__(self, tables: Tables) -> None:
         self._leases = tables.leases
@@ -638,6 +671,10 @@ class FakePurgeableRows:
                 return t.verification_tokens, lambda token: token.expires_at
             case Purgeable.RESET_TOKENS:
                 return t.reset_tokens, lambda token: token.expires_at
+            case Purgeable.INVITATION_TOKENS:
+                return t.invitation_tokens, lambda token: token.expires_at
+            case Purgeable.EMAIL_CHANGE_TOKENS:
+                return t.email_changes, lambda change: change.expires_at
             case Purgeable.SENT_EMAILS:
                 return t.outbox, lambda row: row.sent_at
             case Purgeable.FAILED_EMAILS:
@@ -648,6 +685,8 @@ class FakeUnitOfWork:
     users: FakeUserRepository
     verification_tokens: FakeOneTimeTokenRepository
     reset_tokens: FakeOneTimeTokenRepository
+    invitation_tokens: FakeOneTimeTokenRepository
+    email_changes: FakeEmailChangeRepository
     sessions: FakeSessionRepository
     signing_keys: FakeSigningKeyRepository
     outbox: FakeOutbox
@@ -673,6 +712,8 @@ class FakeUnitOfWork:
         self.users = FakeUserRepository(tables)
         self.verification_tokens = FakeOneTimeTokenRepository(tables, tables.verification_tokens)
         self.reset_tokens = FakeOneTimeTokenRepository(tables, tables.reset_tokens)
+        self.invitation_tokens = FakeOneTimeTokenRepository(tables, tables.invitation_tokens)
+        self.email_changes = FakeEmailChangeRepository(tables)
         self.sessions = FakeSessionRepository(tables)
         self.signing_keys = FakeSigningKeyRepository(tables)
         self.outbox = FakeOutbox(tables, self._store.outbox_ids)
