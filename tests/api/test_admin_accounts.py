@@ -201,3 +201,26 @@ async def test_revocation_by_an_admin_is_seen_within_a_second(
     await client.delete(f"{ADMIN}/users/{target.id}/sessions", headers=admin.headers)
     await asyncio.sleep(1)
     assert_problem(await verify_token(client, target.token), 401, "SESSION_REVOKED")
+
+
+async def test_admin_writes_need_a_recent_authentication_and_reads_do_not(
+    clocked_app: tuple[httpx.AsyncClient, Services, FrozenClock],
+) -> None:
+    client, services, clock = clocked_app
+    admin = await make_user(client, services, Role.ADMIN)
+    target = await make_user(client, services, Role.USER)
+    clock.advance(901)
+    user = f"{ADMIN}/users/{target.id}"
+    writes = [
+        ("POST", f"{ADMIN}/users", {"email": random_email(), "invite": True}),
+        ("PATCH", user, {"is_verified": True}),
+        ("DELETE", f"{user}/sessions", None),
+        ("DELETE", f"{user}/sessions/{NOT_FOUND_ID}", None),
+        ("POST", f"{user}/password-reset", None),
+        ("DELETE", user, None),
+    ]
+    for method, path, body in writes:
+        response = await client.request(method, path, json=body, headers=admin.headers)
+        assert_problem(response, 403, "REAUTHENTICATION_REQUIRED")
+    for path in (user, f"{user}/sessions", f"{ADMIN}/users", f"{ADMIN}/signing-keys"):
+        assert (await client.get(path, headers=admin.headers)).status_code == 200, path

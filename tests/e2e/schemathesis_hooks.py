@@ -16,14 +16,28 @@ from schemathesis import Case, HookContext
 
 CALLER_ID = os.environ["FUZZ_ADMIN_ID"]
 ONE_USER = "/api/v1/admin/users/{user_id}"
+# The admin writes that would sign the caller out or take its account away.
+SPARED = {
+    (ONE_USER, "PATCH"),
+    (ONE_USER, "DELETE"),
+    (f"{ONE_USER}/sessions", "DELETE"),
+    (f"{ONE_USER}/sessions/{{session_id}}", "DELETE"),
+}
+# The caller deleting its own account: sent without the caller's token (a 401).
+OWN_ACCOUNT = ("/api/v1/auth/me", "DELETE")
 NOBODY = "00000000-0000-4000-8000-000000000000"
 
 
 @schemathesis.hook
 def before_call(context: HookContext, case: Case, kwargs: dict[str, Any]) -> None:
-    if (
-        case.operation.path == ONE_USER
-        and case.method.upper() in {"PATCH", "DELETE"}
-        and str((case.path_parameters or {}).get("user_id")) == CALLER_ID
-    ):
+    operation = (case.operation.path, case.method.upper())
+    if operation in SPARED and str((case.path_parameters or {}).get("user_id")) == CALLER_ID:
         case.path_parameters = {**(case.path_parameters or {}), "user_id": NOBODY}
+    if operation == OWN_ACCOUNT:
+        headers = {k: v for k, v in (kwargs.get("headers") or {}).items()}
+        headers.pop("Authorization", None)
+        headers.pop("authorization", None)
+        kwargs["headers"] = headers
+        case.headers = {
+            k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"
+        }

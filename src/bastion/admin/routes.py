@@ -193,11 +193,12 @@ async def get_user(user_id: uuid.UUID, _: StaffUser, admin_service: AdminDep) ->
     "/users/{user_id}",
     summary="Change a user's role or status (admin); a role change or deactivation logs them out",
 )
-@raises(UserNotFound, LastAdmin)
+@raises(UserNotFound, LastAdmin, ReauthenticationRequired)
 async def update_user(
     user_id: uuid.UUID,
     body: UserUpdate,
     admin: AdminUser,
+    _: RecentUser,
     admin_service: AdminDep,
     context: ContextDep,
 ) -> UserView:
@@ -211,9 +212,13 @@ async def update_user(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a user and erase their email from the audit trail (admin)",
 )
-@raises(UserNotFound, LastAdmin)
+@raises(UserNotFound, LastAdmin, ReauthenticationRequired)
 async def delete_user(
-    user_id: uuid.UUID, admin: AdminUser, admin_service: AdminDep, context: ContextDep
+    user_id: uuid.UUID,
+    admin: AdminUser,
+    _: RecentUser,
+    admin_service: AdminDep,
+    context: ContextDep,
 ) -> None:
     await admin_service.delete_user(admin.user_id, user_id, context)
 
