@@ -23,8 +23,12 @@ SPARED = {
     (f"{ONE_USER}/sessions", "DELETE"),
     (f"{ONE_USER}/sessions/{{session_id}}", "DELETE"),
 }
-# The caller deleting its own account: sent without the caller's token (a 401).
+# The caller deleting its own account: sent with a token of no one (a 401).
 OWN_ACCOUNT = ("/api/v1/auth/me", "DELETE")
+# Ending every session of a user leaves their (now empty) list of sessions, which the stateful
+# phase's use-after-free check reads as a deleted resource still there. In that phase the list
+# read is the caller's own (a real, non-empty list); the other phases and tests/api read others'.
+SESSION_LIST = (f"{ONE_USER}/sessions", "GET")
 NOBODY = "00000000-0000-4000-8000-000000000000"
 
 
@@ -33,11 +37,9 @@ def before_call(context: HookContext, case: Case, kwargs: dict[str, Any]) -> Non
     operation = (case.operation.path, case.method.upper())
     if operation in SPARED and str((case.path_parameters or {}).get("user_id")) == CALLER_ID:
         case.path_parameters = {**(case.path_parameters or {}), "user_id": NOBODY}
+    if operation == SESSION_LIST and case.meta is not None and case.meta.phase.name == "stateful":
+        case.path_parameters = {**(case.path_parameters or {}), "user_id": CALLER_ID}
     if operation == OWN_ACCOUNT:
-        headers = {k: v for k, v in (kwargs.get("headers") or {}).items()}
-        headers.pop("Authorization", None)
-        headers.pop("authorization", None)
-        kwargs["headers"] = headers
-        case.headers = {
-            k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"
-        }
+        # A token of no one in its place: the run's configured credentials are not added
+        # where the case names the header already.
+        case.headers = {**(case.headers or {}), "Authorization": "Bearer spared"}
