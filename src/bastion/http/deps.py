@@ -18,6 +18,8 @@ from bastion.core.context import Principal, RequestContext
 T = TypeVar("T")
 # How the app tells who is behind a request's credentials (installed at start-up).
 Authenticate = Callable[[Request], Awaitable[Principal]]
+# How the app refuses a caller whose authentication is not recent (installed at start-up).
+EnsureRecent = Callable[[Request, Principal], Awaitable[None]]
 
 
 def provide(app: FastAPI, kind: type[T], instance: T) -> None:
@@ -55,6 +57,17 @@ async def current_principal(request: Request) -> Principal:
     return await authenticate(request)
 
 
+def install_recent_check(app: FastAPI, ensure_recent: EnsureRecent) -> None:
+    app.state.ensure_recent = ensure_recent
+
+
+async def recent_principal(request: Request, principal: CurrentPrincipal) -> Principal:
+    """The caller, if their token shows a recent enough authentication for a critical change."""
+    ensure_recent: EnsureRecent = request.app.state.ensure_recent
+    await ensure_recent(request, principal)
+    return principal
+
+
 async def get_request_context(request: Request) -> RequestContext:
     return RequestContext(
         ip=request.state.client_ip,
@@ -64,3 +77,4 @@ async def get_request_context(request: Request) -> RequestContext:
 
 ContextDep = Annotated[RequestContext, Depends(get_request_context)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+RecentUser = Annotated[Principal, Depends(recent_principal)]

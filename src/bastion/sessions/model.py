@@ -18,6 +18,8 @@ class RevokeReason(StrEnum):
     USER_DISABLED = "user_disabled"
     ROLE_CHANGED = "role_changed"
     USER_DELETED = "user_deleted"
+    EMAIL_CHANGED = "email_changed"
+    ADMIN = "revoked_by_admin"
 
 
 @dataclass(frozen=True, slots=True)
