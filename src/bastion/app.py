@@ -30,6 +30,7 @@ from bastion.logging import configure_logging
 from bastion.login import routes as login_routes
 from bastion.login.service import LoginFlow
 from bastion.mfa import routes as mfa_routes
+from bastion.mfa.service import MfaService
 from bastion.operations import routes as operations_routes
 from bastion.operations.service import Operations
 from bastion.pages import routes as pages_routes
@@ -179,6 +180,7 @@ def provide_services(app: FastAPI, services: Services) -> None:
     provide(app, AdminService, services.admin)
     provide(app, Operations, services.operations)
     provide(app, Pages, services.pages)
+    provide(app, MfaService, services.mfa)
 
 
 def app_from_environment() -> FastAPI:

@@ -449,12 +449,18 @@ class MfaService:
         *,
         code: str | None = None,
         credential: dict[str, Any] | None = None,
+        passkey: bool = False,
     ) -> SecondStep:
-        """Check a second step outside a log-in (a reauthentication): what was used."""
-        return await self._second_step(user_id, code, credential, context)
+        """Check a second step outside a log-in (a reauthentication): what was used. With
+        ``passkey`` the credential must be a passkey and verify the user, since it stands for
+        the password too."""
+        return await self._second_step(user_id, code, credential, context, passkey=passkey)
 
-    async def assertion_options(self, user_id: uuid.UUID) -> dict[str, Any]:
-        """PublicKeyCredentialRequestOptions listing the user's credentials."""
+    async def assertion_options(
+        self, user_id: uuid.UUID, *, verify_user: bool = False
+    ) -> dict[str, Any]:
+        """PublicKeyCredentialRequestOptions listing the user's credentials; ``verify_user``
+        asks the authenticator to verify the user when it can (a passkey standing alone)."""
         now = self._clock.now()
         async with self._uow(read_only=True) as uow:
             factors = await uow.mfa_factors.of_user(user_id)
@@ -462,7 +468,11 @@ class MfaService:
             rp_id=self._rules.rp_id,
             timeout=_CEREMONY_TIMEOUT_MS,
             allow_credentials=_descriptors(factors),
-            user_verification=UserVerificationRequirement.DISCOURAGED,
+            user_verification=(
+                UserVerificationRequirement.PREFERRED
+                if verify_user
+                else UserVerificationRequirement.DISCOURAGED
+            ),
         )
         await self._store_challenge(options.challenge, ChallengePurpose.SECOND_STEP, user_id, now)
         return options_to_json_dict(options)
@@ -547,10 +557,11 @@ class MfaService:
         context: RequestContext,
         *,
         token_hash: str | None = None,
+        passkey: bool = False,
     ) -> SecondStep:
         slot = await self._take_attempt(user_id)
         try:
-            proof = await self._prove(user_id, code, credential)
+            proof = await self._prove(user_id, code, credential, passkey=passkey)
             now = self._clock.now()
             async with self._uow() as uow:
                 if not await proof.apply(uow, now):
@@ -575,11 +586,16 @@ class MfaService:
         return proof.used
 
     async def _prove(
-        self, user_id: uuid.UUID, code: str | None, credential: dict[str, Any] | None
+        self,
+        user_id: uuid.UUID,
+        code: str | None,
+        credential: dict[str, Any] | None,
+        *,
+        passkey: bool = False,
     ) -> _Proof:
         """Verify the second step against what is stored; nothing is written yet."""
         if credential is not None:
-            return await self._prove_assertion(user_id, credential)
+            return await self._prove_assertion(user_id, credential, passkey=passkey)
         code = typed_code(code or "")
         if looks_like_totp_code(code):
             return await self._prove_totp(user_id, code)
@@ -608,16 +624,18 @@ class MfaService:
                 )
         raise InvalidMfaCode(reason="wrong_code")
 
-    async def _prove_assertion(self, user_id: uuid.UUID, credential: dict[str, Any]) -> _Proof:
+    async def _prove_assertion(
+        self, user_id: uuid.UUID, credential: dict[str, Any], *, passkey: bool = False
+    ) -> _Proof:
         parsed, challenge = _parse_assertion(credential)
         spent = await self._spend_challenge(challenge, ChallengePurpose.SECOND_STEP)
         if spent is None or spent.user_id != user_id:
             raise InvalidCredential(reason="challenge")
         async with self._uow(read_only=True) as uow:
             found = await uow.mfa_factors.credential(parsed.raw_id)
-        if found is None or found.user_id != user_id:
+        if found is None or found.user_id != user_id or (passkey and not found.passkey):
             raise InvalidCredential(reason="unknown_credential")
-        assertion = self._verify_assertion(parsed, challenge, found, require_uv=False)
+        assertion = self._verify_assertion(parsed, challenge, found, require_uv=passkey)
 
         async def record(uow: UnitOfWork, now: datetime) -> bool:
             return await self._record_assertion(uow, assertion, now)
