@@ -44,6 +44,7 @@ from bastion.accounts.model import User
 from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
+from bastion.core.errors import Unauthenticated
 from bastion.core.secrets import Sealer, hash_token, new_token
 from bastion.mail import messages
 from bastion.mfa.errors import (
@@ -205,6 +206,14 @@ class MfaService:
             factors=factors,
             recovery_codes_remaining=remaining,
         )
+
+    async def account(self, user_id: uuid.UUID) -> User:
+        """The signed-in caller's account (a deleted account's sessions are revoked with it)."""
+        async with self._uow(read_only=True) as uow:
+            user = await uow.users.get(user_id)
+        if user is None:
+            raise Unauthenticated()
+        return user
 
     async def mfa_enabled(self, user_id: uuid.UUID) -> bool:
         async with self._uow(read_only=True) as uow:
