@@ -185,6 +185,7 @@ def build(
         Sealer(derive_key(secret, "bastion/totp-secrets")),
         derive_key(secret, "bastion/recovery-codes"),
         outbox_worker.wake,
+        authenticator.forget,
     )
     login = LoginFlow(
         LoginAdmission(

@@ -100,6 +100,7 @@ from bastion.mfa.model import (
 )
 from bastion.ratelimit.model import Rule, WindowState, seconds_until
 from bastion.ratelimit.ports import Limiter
+from bastion.sessions.model import RevokeReason
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 
 # Failed second steps on one account, whatever the mfa_token or IP, before a pause.
@@ -187,8 +188,11 @@ class MfaService:
         secrets: Sealer,
         recovery_key: bytes,
         mail_queued: Callable[[], None],
+        sessions_revoked: Callable[[list[uuid.UUID]], None] = lambda _: None,
     ) -> None:
         self._uow = uow
+        # Revocations must reach this process's session-liveness cache at once.
+        self._sessions_revoked = sessions_revoked
         self._clock = clock
         self._limiter = limiter
         self._rules = rules
@@ -543,9 +547,18 @@ class MfaService:
         self, user: User, *, auth_time: datetime, aal: Aal, write: bool
     ) -> None:
         """The role policy in front of the admin API (see ``mfa.model.admin_refusal``)."""
-        mfa_enabled = await self.mfa_enabled(user.id)
+        await self.ensure_admin_access_of(
+            user.id, user.role.value, auth_time=auth_time, aal=aal, write=write
+        )
+
+    async def ensure_admin_access_of(
+        self, user_id: uuid.UUID, role: str, *, auth_time: datetime, aal: Aal, write: bool
+    ) -> None:
+        """``ensure_admin_access`` for the caller a token names (its role claim is current:
+        a role change ends the user's sessions)."""
+        mfa_enabled = await self.mfa_enabled(user_id)
         refusal = admin_refusal(
-            role_requires=self.required_for(user),
+            role_requires=role_requires_mfa(role, self._rules.required_roles),
             mfa_enabled=mfa_enabled,
             aal=aal,
             auth_time=auth_time,
@@ -557,6 +570,35 @@ class MfaService:
             raise MfaEnrolmentRequired()
         if refusal is AdminRefusal.REAUTHENTICATION_REQUIRED:
             raise ReauthenticationRequired(aal_needed(mfa_enabled).value)
+
+    async def reset_by_admin(
+        self, actor_id: uuid.UUID, user: User, context: RequestContext
+    ) -> None:
+        """An administrator removes a locked-out user's factors and recovery codes: their
+        sessions end, they are emailed, and it is audited."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            factors = await uow.mfa_factors.of_user(user.id, for_update=True)
+            await uow.mfa_factors.delete(user.id, [factor.id for factor in factors])
+            await uow.recovery_codes.delete_all(user.id)
+            revoked = await uow.sessions.revoke(user.id, now, RevokeReason.MFA_RESET.value)
+            await uow.audit.record(
+                event(
+                    EventType.MFA_RESET_BY_ADMIN,
+                    now,
+                    context,
+                    user.id,
+                    actor_id=str(actor_id),
+                    factors_removed=len(usable_factors(factors)),
+                )
+            )
+            for described in dict.fromkeys(_described(f) for f in usable_factors(factors)):
+                await uow.outbox.add(
+                    messages.factor_removed(user.email, described, by_admin=True), now
+                )
+            await uow.commit()
+        self._sessions_revoked(revoked)
+        self._mail_queued()
 
     async def _second_step(
         self,

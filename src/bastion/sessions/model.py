@@ -22,6 +22,7 @@ class RevokeReason(StrEnum):
     USER_DISABLED = "user_disabled"
     ROLE_CHANGED = "role_changed"
     USER_DELETED = "user_deleted"
+    MFA_RESET = "mfa_reset"
 
 
 @dataclass(frozen=True, slots=True)
