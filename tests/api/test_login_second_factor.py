@@ -21,8 +21,10 @@ from tests.support import (
     SmtpServer,
     app_with_user,
     assert_problem,
+    forgot_password,
     login,
     refresh_cookie_header,
+    token_in,
     verify_token,
 )
 from tests.webauthn_authenticator import SoftwareAuthenticator
@@ -258,3 +260,19 @@ async def test_a_page_sign_in_of_an_mfa_user_says_a_second_factor_is_required(
     assert page.status_code == 403
     assert "second factor" in page.text
     assert 'role="alert"' in page.text
+
+
+async def test_a_password_reset_neither_removes_nor_bypasses_the_second_factor(
+    world: World, smtp: SmtpServer
+) -> None:
+    assert (await forgot_password(world.client, world.email)).status_code == 202
+    message = await smtp.mailbox.wait_for(world.email, "reset your password")
+    token = token_in(message, "/reset-password")
+    reset = await world.client.post(
+        "/api/v1/auth/reset-password", json={"token": token, "new_password": "Another-Horse-8"}
+    )
+    assert reset.status_code == 200, reset.text
+    response = await login(world.client, world.email, "Another-Horse-8")
+    assert_problem(response, 403, "MFA_REQUIRED")
+    passed = await world.second_step(response.json()["mfa_token"], world.code())
+    assert passed.status_code == 200, passed.text
