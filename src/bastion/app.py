@@ -22,7 +22,13 @@ from bastion.audit import routes as audit_routes
 from bastion.audit.service import AuditService
 from bastion.bootstrap import Services, build
 from bastion.http.client_ip import parse_networks
-from bastion.http.deps import current_principal, install_authenticator, provide
+from bastion.http.deps import (
+    current_principal,
+    install_authenticator,
+    install_recency_check,
+    provide,
+    recent_principal,
+)
 from bastion.http.errors import CORE_PROBLEMS, ProblemTable, install_error_handlers
 from bastion.http.middleware import RequestMiddleware
 from bastion.http.openapi import complete_openapi
@@ -30,6 +36,7 @@ from bastion.logging import configure_logging
 from bastion.login import routes as login_routes
 from bastion.login.service import LoginFlow
 from bastion.mfa import routes as mfa_routes
+from bastion.mfa.service import MfaService
 from bastion.operations import routes as operations_routes
 from bastion.operations.service import Operations
 from bastion.pages import routes as pages_routes
@@ -92,6 +99,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     provide(app, ProblemTable, problems)
     provide_services(app, services)
     install_authenticator(app, sessions_routes.authenticate)
+    install_recency_check(app, mfa_routes.ensure_recent)
     for router in (
         login_routes.router,  # first: login, refresh and verify-token are the busiest
         sessions_routes.router,
@@ -99,6 +107,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         passwords_routes.router,
         tokens_routes.router,
         pages_routes.router,
+        mfa_routes.router,
         audit_routes.router,
         admin_routes.router,
         operations_routes.router,
@@ -134,7 +143,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if app.openapi_schema is None:
             routes = [*app.routes, sessions_routes.VERIFY_TOKEN_DOCS]
             # Each route's error codes, from the same table the handlers answer with.
-            problems.document(routes, {current_principal: sessions_routes.authenticate})
+            problems.document(
+                routes,
+                {
+                    current_principal: sessions_routes.authenticate,
+                    recent_principal: mfa_routes.ensure_recent,
+                },
+            )
             app.openapi_schema = complete_openapi(
                 get_openapi(
                     title=app.title,
@@ -179,6 +194,7 @@ def provide_services(app: FastAPI, services: Services) -> None:
     provide(app, AdminService, services.admin)
     provide(app, Operations, services.operations)
     provide(app, Pages, services.pages)
+    provide(app, MfaService, services.mfa)
 
 
 def app_from_environment() -> FastAPI:

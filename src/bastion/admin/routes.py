@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from bastion.accounts.model import Role, User
@@ -18,8 +18,11 @@ from bastion.audit.model import AuditEvent, EventType
 from bastion.core.context import Principal
 from bastion.core.email_address import MAX_EMAIL_LENGTH
 from bastion.core.errors import Forbidden
-from bastion.http.deps import ContextDep, CurrentPrincipal, provider
+from bastion.http.deps import ContextDep, CurrentPrincipal, provided, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
+from bastion.mfa.errors import MfaEnrolmentRequired, ReauthenticationRequired
+from bastion.mfa.model import assurance_of
+from bastion.mfa.service import MfaService
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 PROBLEMS: ProblemRows = {
@@ -50,21 +53,34 @@ Cursor = Annotated[
 ]
 
 
-def requiring(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency admitting callers whose role grants ``permission`` (else 403)."""
+def requiring(
+    permission: Permission, *, write: bool = False
+) -> Callable[[Request, Principal], Awaitable[Principal]]:
+    """A dependency admitting callers whose role grants ``permission`` (else 403), and who pass
+    the role policy: a role in MFA_REQUIRED_ROLES must have a second factor (else 403
+    ``MFA_ENROLLMENT_REQUIRED``) and an aal2 token; a ``write`` needs a recent authentication
+    too (else 403 ``REAUTHENTICATION_REQUIRED``)."""
 
-    @raises(Forbidden)
-    async def authorized(principal: CurrentPrincipal) -> Principal:
+    @raises(Forbidden, MfaEnrolmentRequired, ReauthenticationRequired)
+    async def authorized(request: Request, principal: CurrentPrincipal) -> Principal:
         if not allows(principal.role, permission):
             raise Forbidden()
+        await provided(request, MfaService).ensure_admin_access_of(
+            principal.user_id,
+            principal.role,
+            auth_time=datetime.fromtimestamp(principal.auth_time, UTC),
+            aal=assurance_of(principal.aal, principal.amr).aal,
+            write=write,
+        )
         return principal
 
     return authorized
 
 
 AdminDep = Annotated[AdminService, Depends(provider(AdminService))]
+MfaDep = Annotated[MfaService, Depends(provider(MfaService))]
 # Role changes end the user's sessions, so the role claimed by a live token is current.
-AdminUser = Annotated[Principal, Depends(requiring(Permission.MANAGE_USERS))]
+AdminUser = Annotated[Principal, Depends(requiring(Permission.MANAGE_USERS, write=True))]
 StaffUser = Annotated[Principal, Depends(requiring(Permission.READ_USERS))]
 AuditReader = Annotated[Principal, Depends(requiring(Permission.READ_AUDIT))]
 
@@ -77,6 +93,11 @@ class UserView(BaseModel):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+
+
+class UserDetail(UserView):
+    mfa_enabled: bool
+    factor_types: list[str] = Field(description="The types of the user's factors: totp, webauthn")
 
 
 class UserPage(BaseModel):
@@ -135,8 +156,28 @@ async def list_users(
     summary="One user (admin, manager)",
 )
 @raises(UserNotFound)
-async def get_user(user_id: uuid.UUID, _: StaffUser, admin_service: AdminDep) -> UserView:
-    return _user_view(await admin_service.get_user(user_id))
+async def get_user(
+    user_id: uuid.UUID, _: StaffUser, admin_service: AdminDep, mfa: MfaDep
+) -> UserDetail:
+    user = await admin_service.get_user(user_id)
+    found = await mfa.status(user)
+    return UserDetail(
+        **_user_view(user).model_dump(),
+        mfa_enabled=found.mfa_enabled,
+        factor_types=sorted({factor.type.value for factor in found.factors}),
+    )
+
+
+@router.delete(
+    "/users/{user_id}/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a locked-out user's second factors and recovery codes; ends their sessions",
+)
+@raises(UserNotFound)
+async def reset_user_mfa(
+    user_id: uuid.UUID, admin: AdminUser, admin_service: AdminDep, mfa: MfaDep, context: ContextDep
+) -> None:
+    await mfa.reset_by_admin(admin.user_id, await admin_service.get_user(user_id), context)
 
 
 @router.patch(

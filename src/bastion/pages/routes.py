@@ -22,7 +22,12 @@ from bastion.core.origins import safe_destination
 from bastion.guards import PerIpLimit, RegistrationLimit, enforce, limit_per_email
 from bastion.http.deps import ContextDep, provided, provider
 from bastion.http.errors import ProblemRows, ProblemType
-from bastion.login.errors import AccountDisabled, EmailNotVerified, InvalidCredentials
+from bastion.login.errors import (
+    AccountDisabled,
+    EmailNotVerified,
+    InvalidCredentials,
+    SecondFactorRequired,
+)
 from bastion.login.service import LoginFlow
 from bastion.pages.browser import (
     FormChecked,
@@ -129,6 +134,9 @@ async def log_in(request: Request, flow: LoginDep, context: ContextDep) -> Respo
         return again("unverified", 403)
     except AccountDisabled:
         return again("disabled", 403)
+    except SecondFactorRequired:
+        # The pages have no second-factor step yet (the hosted pages issue): the API has.
+        return again("second_factor", 403)
     except SecurityStateChanged:
         return again("changed", 409)
     except RateLimited as blocked:
