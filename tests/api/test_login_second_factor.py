@@ -253,13 +253,14 @@ async def test_a_password_change_between_the_steps_invalidates_the_token(world: 
     assert_problem(await world.second_step(token, world.code()), 401, "MFA_TOKEN_INVALID")
 
 
-async def test_a_page_sign_in_of_an_mfa_user_says_a_second_factor_is_required(
+async def test_a_page_sign_in_of_an_mfa_user_goes_on_to_the_second_step_page(
     world: World,
 ) -> None:
     page = await page_sign_in(world.client, world.email, STRONG_PASSWORD)
-    assert page.status_code == 403
-    assert "second factor" in page.text
-    assert 'role="alert"' in page.text
+    assert page.status_code == 303
+    assert page.headers["location"] == "/login/mfa"
+    second = await world.client.get("/login/mfa")
+    assert second.status_code == 200 and 'autocomplete="one-time-code"' in second.text
 
 
 async def test_a_password_reset_neither_removes_nor_bypasses_the_second_factor(

@@ -143,7 +143,12 @@ class LoginFlow:
         )
 
     async def passkey_login(
-        self, credential: dict[str, Any], remember_me: bool, context: RequestContext
+        self,
+        credential: dict[str, Any],
+        remember_me: bool,
+        context: RequestContext,
+        *,
+        browser: bool = False,
     ) -> LoggedIn:
         """A log-in with a passkey alone (user verification required): aal2, no password and
         no Argon2. An unverified or disabled account is refused as a password log-in is."""
@@ -152,7 +157,9 @@ class LoginFlow:
         if refusal is not None:
             await self._records.refused(refusal, context)
             raise refusal.error()
-        return await self.start_session(user, remember_me, context, assurance=passkey_assurance())
+        return await self.start_session(
+            user, remember_me, context, browser=browser, assurance=passkey_assurance()
+        )
 
     async def reauthenticate(
         self,
