@@ -12,6 +12,7 @@ import structlog
 from hypothesis import settings
 
 from bastion.bootstrap import Services
+from bastion.core.clock import FrozenClock
 from bastion.logging import configure_logging
 from tests.support import (
     REDIS_URL,
@@ -150,3 +151,16 @@ def spare_redis() -> Iterator[SpareRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def clocked_app(
+    database_url: str, smtp: SmtpServer
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services, FrozenClock]]:
+    """The app on a clock that moves only when the test says."""
+    clock = FrozenClock()
+    async with running_app(make_settings(database_url, smtp.url), clock=clock) as (
+        client,
+        services,
+    ):
+        yield client, services, clock

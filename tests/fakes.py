@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
@@ -40,6 +41,7 @@ from bastion.mfa.model import (
     WebAuthnCredential,
     sign_count_accepted,
 )
+from bastion.owners.model import EmailChange
 from bastion.retention.model import Purgeable
 from bastion.sessions.model import Session
 from bastion.tokens.model import SigningKey
@@ -78,6 +80,8 @@ class Tables:
     users: dict[uuid.UUID, User] = field(default_factory=dict)
     verification_tokens: dict[str, OneTimeToken] = field(default_factory=dict)
     reset_tokens: dict[str, OneTimeToken] = field(default_factory=dict)
+    invitation_tokens: dict[str, OneTimeToken] = field(default_factory=dict)
+    email_changes: dict[str, EmailChange] = field(default_factory=dict)
     sessions: dict[uuid.UUID, Session] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
     browser_tokens: dict[str, uuid.UUID] = field(default_factory=dict)
@@ -100,7 +104,12 @@ class Tables:
     def delete_user(self, user_id: uuid.UUID) -> None:
         """Delete a user and what the database's foreign keys cascade to."""
         self.users.pop(user_id, None)
-        for tokens in (self.verification_tokens, self.reset_tokens):
+        for tokens in (
+            self.verification_tokens,
+            self.reset_tokens,
+            self.invitation_tokens,
+            self.email_changes,
+        ):
             for token_hash in [h for h, t in tokens.items() if t.user_id == user_id]:
                 del tokens[token_hash]
         self.delete_sessions(
@@ -203,6 +212,29 @@ class FakeOneTimeTokenRepository:
                 self._tokens[token_hash] = replace(token, used_at=now)
 
 
+class FakeEmailChangeRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._changes = tables.email_changes
+
+    async def add(self, change: EmailChange) -> None:
+        self._changes[change.token_hash] = change
+
+    async def get(self, token_hash: str) -> EmailChange | None:
+        return self._changes.get(token_hash)
+
+    async def spend(self, token_hash: str, now: datetime) -> bool:
+        change = self._changes.get(token_hash)
+        if change is None or change.used_at is not None:
+            return False
+        self._changes[token_hash] = dataclasses.replace(change, used_at=now)
+        return True
+
+    async def spend_all_for_user(self, user_id: uuid.UUID, now: datetime) -> None:
+        for token_hash, change in list(self._changes.items()):
+            if change.user_id == user_id and change.used_at is None:
+                self._changes[token_hash] = dataclasses.replace(change, used_at=now)
+
+
 class FakeSessionRepository:
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
@@ -224,6 +256,10 @@ class FakeSessionRepository:
             if s.user_id == user_id and s.revoked_at is None and s.expires_at > now
         ]
         return sorted(active, key=lambda s: s.created_at, reverse=True)
+
+    async def list_kept(self, user_id: uuid.UUID) -> list[Session]:
+        kept = [s for s in self._tables.sessions.values() if s.user_id == user_id]
+        return sorted(kept, key=lambda s: s.created_at, reverse=True)
 
     async def resume(self, session_id: uuid.UUID, now: datetime) -> tuple[Session, User] | None:
         session = await self.touch(session_id, now)
@@ -335,6 +371,13 @@ class FakeSigningKeyRepository:
     async def add(self, key: SigningKey) -> None:
         self._tables.signing_keys[key.kid] = key
 
+    async def revoke(self, kid: str, now: datetime) -> bool:
+        key = self._tables.signing_keys.get(kid)
+        if key is None or key.revoked_at is not None:
+            return False
+        self._tables.signing_keys[kid] = dataclasses.replace(key, revoked_at=now)
+        return True
+
 
 class FakeOutbox:
     def __init__(self, tables: Tables, ids: itertools.count[int]) -> None:
@@ -372,6 +415,10 @@ class FakeOutbox:
     async def mark_sent(self, message_ids: Sequence[int], now: datetime) -> None:
         for message_id in message_ids:
             self._set(message_id, sent_at=now, locked_until=None, last_error=None)
+
+    async def forget(self, message_ids: Sequence[int]) -> None:
+        for message_id in message_ids:
+            self._rows.pop(message_id, None)
 
     async def release(self, message_ids: Sequence[int]) -> None:
         for message_id in message_ids:
@@ -660,6 +707,10 @@ class FakePurgeableRows:
                 return t.verification_tokens, lambda token: token.expires_at
             case Purgeable.RESET_TOKENS:
                 return t.reset_tokens, lambda token: token.expires_at
+            case Purgeable.INVITATION_TOKENS:
+                return t.invitation_tokens, lambda token: token.expires_at
+            case Purgeable.EMAIL_CHANGE_TOKENS:
+                return t.email_changes, lambda change: change.expires_at
             case Purgeable.SENT_EMAILS:
                 return t.outbox, lambda row: row.sent_at
             case Purgeable.FAILED_EMAILS:
@@ -670,6 +721,8 @@ class FakeUnitOfWork:
     users: FakeUserRepository
     verification_tokens: FakeOneTimeTokenRepository
     reset_tokens: FakeOneTimeTokenRepository
+    invitation_tokens: FakeOneTimeTokenRepository
+    email_changes: FakeEmailChangeRepository
     sessions: FakeSessionRepository
     signing_keys: FakeSigningKeyRepository
     outbox: FakeOutbox
@@ -695,6 +748,8 @@ class FakeUnitOfWork:
         self.users = FakeUserRepository(tables)
         self.verification_tokens = FakeOneTimeTokenRepository(tables, tables.verification_tokens)
         self.reset_tokens = FakeOneTimeTokenRepository(tables, tables.reset_tokens)
+        self.invitation_tokens = FakeOneTimeTokenRepository(tables, tables.invitation_tokens)
+        self.email_changes = FakeEmailChangeRepository(tables)
         self.sessions = FakeSessionRepository(tables)
         self.signing_keys = FakeSigningKeyRepository(tables)
         self.outbox = FakeOutbox(tables, self._store.outbox_ids)

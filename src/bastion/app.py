@@ -39,6 +39,8 @@ from bastion.mfa import routes as mfa_routes
 from bastion.mfa.service import MfaService
 from bastion.operations import routes as operations_routes
 from bastion.operations.service import Operations
+from bastion.owners import routes as owners_routes
+from bastion.owners.service import OwnerService
 from bastion.pages import routes as pages_routes
 from bastion.pages.views import Pages
 from bastion.passwords import routes as passwords_routes
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         login_routes.router,  # first: login, refresh and verify-token are the busiest
         sessions_routes.router,
         accounts_routes.router,
+        owners_routes.router,
         passwords_routes.router,
         tokens_routes.router,
         pages_routes.router,
@@ -172,6 +175,7 @@ def problem_table() -> ProblemTable:
         login_routes.PROBLEMS,
         sessions_routes.PROBLEMS,
         accounts_routes.PROBLEMS,
+        owners_routes.PROBLEMS,
         passwords_routes.PROBLEMS,
         pages_routes.PROBLEMS,
         tokens_routes.PROBLEMS,
@@ -195,6 +199,7 @@ def provide_services(app: FastAPI, services: Services) -> None:
     provide(app, Operations, services.operations)
     provide(app, Pages, services.pages)
     provide(app, MfaService, services.mfa)
+    provide(app, OwnerService, services.owners)
 
 
 def app_from_environment() -> FastAPI:

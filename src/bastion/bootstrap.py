@@ -20,7 +20,7 @@ from bastion.adapters.passwords import Argon2Parameters, Argon2PasswordHasher
 from bastion.adapters.redis.limiter import FallbackLimiter, RedisLimiter
 from bastion.adapters.sql.database import create_engine
 from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from bastion.admin.service import AdminService
+from bastion.admin.service import AdminRules, AdminService
 from bastion.audit.service import AuditService
 from bastion.background.periodic import OneAtATime, PeriodicTask
 from bastion.core.brand import LOGO_TYPES, Brand
@@ -38,6 +38,7 @@ from bastion.mail.ports import MailTransport
 from bastion.mail.worker import OutboxWorker
 from bastion.mfa.service import MfaRules, MfaService
 from bastion.operations.service import Operations
+from bastion.owners.service import OwnerRules, OwnerService
 from bastion.pages.views import Asset, Pages, Views
 from bastion.passwords.policy import PasswordPolicy, common_passwords
 from bastion.passwords.service import PasswordService, ResetRules
@@ -53,6 +54,7 @@ from bastion.storage import UnitOfWorkFactory
 from bastion.tokens.service import ROTATION_LEASE, TokenService
 
 log = structlog.get_logger("bastion")
+EXPORTS_PER_HOUR = 5
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Services:
     limits: RateLimits
     operations: Operations
     mfa: MfaService
+    owners: OwnerService
     pages: Pages
     retention: RetentionPurge
     # Each background task's lease; the CLI runs the same jobs under them.
@@ -258,11 +261,35 @@ def build(
             # A wrong current password counts as a failed log-in, through the log-in's steps.
             confirmation=login,
         ),
-        admin=AdminService(uow, clock, authenticator.forget),
+        admin=AdminService(
+            uow,
+            clock,
+            authenticator.forget,
+            hasher=hasher,
+            rules=AdminRules(
+                policy=policy,
+                invite_token_ttl=settings.invite_token_ttl,
+                reset_token_ttl=settings.reset_token_ttl,
+                links=links,
+            ),
+            mail_queued=outbox_worker.wake,
+        ),
         audit=AuditService(uow),
         limits=RateLimits(limiter, clock, rules),
         operations=Operations(uow, limiter, metrics),
         mfa=mfa,
+        owners=OwnerService(
+            uow,
+            hasher,
+            clock,
+            OwnerRules(
+                policy=policy,
+                email_change_token_ttl=settings.email_change_token_ttl,
+                links=links,
+            ),
+            outbox_worker.wake,
+            authenticator.forget,
+        ),
         pages=Pages(
             views=Views(brand_of(settings), logo_of(settings)),
             form_key=derive_key(secret, "bastion/page-forms"),
@@ -272,6 +299,8 @@ def build(
             policy=policy,
             verification_link_seconds=settings.verification_token_ttl,
             reset_link_seconds=settings.reset_token_ttl,
+            email_change_link_seconds=settings.email_change_token_ttl,
+            invite_link_seconds=settings.invite_token_ttl,
         ),
         retention=retention,
         purge_lease=purge_lease,
@@ -345,4 +374,6 @@ def endpoint_rules(settings: Settings) -> EndpointRules:
         verification_resend=Rule(
             "verification-resend", settings.verification_resend_per_hour, HOUR
         ),
+        # An export reads everything about the account: a few a day is all an owner needs.
+        export=Rule("export", EXPORTS_PER_HOUR, HOUR),
     )

@@ -16,24 +16,47 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bastion.accounts.model import Role
+from bastion import __version__
+from bastion.accounts.model import Role, User
 from bastion.adapters.metrics import MULTIPROCESS_DIR_ENV
 from bastion.adapters.sql import bulk
+from bastion.admin.model import UserChanges
 from bastion.background.errors import LeaseHeld
 from bastion.bootstrap import Services, build
+from bastion.core.context import RequestContext
 from bastion.core.email_address import InvalidEmailAddress, normalize_email
 from bastion.core.errors import BastionError
 from bastion.logging import configure_logging
 from bastion.migrate import MigrationStopped, upgrade
 from bastion.settings import MAX_DAYS, Settings, SettingsError, load_settings, resolve_secret_key
-from bastion.tokens.model import KeyStatus
+from bastion.tokens.model import KeyState, KeyStatus
 
 app = typer.Typer(help="Bastion: self-hosted authentication.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+users_app = typer.Typer(help="Find and manage users, as the admin API does.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 T = TypeVar("T")
 HASH_THREADS_ENV = "BASTION_HASH_THREADS"
 ROTATION_LEASE_WAIT_SECONDS = 5.0
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"bastion {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Bastion: self-hosted authentication."""
 
 
 def _settings() -> Settings:
@@ -204,7 +227,9 @@ def keys_list() -> None:
     """List signing keys and their status."""
     settings = _settings()
     for status in _run(settings, _key_statuses):
-        if status.verifies_until is None:
+        if status.state is KeyState.REVOKED:
+            state = f"revoked {status.published_until:%Y-%m-%d %H:%M:%S} UTC"
+        elif status.verifies_until is None:
             state = "signing"
         else:
             state = f"verifies tokens until {status.verifies_until:%Y-%m-%d %H:%M:%S} UTC"
@@ -249,6 +274,153 @@ def keys_rotate(
         f"{_days(now - rotation.replaced.created_at)} old. Running instances switch to it "
         "within seconds; tokens it signed stay valid until they expire."
     )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    kid: Annotated[str, typer.Argument(help="The kid of the key to withdraw.")],
+) -> None:
+    """Withdraw a key at once (a leak): it leaves the JWKS and every token it signed is refused
+    within a second. If it signs, a new key becomes the signer first."""
+    settings = _settings()
+    replacement = _run(
+        settings, lambda services: _rotating(services, partial(services.tokens.revoke, kid))
+    )
+    if replacement is not None:
+        typer.echo(f"New signing key {replacement.kid} signs from now on.")
+    typer.echo(
+        f"Revoked signing key {kid}: every running instance refuses its tokens within a second."
+    )
+
+
+# -- Users: the admin API's use cases, for an operator at the command line --------------------
+
+OPERATOR = RequestContext(user_agent="bastion-cli")
+EmailArgument = Annotated[str, typer.Argument(help="The user's email address.")]
+
+
+def _describe(user: User) -> str:
+    state = "active" if user.is_active else "disabled"
+    verified = "verified" if user.is_verified else "unverified"
+    return f"{user.email}  {user.role.value}  {state}  {verified}  {user.id}"
+
+
+def _on_user(email: str, act: Callable[[Services, User], Awaitable[T]]) -> tuple[User, T]:
+    """Find the user by address, then ``act``; an unknown address ends the command with a
+    one-line error (exit code 1)."""
+
+    async def run(services: Services) -> tuple[User, T]:
+        user = await services.admin.find_by_email(email)
+        return user, await act(services, user)
+
+    return _run(_settings(), run)
+
+
+@users_app.command("list")
+def users_list(
+    email: Annotated[str | None, typer.Option(help="Only addresses containing this.")] = None,
+    role: Annotated[str | None, typer.Option(help="Only users of this role.")] = None,
+) -> None:
+    """List users, in id order."""
+    wanted = None if role is None else _role(role)
+
+    async def every(services: Services) -> list[User]:
+        found: list[User] = []
+        cursor = None
+        while True:
+            page = await services.admin.list_users(
+                email_contains=email, role=wanted, cursor=cursor, limit=200
+            )
+            found += page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                return found
+
+    users = _run(_settings(), every)
+    for user in users:
+        typer.echo(_describe(user))
+    typer.echo(f"{len(users)} users.", err=True)
+
+
+@users_app.command("show")
+def users_show(email: EmailArgument) -> None:
+    """Show one user."""
+
+    async def nothing(services: Services, user: User) -> None:
+        return None
+
+    user, _ = _on_user(email, nothing)
+    typer.echo(_describe(user))
+    typer.echo(f"created {user.created_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _set(email: str, changes: UserChanges) -> User:
+    async def change(services: Services, user: User) -> User:
+        return await services.admin.update_user(None, user.id, changes, OPERATOR)
+
+    return _on_user(email, change)[1]
+
+
+@users_app.command("disable")
+def users_disable(email: EmailArgument) -> None:
+    """Disable a user: they cannot sign in, and every session of theirs ends."""
+    user = _set(email, UserChanges(is_active=False))
+    typer.echo(f"Disabled {user.email}; every session of theirs ended.")
+
+
+@users_app.command("enable")
+def users_enable(email: EmailArgument) -> None:
+    """Enable a disabled user again."""
+    user = _set(email, UserChanges(is_active=True))
+    typer.echo(f"Enabled {user.email}.")
+
+
+@users_app.command("set-role")
+def users_set_role(
+    email: EmailArgument,
+    role: Annotated[str, typer.Argument(help="admin, manager, user or guest.")],
+) -> None:
+    """Change a user's role; their sessions end, so no token claims the old role."""
+    user = _set(email, UserChanges(role=_role(role)))
+    typer.echo(f"{user.email} is now {user.role.value}.")
+
+
+@users_app.command("reset-mfa")
+def users_reset_mfa(email: EmailArgument) -> None:
+    """Remove every second factor and recovery code of a user (a lost phone)."""
+
+    async def reset(services: Services, user: User) -> int:
+        return await services.admin.reset_mfa(None, user.id, OPERATOR)
+
+    user, removed = _on_user(email, reset)
+    typer.echo(f"Removed {removed} second factors of {user.email}; they were told by email.")
+
+
+@users_app.command("delete")
+def users_delete(
+    email: EmailArgument,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a user and erase their address from the audit trail."""
+    if not yes and not typer.confirm(f"Delete {email} and everything about them?"):
+        typer.echo("Nothing deleted.", err=True)
+        raise typer.Exit(code=1)
+
+    async def delete(services: Services, user: User) -> None:
+        await services.admin.delete_user(None, user.id, OPERATOR)
+
+    user, _ = _on_user(email, delete)
+    typer.echo(f"Deleted {user.email}.")
+
+
+def _role(value: str) -> Role:
+    """``value`` as a role, or a one-line error and exit code 2."""
+    try:
+        return Role(value.strip().lower())
+    except ValueError:
+        roles = ", ".join(role.value for role in Role)
+        typer.echo(f"Error: {value!r} is not a role; use one of {roles}.", err=True)
+        raise typer.Exit(code=2) from None
 
 
 @app.command()

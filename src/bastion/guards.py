@@ -76,6 +76,13 @@ async def limit_per_user(request: Request, principal: CurrentPrincipal) -> None:
 
 
 @raises(RateLimited)
+async def limit_exports(request: Request, principal: CurrentPrincipal) -> None:
+    """The data-export limit, per user."""
+    limits = provided(request, RateLimits)
+    enforce(request, await limits.per_user(limits.rules.export, principal.user_id))
+
+
+@raises(RateLimited)
 async def limit_registrations(request: Request) -> None:
     """The general per-IP limit, then the registration limit: one round trip for both."""
     limits = provided(request, RateLimits)
@@ -124,6 +131,7 @@ async def reject_cross_site(request: Request) -> None:
 SameSiteOnly = Depends(reject_cross_site)
 PerIpLimit = Depends(limit_per_ip)
 PerUserLimit = Depends(limit_per_user)
+ExportLimit = Depends(limit_exports)
 RegistrationLimit = Depends(limit_registrations)
 # A limit keyed on an address takes the body as the route's parameter: FastAPI calls a
 # dependency only once its own parameters are valid, so the address counted is the validated,

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     refresh_retry_seconds: Annotated[int, Field(ge=0, le=60)] = 10
     verification_token_ttl: Seconds = DAY
     reset_token_ttl: Seconds = 3600
+    email_change_token_ttl: Seconds = 3600
+    invite_token_ttl: Seconds = 7 * DAY
     cookie_secure: bool = True
     allowed_origins: Annotated[list[str], NoDecode] = []
     # How long a worker may trust its cached view of a session; revocations done in another

@@ -16,6 +16,7 @@ from bastion.mfa.ports import (
     RecoveryCodeRepository,
     WebAuthnChallengeRepository,
 )
+from bastion.owners.ports import EmailChangeRepository
 from bastion.retention.ports import PurgeableRows
 from bastion.sessions.ports import SessionRepository
 from bastion.tokens.ports import SigningKeyRepository
@@ -32,6 +33,12 @@ class UnitOfWork(Protocol):
 
     @property
     def reset_tokens(self) -> OneTimeTokenRepository: ...
+
+    @property
+    def invitation_tokens(self) -> OneTimeTokenRepository: ...
+
+    @property
+    def email_changes(self) -> EmailChangeRepository: ...
 
     @property
     def sessions(self) -> SessionRepository: ...

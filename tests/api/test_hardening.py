@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bastion.accounts.model import Role
 from bastion.adapters.sql import tables
 from bastion.core.secrets import hash_token
 from tests.support import (
@@ -244,6 +245,55 @@ async def test_no_secret_reaches_the_logs_or_the_audit_trail(
         ]
         # (Six-digit TOTP codes are not searched for: digits that short turn up by chance.)
 
+        # The owner's and the admin's links: a change of email, an invitation, an admin's reset.
+        owner = random_email("secrets-owner")
+        await services.accounts.create_user(owner, STRONG_PASSWORD, Role.USER)
+        recent = (await login(client, owner)).json()["access_token"]
+        secrets.append(recent)
+        new_email = random_email("secrets-moved")
+        asked = await client.post(
+            "/api/v1/auth/me/email", json={"new_email": new_email}, headers=bearer(recent)
+        )
+        assert asked.status_code == 202
+        change_link = link_in(await smtp.mailbox.wait_for(new_email, "new email"), "/confirm-email")
+        change_token = change_link.split("token=", 1)[1]
+        secrets += [change_link, change_token]
+        opened = await client.get(change_link)
+        secrets.append(opened.headers["set-cookie"].split(";")[0].split("=", 1)[1])
+        confirmed = await client.post(f"/api/v1/auth/me/email/confirm/{change_token}")
+        assert confirmed.status_code == 200
+        moved = (await login(client, new_email)).json()["access_token"]
+        secrets.append(moved)
+        exported = await client.get("/api/v1/auth/me/export", headers=bearer(moved))
+        assert exported.status_code == 200
+        admin_email = random_email("secrets-admin")
+        await services.accounts.create_user(admin_email, STRONG_PASSWORD, Role.ADMIN)
+        admin = (await login(client, admin_email)).json()["access_token"]
+        secrets.append(admin)
+        invited = random_email("secrets-invited")
+        made = await client.post(
+            "/api/v1/admin/users", json={"email": invited, "invite": True}, headers=bearer(admin)
+        )
+        assert made.status_code == 201
+        invite_link = link_in(await smtp.mailbox.wait_for(invited, "invited"), "/accept-invite")
+        invite_token = invite_link.split("token=", 1)[1]
+        secrets += [invite_link, invite_token, "Invited-Horse-5"]
+        accepted = await client.post(
+            "/api/v1/auth/accept-invite",
+            json={"token": invite_token, "password": "Invited-Horse-5"},
+        )
+        assert accepted.status_code == 200
+        sent = await client.post(
+            f"/api/v1/admin/users/{made.json()['id']}/password-reset", headers=bearer(admin)
+        )
+        assert sent.status_code == 202
+        admin_reset = link_in(await smtp.mailbox.wait_for(invited, "reset"), "/reset-password")
+        secrets += [admin_reset, admin_reset.split("token=", 1)[1]]
+        invited_access = (await login(client, invited, "Invited-Horse-5")).json()["access_token"]
+        secrets.append(invited_access)
+        gone = await client.delete("/api/v1/auth/me", headers=bearer(invited_access))
+        assert gone.status_code == 204
+
         async with services.engine.connect() as connection:
             rows = (await connection.execute(select(tables.audit_events))).mappings().all()
 
@@ -263,7 +313,8 @@ async def test_no_secret_reaches_the_logs_or_the_audit_trail(
     for secret in secrets:
         assert secret not in logs, f"a secret reached the logs: {secret[:6]}…"
         assert secret not in trail, f"a secret reached the audit trail: {secret[:6]}…"
-    assert f"{PUBLIC_URL}/reset-password?token=" not in logs + trail
+    for path in ("/reset-password", "/confirm-email", "/accept-invite"):
+        assert f"{PUBLIC_URL}{path}?token=" not in logs + trail
 
 
 @pytest.mark.parametrize(

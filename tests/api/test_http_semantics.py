@@ -43,7 +43,7 @@ async def test_a_trailing_slash_is_a_404_and_never_a_redirect_to_the_callers_hos
     [
         ("/api/v1/admin/users/00000000-0000-4000-8000-000000000000", "GET, HEAD, PATCH, DELETE"),
         ("/api/v1/auth/login", "POST"),
-        ("/api/v1/auth/me", "GET, HEAD"),
+        ("/api/v1/auth/me", "GET, HEAD, DELETE"),
         ("/api/v1/auth/verify-token", "GET, HEAD"),
     ],
 )

@@ -33,3 +33,18 @@ async def test_every_added_key_is_listed_as_it_was_stored(uow: UnitOfWorkFactory
     async with uow(read_only=True) as work:
         listed = await work.signing_keys.list()
     assert sorted(listed, key=lambda key: key.created_at) == keys
+
+
+async def test_a_key_is_revoked_once(uow: UnitOfWorkFactory) -> None:
+    key = a_key(0)
+    async with uow() as work:
+        await work.signing_keys.add(key)
+        await work.commit()
+    async with uow() as work:
+        assert await work.signing_keys.revoke(key.kid, later(30)) is True
+        assert await work.signing_keys.revoke(key.kid, later(40)) is False
+        assert await work.signing_keys.revoke("unknown", later(40)) is False
+        await work.commit()
+    async with uow(read_only=True) as work:
+        [listed] = await work.signing_keys.list()
+    assert listed.revoked_at == later(30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,11 +11,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.serving import create_user, served_bastion
+from tests.serving import BASTION, create_user, served_bastion
 from tests.support import (
     REFRESH_COOKIE,
     STRONG_PASSWORD,
     bearer,
+    kid_of,
     random_email,
     refresh_token_in,
 )
@@ -106,3 +108,67 @@ async def test_one_refresh_token_raced_across_both_processes_is_spent_once(
             headers={"Cookie": f"{REFRESH_COOKIE}={refresh_token_in(winner)}"},
         )
         assert again.status_code == 401
+
+
+def _refused_within_a_second(url: str, access: str) -> httpx.Response:
+    """The answer of ``url`` to ``access`` once it stops being 200, or after the deadline."""
+    deadline = time.monotonic() + REVOCATION_DEADLINE_SECONDS
+    seen = httpx.get(url, headers=bearer(access))
+    while seen.status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        seen = httpx.get(url, headers=bearer(access))
+    return seen
+
+
+def test_an_admins_revocation_on_one_process_is_seen_by_the_other_within_a_second(
+    deployment: Deployment,
+) -> None:
+    admin_email, email = random_email("cluster-admin"), random_email("cluster-target")
+    create_user(deployment.environment, admin_email, STRONG_PASSWORD, "admin")
+    deployment.create_user(email)
+    admin = _login(deployment.a, admin_email).json()["access_token"]
+    access = _login(deployment.a, email).json()["access_token"]
+    verify_on_b = f"{deployment.b}/api/v1/auth/verify-token"
+    assert httpx.get(verify_on_b, headers=bearer(access)).status_code == 200
+    user_id = httpx.get(f"{deployment.a}/api/v1/auth/me", headers=bearer(access)).json()["id"]
+
+    ended = httpx.delete(
+        f"{deployment.a}/api/v1/admin/users/{user_id}/sessions", headers=bearer(admin)
+    )
+    assert ended.status_code == 204, ended.text
+
+    seen = _refused_within_a_second(verify_on_b, access)
+    assert seen.status_code == 401, "process B still accepted the token a second after"
+    assert seen.json()["code"] == "SESSION_REVOKED"
+
+
+def test_a_revoked_signing_key_is_refused_by_both_processes_within_a_second(
+    deployment: Deployment,
+) -> None:
+    email = random_email("cluster-keys")
+    deployment.create_user(email)
+    access = _login(deployment.a, email).json()["access_token"]
+    kid = kid_of(access)
+    for base in (deployment.a, deployment.b):
+        assert httpx.get(f"{base}/api/v1/auth/me", headers=bearer(access)).status_code == 200
+
+    result = subprocess.run(
+        [BASTION, "keys", "revoke", kid],
+        env=deployment.environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "New signing key" in result.stdout, "the revoked key was the signer"
+
+    for base in (deployment.a, deployment.b):
+        for path in ("/api/v1/auth/verify-token", "/api/v1/auth/me"):
+            seen = _refused_within_a_second(f"{base}{path}", access)
+            assert seen.status_code == 401, f"{base}{path} still accepted the revoked key's token"
+            assert seen.json()["code"] == "INVALID_TOKEN"
+        jwks = httpx.get(f"{base}/.well-known/jwks.json").json()
+        assert kid not in {key["kid"] for key in jwks["keys"]}
+    fresh = _login(deployment.b, email).json()["access_token"]
+    assert kid_of(fresh) != kid
+    assert httpx.get(f"{deployment.a}/api/v1/auth/me", headers=bearer(fresh)).status_code == 200

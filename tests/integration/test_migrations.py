@@ -20,6 +20,8 @@ TABLES = {
     "users",
     "email_verification_tokens",
     "password_reset_tokens",
+    "invitation_tokens",
+    "email_change_tokens",
     "sessions",
     "refresh_tokens",
     "browser_tokens",

@@ -16,6 +16,7 @@ from bastion.audit.model import AuditEvent, EventType
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.core.secrets import hash_token, new_token
 from bastion.mail.model import EmailMessage
+from bastion.owners.model import EmailChange
 from bastion.retention.model import Purgeable
 from bastion.sessions.model import new_session
 from tests.support import random_email
@@ -43,12 +44,26 @@ async def a_session_ending_now(w: World, *, revoked: bool) -> None:
         await uow.commit()
 
 
-async def a_token_expiring_now(w: World, *, reset: bool) -> None:
+async def a_token_expiring_now(w: World, *, reset: bool = False, invite: bool = False) -> None:
     user = await w.user()
     now = w.clock.now()
     token = OneTimeToken(hash_token(new_token()), user.id, now - timedelta(hours=1), now)
     async with w.store() as uow:
-        await (uow.reset_tokens if reset else uow.verification_tokens).add(token)
+        if invite:
+            await uow.invitation_tokens.add(token)
+        else:
+            await (uow.reset_tokens if reset else uow.verification_tokens).add(token)
+        await uow.commit()
+
+
+async def an_email_change_expiring_now(w: World) -> None:
+    user = await w.user()
+    now = w.clock.now()
+    change = EmailChange(
+        hash_token(new_token()), user.id, random_email(), now - timedelta(hours=1), now
+    )
+    async with w.store() as uow:
+        await uow.email_changes.add(change)
         await uow.commit()
 
 
@@ -74,6 +89,8 @@ def remaining(w: World, kind: Purgeable) -> int:
         Purgeable.REVOKED_SESSIONS: len(t.sessions),
         Purgeable.VERIFICATION_TOKENS: len(t.verification_tokens),
         Purgeable.RESET_TOKENS: len(t.reset_tokens),
+        Purgeable.INVITATION_TOKENS: len(t.invitation_tokens),
+        Purgeable.EMAIL_CHANGE_TOKENS: len(t.email_changes),
         Purgeable.SENT_EMAILS: sum(1 for row in t.outbox.values() if row.sent_at),
         Purgeable.FAILED_EMAILS: sum(1 for row in t.outbox.values() if row.failed_at),
     }[kind]
@@ -85,6 +102,8 @@ ENDING_NOW: dict[Purgeable, Callable[[World], Awaitable[None]]] = {
     Purgeable.REVOKED_SESSIONS: lambda w: a_session_ending_now(w, revoked=True),
     Purgeable.VERIFICATION_TOKENS: lambda w: a_token_expiring_now(w, reset=False),
     Purgeable.RESET_TOKENS: lambda w: a_token_expiring_now(w, reset=True),
+    Purgeable.INVITATION_TOKENS: lambda w: a_token_expiring_now(w, invite=True),
+    Purgeable.EMAIL_CHANGE_TOKENS: an_email_change_expiring_now,
     Purgeable.SENT_EMAILS: lambda w: an_email_done_now(w, sent=True),
     Purgeable.FAILED_EMAILS: lambda w: an_email_done_now(w, sent=False),
 }
@@ -95,6 +114,8 @@ WINDOW_DAYS = {
     Purgeable.REVOKED_SESSIONS: 30,
     Purgeable.VERIFICATION_TOKENS: 7,
     Purgeable.RESET_TOKENS: 7,
+    Purgeable.INVITATION_TOKENS: 7,
+    Purgeable.EMAIL_CHANGE_TOKENS: 7,
     Purgeable.SENT_EMAILS: 1,
     Purgeable.FAILED_EMAILS: 7,
 }

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bastion.core.clock import FrozenClock
-from bastion.tokens.model import SigningKey, access_token_expiry, key_statuses, published
+from bastion.tokens.model import (
+    KeyState,
+    SigningKey,
+    access_token_expiry,
+    has_signer,
+    key_statuses,
+    published,
+)
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 TTL = timedelta(hours=1)
@@ -39,3 +47,19 @@ def test_a_superseded_key_is_published_until_its_tokens_have_expired() -> None:
 def test_keys_created_in_a_race_resolve_to_one_signer() -> None:
     statuses = key_statuses([key("b", T0), key("a", T0)], TTL)
     assert [s.signing for s in statuses] == [True, False]
+
+
+def test_a_revoked_key_neither_signs_nor_is_published_and_the_newest_other_key_signs() -> None:
+    old, leaked = key("old", T0), key("leaked", T0 + timedelta(days=1))
+    leaked = replace(leaked, revoked_at=T0 + timedelta(days=2))
+    replacement = key("new", T0 + timedelta(days=2))
+    statuses = key_statuses([old, leaked, replacement], TTL)
+    assert [(s.key.kid, s.state) for s in statuses] == [
+        ("new", KeyState.SIGNER),
+        ("old", KeyState.VERIFYING),
+        ("leaked", KeyState.REVOKED),
+    ]
+    assert statuses[2].published_until == T0 + timedelta(days=2)
+    assert statuses[0].published_until is None
+    assert {s.key.kid for s in published(statuses, T0 + timedelta(days=2))} == {"new", "old"}
+    assert has_signer([leaked]) is False and has_signer([leaked, old]) is True

@@ -68,6 +68,13 @@ class User:
             return self
         return replace(self, is_verified=is_verified).security_changed(now)
 
+    def with_email(self, email: str, now: datetime) -> User:
+        """A confirmed new address: the owner proved it is theirs, so it stays verified."""
+        email = normalize_email(email)
+        if email == self.email:
+            return self
+        return replace(self, email=email, is_verified=True).security_changed(now)
+
     def security_changed(self, now: datetime) -> User:
         """The account after a change to its security state: every credential check that saw
         the state before it no longer opens a session."""

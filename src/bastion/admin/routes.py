@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from bastion.accounts.errors import EmailTaken
 from bastion.accounts.model import Role, User
 from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
 from bastion.admin.model import Permission, UserChanges, allows
@@ -18,11 +19,17 @@ from bastion.audit.model import AuditEvent, EventType
 from bastion.core.context import Principal
 from bastion.core.email_address import MAX_EMAIL_LENGTH
 from bastion.core.errors import Forbidden
-from bastion.http.deps import ContextDep, CurrentPrincipal, provided, provider
+from bastion.http.deps import ContextDep, CurrentPrincipal, RecentUser, provided, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
+from bastion.http.schemas import Accepted, EmailAddress
 from bastion.mfa.errors import MfaEnrolmentRequired, ReauthenticationRequired
 from bastion.mfa.model import assurance_of
 from bastion.mfa.service import MfaService
+from bastion.passwords.errors import WeakPassword
+from bastion.passwords.policy import MAX_PASSWORD_LENGTH
+from bastion.sessions.errors import SessionNotFound
+from bastion.tokens.model import ALGORITHM, KeyState
+from bastion.tokens.service import TokenService
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 PROBLEMS: ProblemRows = {
@@ -79,8 +86,11 @@ def requiring(
 
 AdminDep = Annotated[AdminService, Depends(provider(AdminService))]
 MfaDep = Annotated[MfaService, Depends(provider(MfaService))]
+TokensDep = Annotated[TokenService, Depends(provider(TokenService))]
 # Role changes end the user's sessions, so the role claimed by a live token is current.
 AdminUser = Annotated[Principal, Depends(requiring(Permission.MANAGE_USERS, write=True))]
+# An admin-only read: the role policy, without the recent authentication writes need.
+AdminReader = Annotated[Principal, Depends(requiring(Permission.MANAGE_USERS))]
 StaffUser = Annotated[Principal, Depends(requiring(Permission.READ_USERS))]
 AuditReader = Annotated[Principal, Depends(requiring(Permission.READ_AUDIT))]
 
@@ -98,6 +108,47 @@ class UserView(BaseModel):
 class UserDetail(UserView):
     mfa_enabled: bool
     factor_types: list[str] = Field(description="The types of the user's factors: totp, webauthn")
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailAddress = Field(examples=["bob@example.com"])
+    role: Role = Role.USER
+    invite: StrictBool = Field(
+        default=False, description="Mail an invitation link instead of setting `password`"
+    )
+    password: str | None = Field(default=None, max_length=MAX_PASSWORD_LENGTH)
+
+    @model_validator(mode="after")
+    def password_xor_invite(self) -> NewUser:
+        if self.invite == (self.password is not None):
+            raise ValueError("give either invite: true or a password")
+        return self
+
+
+class SessionView(BaseModel):
+    """The fields of the owner's own session list; ``current`` is always false here."""
+
+    id: uuid.UUID
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+    remember_me: bool
+    current: bool = False
+
+
+class SigningKeyView(BaseModel):
+    kid: str
+    alg: str = Field(examples=[ALGORITHM])
+    created_at: datetime
+    state: KeyState
+    published_until: datetime | None = Field(
+        description="Until when the key is in the JWKS: null while it signs; for a revoked key, "
+        "when it was revoked"
+    )
 
 
 class UserPage(BaseModel):
@@ -184,11 +235,12 @@ async def reset_user_mfa(
     "/users/{user_id}",
     summary="Change a user's role or status (admin); a role change or deactivation logs them out",
 )
-@raises(UserNotFound, LastAdmin)
+@raises(UserNotFound, LastAdmin, ReauthenticationRequired)
 async def update_user(
     user_id: uuid.UUID,
     body: UserUpdate,
     admin: AdminUser,
+    _: RecentUser,
     admin_service: AdminDep,
     context: ContextDep,
 ) -> UserView:
@@ -202,11 +254,119 @@ async def update_user(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a user and erase their email from the audit trail (admin)",
 )
-@raises(UserNotFound, LastAdmin)
+@raises(UserNotFound, LastAdmin, ReauthenticationRequired)
 async def delete_user(
-    user_id: uuid.UUID, admin: AdminUser, admin_service: AdminDep, context: ContextDep
+    user_id: uuid.UUID,
+    admin: AdminUser,
+    _: RecentUser,
+    admin_service: AdminDep,
+    context: ContextDep,
 ) -> None:
     await admin_service.delete_user(admin.user_id, user_id, context)
+
+
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a user with a password, or invite them by email to choose one (admin)",
+)
+@raises(EmailTaken, WeakPassword, ReauthenticationRequired)
+async def create_user(
+    body: NewUser, admin: AdminUser, _: RecentUser, admin_service: AdminDep, context: ContextDep
+) -> UserView:
+    user = await admin_service.create_user(
+        admin.user_id, body.email, body.role, password=body.password, context=context
+    )
+    return _user_view(user)
+
+
+@router.get(
+    "/users/{user_id}/sessions",
+    summary="A user's live sessions (admin)",
+)
+@raises(UserNotFound)
+async def list_user_sessions(
+    user_id: uuid.UUID, _: AdminReader, admin_service: AdminDep
+) -> list[SessionView]:
+    return [
+        SessionView(
+            id=s.id,
+            created_at=s.created_at,
+            last_seen_at=s.last_seen_at,
+            expires_at=s.expires_at,
+            ip=s.ip,
+            user_agent=s.user_agent,
+            remember_me=s.remember_me,
+        )
+        for s in await admin_service.list_sessions(user_id)
+    ]
+
+
+@router.delete(
+    "/users/{user_id}/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End one of a user's sessions (admin); every instance sees it within a second",
+)
+@raises(UserNotFound, SessionNotFound, ReauthenticationRequired)
+async def revoke_user_session(
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    admin: AdminUser,
+    _: RecentUser,
+    admin_service: AdminDep,
+    context: ContextDep,
+) -> None:
+    await admin_service.revoke_sessions(admin.user_id, user_id, context, session_id=session_id)
+
+
+@router.delete(
+    "/users/{user_id}/sessions",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End every session of a user (admin); every instance sees it within a second",
+)
+@raises(UserNotFound, ReauthenticationRequired)
+async def revoke_user_sessions(
+    user_id: uuid.UUID,
+    admin: AdminUser,
+    _: RecentUser,
+    admin_service: AdminDep,
+    context: ContextDep,
+) -> None:
+    await admin_service.revoke_sessions(admin.user_id, user_id, context)
+
+
+@router.post(
+    "/users/{user_id}/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Mail a user the normal password-reset link (admin)",
+)
+@raises(UserNotFound, ReauthenticationRequired)
+async def send_password_reset(
+    user_id: uuid.UUID,
+    admin: AdminUser,
+    _: RecentUser,
+    admin_service: AdminDep,
+    context: ContextDep,
+) -> Accepted:
+    await admin_service.send_password_reset(admin.user_id, user_id, context)
+    return Accepted()
+
+
+@router.get(
+    "/signing-keys",
+    summary="The keys that sign and verify access tokens, and the revoked ones (admin)",
+)
+async def list_signing_keys(_: AdminReader, tokens: TokensDep) -> list[SigningKeyView]:
+    return [
+        SigningKeyView(
+            kid=status.key.kid,
+            alg=ALGORITHM,
+            created_at=status.key.created_at,
+            state=status.state,
+            published_until=status.published_until,
+        )
+        for status in await tokens.fresh_statuses()
+    ]
 
 
 @router.get(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -44,6 +44,13 @@ class EventType(StrEnum):
     REAUTHENTICATED = "reauthenticated"
     MFA_RESET_BY_ADMIN = "mfa_reset_by_admin"
     SIGNING_KEY_ROTATED = "signing_key_rotated"
+    SIGNING_KEY_REVOKED = "signing_key_revoked"
+    EMAIL_CHANGE_REQUESTED = "email_change_requested"
+    EMAIL_CHANGED = "email_changed"
+    DATA_EXPORTED = "data_exported"
+    USER_CREATED = "user_created"
+    USER_INVITED = "user_invited"
+    INVITATION_ACCEPTED = "invitation_accepted"
     RETENTION_PURGED = "retention_purged"
 
 
@@ -84,6 +91,17 @@ def event(
 
 
 ERASED = "[erased]"
+# Who did it, in an admin's event: kept in the admin audit trail, hidden from the user's own.
+ACTOR = "actor_id"
+
+
+def as_seen_by_owner(item: AuditEvent) -> AuditEvent:
+    """An event as the account's owner sees it: what was done to the account, not which admin
+    did it."""
+    if ACTOR not in item.details:
+        return item
+    details = {key: value for key, value in item.details.items() if key != ACTOR}
+    return replace(item, details=details)
 
 
 def scrub(value: Any, email: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from bastion.audit.model import AuditEvent
+from bastion.audit.model import AuditEvent, as_seen_by_owner
 from bastion.core.pagination import Page, page_of
 from bastion.storage import UnitOfWorkFactory
 
@@ -19,4 +19,6 @@ class AuditService:
         """A user's own events, newest first; ``next_cursor`` is the ``before`` of the next page."""
         async with self._uow(read_only=True) as uow:
             events = await uow.audit.list(user_id=user_id, before=before, limit=limit + 1)
-        return page_of(events, limit, lambda item: item.id or 0)
+        return page_of(
+            [as_seen_by_owner(item) for item in events], limit, lambda item: item.id or 0
+        )

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from bastion.core.i18n import active_locale, gettext_noop, ngettext
 from bastion.core.i18n import gettext as _
-from bastion.mail.model import EmailMessage
+from bastion.mail.model import ACCOUNT_DELETED, EmailMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +155,24 @@ def factor_removed(recipient: str, factor: str, *, by_admin: bool = False) -> Em
     )
 
 
+def second_factors_reset(recipient: str) -> EmailMessage:
+    return _compose(
+        recipient,
+        "mfa_reset",
+        _("The second factors of your account were removed"),
+        [
+            _(
+                "An administrator removed every second factor and recovery code of your "
+                "account: you now sign in with your password alone."
+            ),
+            _(
+                "Sign in and add a second factor again. If you did not ask for this, contact "
+                "support."
+            ),
+        ],
+    )
+
+
 def recovery_codes_regenerated(recipient: str) -> EmailMessage:
     return _compose(
         recipient,
@@ -205,6 +223,93 @@ def mfa_locked(recipient: str, links: Links) -> EmailMessage:
             _("If this was not you, your password is known to someone else: reset it now."),
         ],
         (links.page("/forgot-password"), _("Reset my password")),
+    )
+
+
+def confirm_new_email(recipient: str, links: Links, token: str, ttl_hours: float) -> EmailMessage:
+    return _compose(
+        recipient,
+        "confirm_new_email",
+        _("Confirm your new email address"),
+        [
+            _(
+                "Someone asked to use this address for their account. Confirm it to make the "
+                "change."
+            ),
+            _("This link expires in %(duration)s. If it was not you, ignore this email.")
+            % {"duration": _hours(ttl_hours)},
+        ],
+        (links.page("/confirm-email", token), _("Confirm my new email")),
+    )
+
+
+def email_change_requested(recipient: str) -> EmailMessage:
+    return _compose(
+        recipient,
+        "email_change_requested",
+        _("A change of your email address was asked for"),
+        [
+            _(
+                "Someone signed in to your account asked to change its email address. The "
+                "change happens only once the new address is confirmed."
+            ),
+            _("If this was not you, change your password at once and contact support."),
+        ],
+    )
+
+
+def email_change_to_taken_address(recipient: str) -> EmailMessage:
+    return _compose(
+        recipient,
+        "email_change_taken",
+        _("Someone tried to use your email address"),
+        [
+            _(
+                "Someone asked to move another account to this email address, which already "
+                "has an account. Nothing was changed."
+            ),
+            _("If this was not you, you can ignore this email."),
+        ],
+    )
+
+
+def email_replaced(recipient: str) -> EmailMessage:
+    return _compose(
+        recipient,
+        "email_replaced",
+        _("Your account's email address was changed"),
+        [
+            _(
+                "Your account now uses a new email address, and this one no longer signs in. "
+                "Every session of the account was signed out."
+            ),
+            _("If this was not you, contact support at once."),
+        ],
+    )
+
+
+def account_deleted(recipient: str) -> EmailMessage:
+    return _compose(
+        recipient,
+        ACCOUNT_DELETED,
+        _("Your account was deleted"),
+        [
+            _("Your account and its data were deleted, as asked. This is the last email we send."),
+            _("If this was not you, contact support."),
+        ],
+    )
+
+
+def invitation(recipient: str, links: Links, token: str, ttl_hours: float) -> EmailMessage:
+    return _compose(
+        recipient,
+        "invitation",
+        _("You are invited to create your account"),
+        [
+            _("An administrator created an account for you. Choose a password to start using it."),
+            _("This link expires in %(duration)s.") % {"duration": _hours(ttl_hours)},
+        ],
+        (links.page("/accept-invite", token), _("Choose my password")),
     )
 
 

@@ -63,3 +63,9 @@ class CircuitBreaker:
         self.consecutive_failures += 1
         if self.consecutive_failures >= self.threshold:
             self.open_until = now + self.pause
+
+
+# The goodbye to a deleted account: once delivered, the outbox keeps no copy of its address or
+# body (the account is erased; only the delivery had to wait).
+ACCOUNT_DELETED = "account_deleted"
+FORGOTTEN_ONCE_SENT = frozenset({ACCOUNT_DELETED})

@@ -36,6 +36,10 @@ class Outbox(Protocol):
 
     async def forget_recipient(self, recipient: str) -> None: ...
 
+    async def forget(self, message_ids: Sequence[int]) -> None:
+        """Delete these messages, address and body (sent ones the outbox must not keep)."""
+        ...
+
 
 class MailTransport(Protocol):
     async def send(self, message: EmailMessage, sender: str) -> None: ...

@@ -12,7 +12,7 @@ import structlog
 from bastion.core.clock import Clock
 from bastion.core.errors import StorageUnavailable
 from bastion.mail.layout import MailLayout
-from bastion.mail.model import CircuitBreaker, QueuedMessage, retry_at
+from bastion.mail.model import FORGOTTEN_ONCE_SENT, CircuitBreaker, QueuedMessage, retry_at
 from bastion.mail.ports import MailTransport
 from bastion.storage import UnitOfWorkFactory
 
@@ -123,6 +123,11 @@ class OutboxWorker:
         async with self._uow(single_statement=True) as uow:
             await uow.outbox.mark_sent([queued.id for queued in sent], self._clock.now())
             await uow.commit()
+        forgotten = [queued.id for queued in sent if queued.message.kind in FORGOTTEN_ONCE_SENT]
+        if forgotten:
+            async with self._uow(single_statement=True) as uow:
+                await uow.outbox.forget(forgotten)
+                await uow.commit()
         for queued in sent:
             log.info("mail.sent", kind=queued.message.kind, message_id=queued.id)
             if self._observer is not None:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request, Response
 from markupsafe import Markup
 
-from bastion.accounts.errors import EmailAlreadyVerified, SecurityStateChanged
+from bastion.accounts.errors import EmailAlreadyVerified, EmailTaken, SecurityStateChanged
 from bastion.accounts.service import AccountService
 from bastion.audit.service import AuditService
 from bastion.core.context import Principal, RequestContext
@@ -61,6 +61,7 @@ from bastion.mfa.model import (
     normalize_recovery_code,
 )
 from bastion.mfa.service import MfaService
+from bastion.owners.service import OwnerService
 from bastion.pages.browser import (
     PAGE_HEADERS,
     FormChecked,
@@ -103,6 +104,7 @@ PasswordsDep = Annotated[PasswordService, Depends(provider(PasswordService))]
 SessionsDep = Annotated[SessionService, Depends(provider(SessionService))]
 AuditDep = Annotated[AuditService, Depends(provider(AuditService))]
 MfaDep = Annotated[MfaService, Depends(provider(MfaService))]
+OwnersDep = Annotated[OwnerService, Depends(provider(OwnerService))]
 ACCOUNT = "/account"
 DEVICE_COOKIE = "bastion_device"
 DEVICE_COOKIE_PATH = "/login"
@@ -118,6 +120,8 @@ MAX_CREDENTIAL_LENGTH = 16384
 MAX_CODE_LENGTH = 64
 # The fields of the action a "Confirm it's you" step holds while it asks.
 THEN = "then."
+CONFIRM_EMAIL = "/confirm-email"
+ACCEPT_INVITE = "/accept-invite"
 
 
 @router.get("/")
@@ -534,6 +538,87 @@ async def reset_password(
     # Every session ended with the reset, this browser's included.
     clear_session_cookie(response, pages_of(request))
     return response
+
+
+@router.get(CONFIRM_EMAIL)
+async def confirm_email_page(request: Request, token: str | None = None) -> Response:
+    """Changes nothing: the page's button posts the token."""
+    if token is not None:
+        seconds = pages_of(request).email_change_link_seconds
+        return _keep_link(request, CONFIRM_EMAIL, token, seconds)
+    kept = _link_token(request, CONFIRM_EMAIL)
+    return render(request, "confirm_email.html", state="ready" if kept else "missing", token=kept)
+
+
+@router.post(CONFIRM_EMAIL, dependencies=[FormChecked, PerIpLimit])
+async def confirm_email(request: Request, owners: OwnersDep, context: ContextDep) -> Response:
+    token = usable_token(form_of(request).get("token"))
+    if token is None:
+        return render(request, "confirm_email.html", 400, state="missing", token=None)
+
+    def used(status_code: int, state: str) -> Response:
+        response = render(request, "confirm_email.html", status_code, state=state, token=None)
+        clear_link_cookie(response, pages_of(request), CONFIRM_EMAIL)
+        return response
+
+    try:
+        await owners.confirm_email_change(token, context)
+    except TokenExpired:
+        return used(410, "expired")
+    except TokenInvalid:
+        return used(400, "invalid")
+    except EmailTaken:
+        return used(409, "taken")
+    response = used(200, "confirmed")
+    # Every session ended with the change, this browser's included.
+    clear_session_cookie(response, pages_of(request))
+    return response
+
+
+@router.get(ACCEPT_INVITE)
+async def accept_invite_page(request: Request, token: str | None = None) -> Response:
+    if token is not None:
+        seconds = pages_of(request).invite_link_seconds
+        return _keep_link(request, ACCEPT_INVITE, token, seconds)
+    kept = _link_token(request, ACCEPT_INVITE)
+    return render(
+        request,
+        "accept_invite.html",
+        state="ready" if kept else "missing",
+        token=kept,
+        rules=_rules(request),
+        problems={},
+    )
+
+
+@router.post(ACCEPT_INVITE, dependencies=[FormChecked, PerIpLimit])
+async def accept_invite(request: Request, owners: OwnersDep, context: ContextDep) -> Response:
+    form = form_of(request)
+    token = usable_token(form.get("token"))
+
+    def show(status_code: int, state: str, **values: object) -> Response:
+        values = {"token": None, "rules": (), "problems": {}, **values}
+        response = render(request, "accept_invite.html", status_code, state=state, **values)
+        if state != "ready":
+            clear_link_cookie(response, pages_of(request), ACCEPT_INVITE)
+        return response
+
+    if token is None:
+        return show(400, "missing")
+    password = form.get("password", "")
+    try:
+        if not password:
+            raise WeakPassword(rules=("too_short",))
+        await owners.accept_invitation(token, password, context)
+    except WeakPassword as weak:
+        return show(
+            422, "ready", token=token, rules=_rules(request), problems={"password": weak.rules}
+        )
+    except TokenExpired:
+        return show(410, "expired")
+    except TokenInvalid:
+        return show(400, "invalid")
+    return show(200, "done")
 
 
 # -- The account -------------------------------------------------------------------------------

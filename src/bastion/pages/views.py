@@ -121,6 +121,8 @@ class Pages:
     policy: PasswordPolicy
     verification_link_seconds: int
     reset_link_seconds: int
+    email_change_link_seconds: int
+    invite_link_seconds: int
 
     @property
     def content_security_policy(self) -> str:

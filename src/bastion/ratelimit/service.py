@@ -19,6 +19,7 @@ class EndpointRules:
     register: Rule
     forgot_password: Rule
     verification_resend: Rule
+    export: Rule
 
 
 class RateLimits:

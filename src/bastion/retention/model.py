@@ -15,6 +15,8 @@ class Purgeable(StrEnum):
     REVOKED_SESSIONS = "revoked_sessions"  # that were revoked before it, with their refresh tokens
     VERIFICATION_TOKENS = "verification_tokens"  # email-verification links expired before it
     RESET_TOKENS = "reset_tokens"  # noqa: S105 - a label, not a secret
+    INVITATION_TOKENS = "invitation_tokens"  # noqa: S105 - a label, not a secret
+    EMAIL_CHANGE_TOKENS = "email_change_tokens"  # noqa: S105 - a label, not a secret
     SENT_EMAILS = "sent_emails"  # delivered before it
     FAILED_EMAILS = "failed_emails"  # given up on before it
 
@@ -44,6 +46,8 @@ class RetentionRules:
             cutoffs[Purgeable.REVOKED_SESSIONS] = ended
         cutoffs[Purgeable.VERIFICATION_TOKENS] = now - ONE_TIME_TOKEN_RETENTION
         cutoffs[Purgeable.RESET_TOKENS] = now - ONE_TIME_TOKEN_RETENTION
+        cutoffs[Purgeable.INVITATION_TOKENS] = now - ONE_TIME_TOKEN_RETENTION
+        cutoffs[Purgeable.EMAIL_CHANGE_TOKENS] = now - ONE_TIME_TOKEN_RETENTION
         cutoffs[Purgeable.SENT_EMAILS] = now - SENT_EMAIL_RETENTION
         cutoffs[Purgeable.FAILED_EMAILS] = now - FAILED_EMAIL_RETENTION
         return cutoffs

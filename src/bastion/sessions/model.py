@@ -23,6 +23,8 @@ class RevokeReason(StrEnum):
     ROLE_CHANGED = "role_changed"
     USER_DELETED = "user_deleted"
     MFA_RESET = "mfa_reset"
+    EMAIL_CHANGED = "email_changed"
+    ADMIN = "revoked_by_admin"
 
 
 @dataclass(frozen=True, slots=True)

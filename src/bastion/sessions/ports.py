@@ -20,6 +20,10 @@ class SessionRepository(Protocol):
 
     async def list_active(self, user_id: uuid.UUID, now: datetime) -> list[Session]: ...
 
+    async def list_kept(self, user_id: uuid.UUID) -> list[Session]:
+        """Every session of the user still stored, ended ones included, newest first."""
+        ...
+
     async def resume(self, session_id: uuid.UUID, now: datetime) -> tuple[Session, User] | None:
         """Record that the session was just used; the session as it now stands, and its user."""
         ...

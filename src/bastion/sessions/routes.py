@@ -50,7 +50,7 @@ class TokenInfo(BaseModel):
     sid: uuid.UUID
     exp: int
     aal: str = Field(description="`aal1`, or `aal2` after a second factor or a passkey")
-    amr: list[str] = Field(description="RFC 8176 authentication methods, e.g. `[\"pwd\"]`")
+    amr: list[str] = Field(description='RFC 8176 authentication methods, e.g. `["pwd"]`')
     auth_time: int = Field(description="When the session last proved who it is (Unix time)")
 
 

@@ -173,9 +173,7 @@ class SessionService:
             await uow.commit()
         return await self._issue(user, session, new_refresh_token)
 
-    async def reassure(
-        self, principal: Principal, aal: str, amr: tuple[str, ...]
-    ) -> IssuedTokens:
+    async def reassure(self, principal: Principal, aal: str, amr: tuple[str, ...]) -> IssuedTokens:
         """Record a new proof of the caller's session (a reauthentication, a factor just
         confirmed), now, at ``aal``: a new access token for the same session carrying it."""
         now = self._clock.now()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bastion.core.errors import Unauthenticated
+from bastion.core.errors import NotFound, Unauthenticated
 
 
 class InvalidToken(Unauthenticated):
@@ -13,3 +13,9 @@ class AccessTokenExpired(Unauthenticated):
     """The bearer token is past its expiry."""
 
     detail = "The access token has expired."
+
+
+class SigningKeyNotFound(NotFound):
+    """No signing key has this kid, or it was revoked already."""
+
+    detail = "No signing key with this kid is in use."

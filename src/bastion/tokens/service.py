@@ -25,13 +25,15 @@ from bastion.audit.model import AuditEvent, EventType
 from bastion.core.clock import Clock
 from bastion.core.secrets import Sealer, new_token
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
-from bastion.tokens.errors import AccessTokenExpired, InvalidToken
+from bastion.tokens.errors import AccessTokenExpired, InvalidToken, SigningKeyNotFound
 from bastion.tokens.model import (
     ALGORITHM,
     AccessClaims,
+    KeyState,
     KeyStatus,
     Rotation,
     SigningKey,
+    has_signer,
     is_older_than,
     key_statuses,
     newest_first,
@@ -41,8 +43,10 @@ from bastion.tokens.model import (
 log = structlog.get_logger("bastion.tokens")
 # The lease under which signing keys are rotated: one instance at a time, so never two at once.
 ROTATION_LEASE = "signing-key-rotation"
-KEY_REFRESH_SECONDS = 10.0
-UNKNOWN_KID_REFRESH_SECONDS = 1.0
+# Every instance rereads the keys at least this often, so that a revoked key is refused
+# everywhere within a second (one small query per process and interval).
+KEY_REFRESH_SECONDS = 0.5
+UNKNOWN_KID_REFRESH_SECONDS = 0.5
 VERIFIED_CACHE_SIZE = 50_000
 # Ours are about 80 characters; anything much longer was not issued here.
 MAX_HEADER_SEGMENT = 256
@@ -92,7 +96,7 @@ class TokenService:
         """A new signing key, at once. Tokens signed by older keys stay valid until they
         expire, their keys published until then."""
         async with self._uow() as uow:
-            signer = next(iter(newest_first(await uow.signing_keys.list())), None)
+            signer = _signer_of(await uow.signing_keys.list())
             key = await self._add_signer(uow, signer, reason="manual")
             await uow.commit()
         await self._switched(key, signer, reason="manual")
@@ -107,7 +111,7 @@ class TokenService:
         """
         now = self._clock.now()
         async with self._uow() as uow:
-            signer = next(iter(newest_first(await uow.signing_keys.list())), None)
+            signer = _signer_of(await uow.signing_keys.list())
             if signer is not None and not is_older_than(signer, max_age, now):
                 return Rotation(signer, replaced=None)
             key = await self._add_signer(uow, signer, reason="age")
@@ -132,6 +136,34 @@ class TokenService:
         log.info(
             "keys.rotated", kid=key.kid, replaced=replaced.kid if replaced else None, reason=reason
         )
+
+    async def revoke(self, kid: str) -> SigningKey | None:
+        """Withdraw a key at once: it leaves the JWKS, and every token it signed is refused by
+        every instance within KEY_REFRESH_SECONDS. If it signs, a new key becomes the signer
+        first; that new key, or None if the signer was kept."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            keys = await uow.signing_keys.list()
+            statuses = key_statuses(keys, self.access_token_ttl)
+            found = next((s for s in statuses if s.key.kid == kid), None)
+            if found is None or found.state is KeyState.REVOKED:
+                raise SigningKeyNotFound()
+            replacement = None
+            if found.signing:
+                replacement = await self._add_signer(uow, found.key, reason="revocation")
+            if not await uow.signing_keys.revoke(kid, now):
+                raise SigningKeyNotFound()
+            details = {"kid": kid, "replaced_by": replacement.kid if replacement else None}
+            await uow.audit.record(AuditEvent(EventType.SIGNING_KEY_REVOKED, now, details=details))
+            await uow.commit()
+        await self._reload()
+        log.warning("keys.revoked", kid=kid, signer=replacement.kid if replacement else None)
+        return replacement
+
+    async def fresh_statuses(self) -> list[KeyStatus]:
+        """Every stored key's status, read from the database now."""
+        async with self._uow(read_only=True) as uow:
+            return key_statuses(await uow.signing_keys.list(), self.access_token_ttl)
 
     async def statuses(self) -> list[KeyStatus]:
         return (await self._current(max_age=KEY_REFRESH_SECONDS)).statuses
@@ -174,15 +206,22 @@ class TokenService:
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, if it is an unexpired EdDSA token signed by one of our keys."""
-        claims = self._verified.get(token)
-        if claims is None:
-            claims = await self._verify_signature(token)
-            self._verified.put(token, claims)
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = await self._verify_signature(token)
+            self._verified.put(token, verified)
+        else:
+            # Verified before, but its key may have been revoked since.
+            keys = await self._current(max_age=KEY_REFRESH_SECONDS)
+            if verified[0] not in keys.verifiers:
+                raise InvalidToken()
+        claims = verified[1]
         if claims["exp"] <= self._clock.now().timestamp():
             raise AccessTokenExpired()
         return claims
 
-    async def _verify_signature(self, token: str) -> dict[str, Any]:
+    async def _verify_signature(self, token: str) -> tuple[str, dict[str, Any]]:
+        """The kid of the key that verified the token, and its claims."""
         kid = signing_kid(token)
         keys = await self._current(max_age=KEY_REFRESH_SECONDS)
         if kid not in keys.verifiers:
@@ -208,7 +247,7 @@ class TokenService:
             raise InvalidToken() from None
         if not isinstance(claims["exp"], int):
             raise InvalidToken()
-        return claims
+        return kid, claims
 
     def new_jti(self) -> str:
         return new_token()
@@ -226,9 +265,9 @@ class TokenService:
     async def _reload(self) -> _LoadedKeys:
         async with self._uow() as uow:
             stored = await uow.signing_keys.list()
-            if not stored:
-                stored = [self._new_key()]
-                await uow.signing_keys.add(stored[0])
+            if not has_signer(stored):
+                stored = [*stored, self._new_key()]
+                await uow.signing_keys.add(stored[-1])
                 await uow.commit()
         statuses = key_statuses(stored, self.access_token_ttl)
         signer = statuses[0].key
@@ -256,6 +295,10 @@ class TokenService:
             ),
             created_at=self._clock.now(),
         )
+
+
+def _signer_of(keys: list[SigningKey]) -> SigningKey | None:
+    return next(iter(newest_first([key for key in keys if key.revoked_at is None])), None)
 
 
 def _b64(raw: bytes) -> str:
@@ -286,7 +329,8 @@ def signing_kid(token: str) -> str:
 
 
 class VerifiedTokens:
-    """Claims of tokens whose signature already verified, keyed by the exact token.
+    """The kid and claims of tokens whose signature already verified, keyed by the exact
+    token.
 
     Resource servers present the same token many times; checking its Ed25519 signature once
     is enough, since the same bytes verify the same way. Expiry is still checked on every use.
@@ -294,12 +338,12 @@ class VerifiedTokens:
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._claims: dict[str, dict[str, Any]] = {}
+        self._claims: dict[str, tuple[str, dict[str, Any]]] = {}
 
-    def get(self, token: str) -> dict[str, Any] | None:
+    def get(self, token: str) -> tuple[str, dict[str, Any]] | None:
         return self._claims.get(token)
 
-    def put(self, token: str, claims: dict[str, Any]) -> None:
+    def put(self, token: str, claims: tuple[str, dict[str, Any]]) -> None:
         if len(self._claims) >= self._capacity:
             # Dicts keep insertion order: drop the oldest entry.
             del self._claims[next(iter(self._claims))]

@@ -30,6 +30,9 @@ RELEASE_MESSAGES = (
     )
     .values(locked_until=None, attempts=tables.outbox.c.attempts - 1)
 )
+FORGET_MESSAGES = delete(tables.outbox).where(
+    tables.outbox.c.id.in_(bindparam("message_ids", expanding=True))
+)
 UPDATE_OUTBOX_MESSAGE = update(tables.outbox).where(tables.outbox.c.id == bindparam("message_id"))
 
 
@@ -106,6 +109,9 @@ class SqlOutbox:
 
     async def forget_recipient(self, recipient: str) -> None:
         await self._db.execute(delete(tables.outbox).where(tables.outbox.c.recipient == recipient))
+
+    async def forget(self, message_ids: Sequence[int]) -> None:
+        await self._db.execute(FORGET_MESSAGES, {"message_ids": list(message_ids)})
 
     def _row(self, message: EmailMessage, now: datetime) -> Row:
         payload = json.dumps(

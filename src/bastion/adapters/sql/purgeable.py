@@ -35,6 +35,7 @@ class _Rows:
 
 _audit, _sessions, _outbox = tables.audit_events, tables.sessions, tables.outbox
 _verification, _reset = tables.email_verification_tokens, tables.password_reset_tokens
+_invitation, _change = tables.invitation_tokens, tables.email_change_tokens
 _KINDS = {
     Purgeable.AUDIT_EVENTS: _Rows(_audit, _audit.c.id, _audit.c.occurred_at),
     Purgeable.EXPIRED_SESSIONS: _Rows(_sessions, _sessions.c.id, _sessions.c.expires_at),
@@ -43,6 +44,10 @@ _KINDS = {
         _verification, _verification.c.token_hash, _verification.c.expires_at
     ),
     Purgeable.RESET_TOKENS: _Rows(_reset, _reset.c.token_hash, _reset.c.expires_at),
+    Purgeable.INVITATION_TOKENS: _Rows(
+        _invitation, _invitation.c.token_hash, _invitation.c.expires_at
+    ),
+    Purgeable.EMAIL_CHANGE_TOKENS: _Rows(_change, _change.c.token_hash, _change.c.expires_at),
     Purgeable.SENT_EMAILS: _Rows(_outbox, _outbox.c.id, _outbox.c.sent_at),
     # "sent_at IS NULL" lets the outbox's (sent_at, failed_at, …) index find them.
     Purgeable.FAILED_EMAILS: _Rows(

@@ -127,6 +127,11 @@ class SqlSessionRepository:
         )
         return [session_from_row(row) for row in (await self._db.execute(query)).mappings()]
 
+    async def list_kept(self, user_id: uuid.UUID) -> list[Session]:
+        s = tables.sessions.c
+        query = select(tables.sessions).where(s.user_id == user_id).order_by(s.created_at.desc())
+        return [Session(**row) for row in (await self._db.execute(query)).mappings()]
+
     async def resume(self, session_id: uuid.UUID, now: datetime) -> tuple[Session, User] | None:
         if self._db.dialect != "postgresql":
             session = await self.touch(session_id, now)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
 
 from bastion.adapters.sql import tables
 from bastion.adapters.sql.transaction import SqlTransaction
@@ -21,6 +23,7 @@ class SqlSigningKeyRepository:
                 public_key=row["public_key"],
                 private_key_sealed=row["private_key_sealed"],
                 created_at=row["created_at"],
+                revoked_at=row["revoked_at"],
             )
             for row in rows
         ]
@@ -35,3 +38,12 @@ class SqlSigningKeyRepository:
                 created_at=key.created_at,
             )
         )
+
+    async def revoke(self, kid: str, now: datetime) -> bool:
+        k = tables.signing_keys.c
+        result = await self._db.execute(
+            update(tables.signing_keys)
+            .where(k.kid == kid, k.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        return result.rowcount == 1

@@ -106,6 +106,22 @@ def _one_time_token_table(name: str) -> Table:
 
 email_verification_tokens = _one_time_token_table("email_verification_tokens")
 password_reset_tokens = _one_time_token_table("password_reset_tokens")
+# An admin's invitation: its link lets the invited user choose a password.
+invitation_tokens = _one_time_token_table("invitation_tokens")
+
+# A change of email an owner asked for, until the new address confirms it.
+email_change_tokens = Table(
+    "email_change_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("new_email", String(320), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("expires_at", index=True),
+    _timestamp("used_at", nullable=True),
+)
 
 sessions = Table(
     "sessions",
@@ -178,6 +194,8 @@ signing_keys = Table(
     Column("public_key", LargeBinary(), nullable=False),
     Column("private_key_sealed", LargeBinary(), nullable=False),
     _timestamp("created_at"),
+    # Set by `bastion keys revoke`: the key is withdrawn, and every token it signed refused.
+    _timestamp("revoked_at", nullable=True),
 )
 
 outbox = Table(

@@ -12,6 +12,7 @@ from bastion.accounts.errors import EmailTaken
 from bastion.adapters.sql import tables
 from bastion.adapters.sql.audit import SqlAuditLog
 from bastion.adapters.sql.database import READ_ONLY
+from bastion.adapters.sql.email_changes import SqlEmailChangeRepository
 from bastion.adapters.sql.leases import SqlLeases
 from bastion.adapters.sql.mfa import (
     SqlFactorRepository,
@@ -55,6 +56,8 @@ class SqlUnitOfWork:
     users: SqlUserRepository
     verification_tokens: SqlOneTimeTokenRepository
     reset_tokens: SqlOneTimeTokenRepository
+    invitation_tokens: SqlOneTimeTokenRepository
+    email_changes: SqlEmailChangeRepository
     sessions: SqlSessionRepository
     signing_keys: SqlSigningKeyRepository
     outbox: SqlOutbox
@@ -99,6 +102,8 @@ class SqlUnitOfWork:
             transaction, tables.email_verification_tokens
         )
         self.reset_tokens = SqlOneTimeTokenRepository(transaction, tables.password_reset_tokens)
+        self.invitation_tokens = SqlOneTimeTokenRepository(transaction, tables.invitation_tokens)
+        self.email_changes = SqlEmailChangeRepository(transaction)
         self.sessions = SqlSessionRepository(transaction)
         self.signing_keys = SqlSigningKeyRepository(transaction)
         self.outbox = SqlOutbox(transaction, self._sealer)
