@@ -80,6 +80,8 @@ async def mfa_world(
     database_url: str, smtp: SmtpServer, **settings: Any
 ) -> AsyncIterator[MfaWorld]:
     clock = FrozenClock()
+    # The default role policy (admins need a second factor), which make_settings turns off.
+    settings = {"mfa_required_roles": ["admin"], **settings}
     services = build(make_settings(database_url, smtp.url, **settings), clock=clock)
     await services.start()
     try:

@@ -254,16 +254,22 @@ async def test_recovery_codes_need_a_factor(world: World) -> None:
     assert_problem(await world.post(f"{MFA}/recovery-codes"), 409, "MFA_NOT_ENABLED")
 
 
-async def test_a_role_that_requires_mfa_cannot_remove_its_last_factor(world: World) -> None:
-    user = await account(world.services, world.email)
-    async with world.services.uow() as uow:
-        await uow.users.update(user.with_role(Role.ADMIN, world.clock.now()))
-        await uow.commit()
-    world.access = await signed_in(world.client, world.email)
-    await world.enrol_totp()
-    [factor] = (await world.client.get(MFA, headers=world.auth)).json()["factors"]
-    refused = await world.client.delete(f"{MFA}/{factor['id']}", headers=world.auth)
-    assert_problem(refused, 409, "MFA_REQUIRED_BY_ROLE")
+async def test_a_role_that_requires_mfa_cannot_remove_its_last_factor(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    clock = FrozenClock()
+    async with app_with_user(
+        database_url, smtp, "factors", clock=clock, mfa_required_roles=["admin"]
+    ) as (client, services, email):
+        user = await account(services, email)
+        async with services.uow() as uow:
+            await uow.users.update(user.with_role(Role.ADMIN, clock.now()))
+            await uow.commit()
+        world = World(client, services, clock, email, await signed_in(client, email))
+        await world.enrol_totp()
+        [factor] = (await client.get(MFA, headers=world.auth)).json()["factors"]
+        refused = await client.delete(f"{MFA}/{factor['id']}", headers=world.auth)
+        assert_problem(refused, 409, "MFA_REQUIRED_BY_ROLE")
 
 
 async def test_a_security_key_is_registered_over_http_and_brings_aal2(world: World) -> None:
