@@ -61,6 +61,7 @@ from bastion.mfa.model import (
     normalize_recovery_code,
 )
 from bastion.mfa.service import MfaService
+from bastion.owners.model import export_document
 from bastion.owners.service import OwnerService
 from bastion.pages.browser import (
     PAGE_HEADERS,
@@ -627,7 +628,99 @@ async def accept_invite(request: Request, owners: OwnersDep, context: ContextDep
 @router.get(ACCOUNT)
 async def account_page(request: Request, principal: SignedIn, accounts: AccountsDep) -> Response:
     user = await accounts.get_user(principal.user_id)
-    return render(request, "account.html", user=user)
+    return render(request, "account.html", user=user, new_email="", problem=None, sent_to=None)
+
+
+@router.post(ACCOUNT, dependencies=[FormChecked])
+async def change_email(
+    request: Request,
+    principal: SignedIn,
+    accounts: AccountsDep,
+    owners: OwnersDep,
+    mfa: MfaDep,
+    flow: LoginDep,
+    context: ContextDep,
+) -> Response:
+    """Ask to change the address: the new one gets a link (/confirm-email) that makes it so."""
+    limits = provided(request, RateLimits)
+    enforce(request, await limits.per_user(limits.rules.per_user, principal.user_id))
+    if form_of(request).get("intent") == "reauth_options":
+        return json_answer(
+            request, await mfa.assertion_options(principal.user_id, verify_user=True)
+        )
+    step = await confirm_step(request, principal, mfa, flow, context)
+    if step is not None:
+        return step
+    user = await accounts.get_user(principal.user_id)
+    typed = form_of(request).get("new_email", "")
+    new_email = _email(typed)
+    if new_email is None or new_email == user.email:
+        problem = "invalid" if new_email is None else "same"
+        return render(
+            request,
+            "account.html",
+            422,
+            user=user,
+            new_email=typed[:320],
+            problem=problem,
+            sent_to=None,
+        )
+    await owners.request_email_change(principal.user_id, new_email, context)
+    return render(request, "account.html", user=user, new_email="", problem=None, sent_to=new_email)
+
+
+# -- The account's data: download it, or delete the account --------------------------------
+
+ACCOUNT_DATA = f"{ACCOUNT}/data"
+
+
+@router.get(ACCOUNT_DATA)
+async def data_page(request: Request, principal: SignedIn) -> Response:
+    return render(request, "data.html")
+
+
+@router.post(ACCOUNT_DATA, dependencies=[FormChecked])
+async def use_data(
+    request: Request,
+    principal: SignedIn,
+    owners: OwnersDep,
+    mfa: MfaDep,
+    flow: LoginDep,
+    context: ContextDep,
+) -> Response:
+    """Download my data (5 an hour), or delete my account: deleting always asks to confirm
+    it's you first, however recent the sign-in."""
+    limits = provided(request, RateLimits)
+    enforce(request, await limits.per_user(limits.rules.per_user, principal.user_id))
+    if form_of(request).get("intent") == "reauth_options":
+        return json_answer(
+            request, await mfa.assertion_options(principal.user_id, verify_user=True)
+        )
+    form = form_of(request)
+    deleting = form.get(f"{THEN}intent", form.get("intent")) == "delete"
+    step = await confirm_step(request, principal, mfa, flow, context, always=deleting)
+    if step is not None:
+        return step
+    intent = form_of(request).get("intent")
+    if intent == "export":
+        enforce(request, await limits.per_user(limits.rules.export, principal.user_id))
+        data = await owners.export(principal.user_id, context)
+        filename = f"bastion-export-{data.exported_at:%Y%m%dT%H%M%SZ}.json"
+        return Response(
+            json.dumps(export_document(data), ensure_ascii=False, indent=2),
+            media_type="application/json",
+            headers={
+                **PAGE_HEADERS,
+                "Content-Disposition": f'attachment; filename="{filename}"',
+            },
+        )
+    if intent == "delete":
+        await owners.delete_account(principal.user_id, context)
+        request.state.principal = None  # signed out with it: no account menu
+        response = render(request, "account_deleted.html")
+        clear_session_cookie(response, pages_of(request))
+        return response
+    raise FormNotUnderstood()
 
 
 # -- The account's security: password, second factors, recovery codes ----------------------
@@ -822,13 +915,15 @@ async def confirm_step(
     mfa: MfaService,
     flow: LoginFlow,
     context: RequestContext,
+    *,
+    always: bool = False,
 ) -> Response | None:
     """A "Confirm it's you" step before a change that needs a recent authentication (the rule of
-    ``RecentUser``). None when the session is recent enough, or has just proven itself with
-    the Confirm-it's-you form, whose held action then becomes the form to carry out; else
-    that form, holding the action's fields."""
+    ``RecentUser``). None when the session is recent enough (and the change is not one that
+    asks ``always``), or has just proven itself with the Confirm-it's-you form, whose held
+    action then becomes the form to carry out; else that form, holding the action's fields."""
     form = form_of(request)
-    if f"{THEN}intent" in form:
+    if form.get("step") == "confirm":
         credential = _credential(form)
         password = form.get("password") or None
         code = form.get("code", "").strip() or None
@@ -848,7 +943,9 @@ async def confirm_step(
         request.state.form = {**held, "csrf_token": form.get("csrf_token", "")}
         del request.state.principal  # read again: the session holds the new proof
         principal = await current_user(request) or principal
-    if await _recent(principal, mfa):
+        if await _recent(principal, mfa):
+            return None
+    elif not always and await _recent(principal, mfa):
         return None
     return await _confirm_page(request, principal, mfa, None, 403)
 
@@ -861,7 +958,7 @@ async def _confirm_page(
     status_code: int,
 ) -> Response:
     form = form_of(request)
-    if f"{THEN}intent" in form:
+    if form.get("step") == "confirm":
         held = {k: v for k, v in form.items() if k.startswith(THEN)}
     else:
         held = {f"{THEN}{k}": v for k, v in form.items() if k != "csrf_token"}
