@@ -25,7 +25,7 @@ from tests.browser.pages_support import (
     people,
     signed_up,
 )
-from tests.support import SmtpServer
+from tests.support import SmtpServer, random_email
 
 __all__ = ["chromium", "pages_server", "people"]  # the fixtures this module uses
 SERIOUS = {"serious", "critical"}
@@ -59,6 +59,7 @@ def visits(
     page = person.page
     email = signed_up(person, smtp.mailbox)
     secret: list[str] = []
+    codes: list[str] = []
     elsewhere: list[Person] = []
 
     def password_sign_in(who: Person) -> None:
@@ -87,6 +88,7 @@ def visits(
         page.locator("#code").fill(pyotp.TOTP(secret[0]).now())
         page.locator("form[action='/account/security'] button[type=submit]").click()
         expect(page.locator("[data-recovery-code]")).to_have_count(10)
+        codes.extend(page.locator("[data-recovery-code]").all_inner_texts())
 
     def confirm() -> None:
         person.context.add_cookies(elsewhere[0].context.cookies())
@@ -103,6 +105,27 @@ def visits(
         person.context.clear_cookies()
         password_sign_in(person)
         expect(page).to_have_url(re.compile(r"/login/mfa$"))
+
+    def change_email(address: str) -> Callable[[], None]:
+        def visit() -> None:
+            person.goto("/account")
+            page.locator("#new_email").fill(address)
+            page.locator("form[action='/account'] button[type=submit]").click()
+
+        return visit
+
+    def confirm_deletion() -> None:
+        page.locator("#code").fill(codes[0].strip())
+        page.locator("form[action='/login/mfa'] button[type=submit]").click()
+        person.goto("/account/data")
+        page.locator("form:has(input[name=intent][value=delete]) button").click()
+        expect(page.locator("input[name='then.intent']")).to_have_count(1)
+
+    def deleted() -> None:
+        page.locator("#password").fill("Correct-Horse-7")
+        page.locator("#code").fill(codes[1].strip())
+        page.locator("form[action='/account/data'] button[type=submit]").click()
+        expect(page.locator(".notice.success")).to_be_visible()
 
     def second_step_refused() -> None:
         page.locator("#code").fill("000000")
@@ -165,6 +188,9 @@ def visits(
         ("account", signed_in("/account")),
         ("account/sessions", signed_in("/account/sessions")),
         ("account/activity", signed_in("/account/activity")),
+        ("account (change of email refused)", change_email("not an address")),
+        ("account (change of email sent)", change_email(random_email("axe-moved"))),
+        ("account/data", lambda: person.goto("/account/data")),
         ("account/security", security),
         ("authenticator app set-up", totp_setup),
         ("authenticator app set-up (refused)", totp_refused),
@@ -174,6 +200,8 @@ def visits(
         ("confirm it's you (refused)", confirm_refused),
         ("login/mfa", second_step),
         ("login/mfa (refused)", second_step_refused),
+        ("confirm it's you (deleting the account)", confirm_deletion),
+        ("account deleted", deleted),
     ]
 
 
