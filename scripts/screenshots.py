@@ -91,6 +91,7 @@ def main() -> None:
                 "account": lambda: page.goto("/account"),
                 "sessions": lambda: page.goto("/account/sessions"),
                 "activity": lambda: page.goto("/account/activity"),
+                "data": lambda: page.goto("/account/data"),
             }
             for name, visit in pages.items():
                 visit()
