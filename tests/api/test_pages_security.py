@@ -233,23 +233,48 @@ async def test_a_change_after_the_recent_window_asks_to_confirm_it_is_you_then_f
         assert len(CODE.findall(done.text)) == 10  # the held action was carried out
 
 
-async def test_a_user_without_a_second_factor_confirms_with_the_password(
+async def test_without_a_second_factor_the_current_password_proves_an_old_session(
     database_url: str, smtp: SmtpServer
 ) -> None:
     clock = FrozenClock()
     async with app_with_user(database_url, smtp, "security", clock=clock) as (client, _, email):
         await page_sign_in(client, email, STRONG_PASSWORD)
         clock.advance(REAUTH_MAX_AGE + 60)
+        wrong = await do(
+            client, "password", current_password="Wrong-Horse-1", new_password=NEW_PASSWORD
+        )
+        assert wrong.status_code == 401 and "current password is not right" in wrong.text
+        done = await do(
+            client, "password", current_password=STRONG_PASSWORD, new_password=NEW_PASSWORD
+        )
+        assert done.status_code == 303
+        assert done.headers["location"] == f"{SECURITY}?done=password"
+        assert (await login(client, email, NEW_PASSWORD)).status_code == 200
+
+
+async def test_confirm_it_is_you_never_holds_a_password(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    clock = FrozenClock()
+    async with app_with_user(database_url, smtp, "security", clock=clock) as (client, _, email):
+        await page_sign_in(client, email, STRONG_PASSWORD)
+        secret, _ = await enrol_totp(client, clock)
+        clock.advance(REAUTH_MAX_AGE + 60)
         asked = await do(
             client, "password", current_password=STRONG_PASSWORD, new_password=NEW_PASSWORD
         )
         assert asked.status_code == 403
+        assert NEW_PASSWORD not in asked.text and STRONG_PASSWORD not in asked.text
         confirm = form_to(asked, SECURITY)
-        assert "code" not in confirm.fields
-        done = await submit(client, confirm, password=STRONG_PASSWORD)
-        assert done.status_code == 303
-        assert done.headers["location"] == f"{SECURITY}?done=password"
-        assert (await login(client, email, NEW_PASSWORD)).status_code == 200
+        assert confirm.fields["then.intent"] == "password"
+        done = await submit(
+            client, confirm, password=STRONG_PASSWORD, code=pyotp.TOTP(secret).at(clock.now())
+        )
+        assert done.headers["location"] == f"{SECURITY}?done=confirmed"
+        again = await do(
+            client, "password", current_password=STRONG_PASSWORD, new_password=NEW_PASSWORD
+        )
+        assert again.headers["location"] == f"{SECURITY}?done=password"
 
 
 async def test_factors_are_renamed_and_removed_on_the_page(

@@ -121,6 +121,7 @@ MAX_CREDENTIAL_LENGTH = 16384
 MAX_CODE_LENGTH = 64
 # The fields of the action a "Confirm it's you" step holds while it asks.
 THEN = "then."
+UNHELD_FIELDS = frozenset({"csrf_token", "password", "current_password", "new_password"})
 CONFIRM_EMAIL = "/confirm-email"
 ACCEPT_INVITE = "/accept-invite"
 
@@ -782,6 +783,11 @@ async def change_security(
         user = await mfa.account(principal.user_id)
         passkey = form_of(request).get("passkey") != "false"
         return json_answer(request, await mfa.registration_options(user, passkey=passkey))
+    if intent == "password":
+        proven = await _password_proves_it(request, principal, mfa, flow, context)
+        if isinstance(proven, Response):
+            return proven
+        principal = proven
     step = await confirm_step(request, principal, mfa, flow, context)
     if step is not None:
         return step
@@ -789,6 +795,9 @@ async def change_security(
     intent = form.get("intent")
     user = await mfa.account(principal.user_id)
     if intent == "password":
+        if "current_password" not in form:
+            # Held by Confirm it's you, which never holds a password: type them again.
+            return redirect(request, f"{SECURITY}?done=confirmed")
         try:
             await passwords.change_password(
                 principal, form.get("current_password", ""), form.get("new_password", ""), context
@@ -897,6 +906,30 @@ async def _at_aal2(sessions: SessionService, principal: Principal, used: SecondS
     )
 
 
+async def _password_proves_it(
+    request: Request,
+    principal: Principal,
+    mfa: MfaService,
+    flow: LoginFlow,
+    context: RequestContext,
+) -> Principal | Response:
+    """A password change knows the current password, which is all an account without a second
+    factor proves when it confirms it's you: a session too old for the change is proven again
+    with it (a wrong one counts as a failed sign-in), and no Confirm-it's-you step is shown."""
+    if await _recent(principal, mfa) or await mfa.mfa_enabled(principal.user_id):
+        return principal
+    try:
+        await flow.reauthenticate(
+            principal, context, password=form_of(request).get("current_password", "")
+        )
+    except WrongPassword:
+        return await _security_page(
+            request, principal, mfa, 401, problems={"current_password": "wrong"}
+        )
+    del request.state.principal  # read again: the session holds the new proof
+    return await current_user(request) or principal
+
+
 async def _recent(principal: Principal, mfa: MfaService) -> bool:
     try:
         await mfa.ensure_recent(
@@ -961,7 +994,9 @@ async def _confirm_page(
     if form.get("step") == "confirm":
         held = {k: v for k, v in form.items() if k.startswith(THEN)}
     else:
-        held = {f"{THEN}{k}": v for k, v in form.items() if k != "csrf_token"}
+        # Never a password: the step's page would carry it. An action that needs one is asked
+        # again once the step is passed.
+        held = {f"{THEN}{k}": v for k, v in form.items() if k not in UNHELD_FIELDS}
     factors = (await mfa.status(await mfa.account(principal.user_id))).factors
     return render(
         request,
