@@ -392,3 +392,49 @@ async def test_the_new_forms_refuse_a_cross_site_post(database_url: str, smtp: S
         assert (await login(client, email)).status_code == 200
         unknown = await submit(client, form, intent="fly")
         assert unknown.status_code == 422
+
+
+async def test_an_old_session_gets_no_key_options_and_its_fallback_asks_to_confirm(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    clock = FrozenClock()
+    async with app_with_user(database_url, smtp, "security", clock=clock) as (client, _, email):
+        await page_sign_in(client, email, STRONG_PASSWORD)
+        clock.advance(REAUTH_MAX_AGE + 60)
+        page = await client.get(SECURITY)
+        token = intent_form(page, "totp").fields["csrf_token"]
+        refused = await client.post(
+            SECURITY,
+            data={"csrf_token": token, "intent": "webauthn_options"},
+            headers=SAME_ORIGIN,
+        )
+        assert refused.status_code == 403
+        assert refused.json() == {"code": "REAUTHENTICATION_REQUIRED"}
+        # The script then posts the form as it is, and the page asks to confirm it's you.
+        asked = await submit(client, intent_form(page, "webauthn_register"), name="Laptop")
+        assert asked.status_code == 403
+        confirm = form_to(asked, SECURITY)
+        assert confirm.fields["then.intent"] == "webauthn_register"
+        done = await submit(client, confirm, password=STRONG_PASSWORD)
+        assert done.headers["location"] == f"{SECURITY}?done=confirmed"
+        options = await _options(client, SECURITY, "webauthn_options", passkey="false")
+        assert options["rp"]["id"] == "bastion.test"
+
+
+async def test_the_second_step_page_without_its_cookie_starts_over(
+    database_url: str, smtp: SmtpServer
+) -> None:
+    async with app_with_user(database_url, smtp, "security") as (client, _, _email):
+        assert (await client.get("/login/mfa")).headers["location"] == "/login"
+        token = form_to(await client.get("/login"), "/login").fields["csrf_token"]
+        posted = await client.post(
+            "/login/mfa", data={"csrf_token": token, "code": "123456"}, headers=SAME_ORIGIN
+        )
+        assert posted.status_code == 401
+        assert "This sign-in attempt has expired" in posted.text
+        forged = await client.post(
+            "/login/mfa",
+            data={"csrf_token": token, "code": "123456"},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert forged.status_code == 403
