@@ -124,3 +124,31 @@ def test_journey_5_add_a_passkey_sign_out_sign_in_with_the_passkey_alone(
     expect(page).to_have_url(re.compile(r"/account$"))
     expect(page.locator("[data-email]")).to_contain_text(email)
     assert not [url for url in person.navigations if SECRETS_IN_URLS.search(url)]
+
+
+def test_an_authenticator_app_works_without_script(people: People, smtp: SmtpServer) -> None:
+    person = people.new(javascript=False)
+    page = person.page
+    email = signed_up(person, smtp.mailbox)
+    person.sign_in(email)
+    to_security(person)
+    # Keys need script: their buttons stay hidden, and the page says why.
+    expect(page.get_by_role("button", name="Add a passkey or security key")).to_have_count(0)
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    totp = pyotp.TOTP(page.locator("[data-totp-secret]").inner_text().strip())
+    page.get_by_label("Code from the app").fill(totp.now())
+    page.get_by_role("button", name="Turn on").click()
+    codes = recovery_codes(person)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download as .txt").click()
+    with open(download.value.path(), encoding="utf-8") as text:
+        assert text.read().split() == codes
+    page.get_by_role("link", name="I have saved my codes").click()
+    sign_out(person)
+    person.sign_in(email)
+    expect(page).to_have_url(re.compile(r"/login/mfa$"))
+    expect(page.get_by_role("button", name="Use a security key / passkey")).to_have_count(0)
+    page.get_by_label("Code").fill(codes[1])
+    page.get_by_role("button", name="Verify").click()
+    expect(page).to_have_url(re.compile(r"/account$"))
+    assert not [url for url in person.navigations if SECRETS_IN_URLS.search(url)]
