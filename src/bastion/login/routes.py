@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from bastion.accounts.errors import SecurityStateChanged
 from bastion.guards import PerIpLimit, PerUserLimit, enforce
@@ -56,20 +56,22 @@ class LoginRequest(BaseModel):
     remember_me: StrictBool = False
 
 
-class SecondStepRequest(BaseModel):
-    """``{mfa_token, code}`` (a TOTP code or a recovery code) or ``{mfa_token, credential}``."""
+class CodeStep(BaseModel):
+    """The second step with a TOTP code or a recovery code."""
 
     model_config = ConfigDict(extra="forbid")
 
     mfa_token: str = Field(max_length=MAX_TOKEN_LENGTH)
-    code: str | None = Field(default=None, max_length=MAX_CODE_LENGTH, examples=["123456"])
-    credential: Credential | None = None
+    code: str = Field(max_length=MAX_CODE_LENGTH, examples=["123456"])
 
-    @model_validator(mode="after")
-    def one_proof(self) -> SecondStepRequest:
-        if (self.code is None) == (self.credential is None):
-            raise ValueError("give either code or credential")
-        return self
+
+class CredentialStep(BaseModel):
+    """The second step with a security key's assertion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mfa_token: str = Field(max_length=MAX_TOKEN_LENGTH)
+    credential: Credential
 
 
 class MfaTokenRequest(BaseModel):
@@ -85,23 +87,29 @@ class PasskeyLoginRequest(BaseModel):
     remember_me: StrictBool = False
 
 
-class ReauthenticationRequest(BaseModel):
-    """``{password}``, ``{password, code}``, ``{password, credential}`` or ``{credential}``
-    (a passkey)."""
-
+class PasswordProof(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    password: str | None = Field(default=None, max_length=MAX_PASSWORD_LENGTH)
-    code: str | None = Field(default=None, max_length=MAX_CODE_LENGTH)
-    credential: Credential | None = None
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
 
-    @model_validator(mode="after")
-    def known_shape(self) -> ReauthenticationRequest:
-        if self.password is None and (self.credential is None or self.code is not None):
-            raise ValueError("give password, password and code or credential, or credential")
-        if self.code is not None and self.credential is not None:
-            raise ValueError("give either code or credential")
-        return self
+
+class PasswordAndCode(PasswordProof):
+    code: str = Field(max_length=MAX_CODE_LENGTH)
+
+
+class PasswordAndCredential(PasswordProof):
+    credential: Credential
+
+
+class PasskeyProof(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credential: Credential
+
+
+# ``{password}``, ``{password, code}``, ``{password, credential}`` or ``{credential}`` (a passkey):
+# unknown members are refused, so each body fits exactly one.
+Reauthentication = PasswordAndCode | PasswordAndCredential | PasswordProof | PasskeyProof
 
 
 class Reauthenticated(BaseModel):
@@ -146,14 +154,17 @@ async def login(
 )
 @raises(InvalidMfaCode, InvalidCredential, MfaTokenInvalid, SecondStepsPaused, SecurityStateChanged)
 async def login_second_step(
-    body: SecondStepRequest,
+    body: CodeStep | CredentialStep,
     response: Response,
     flow: LoginDep,
     settings: SettingsDep,
     context: ContextDep,
 ) -> TokenResponse:
     result = await flow.complete_second_step(
-        body.mfa_token, context, code=body.code, credential=body.credential
+        body.mfa_token,
+        context,
+        code=body.code if isinstance(body, CodeStep) else None,
+        credential=body.credential if isinstance(body, CredentialStep) else None,
     )
     return logged_in(result, response, settings)
 
@@ -201,10 +212,16 @@ async def passkey_login(
 )
 @raises(WrongPassword, InvalidMfaCode, InvalidCredential, TooManyAttempts, SecondStepsPaused)
 async def reauthenticate(
-    body: ReauthenticationRequest, principal: CurrentPrincipal, flow: LoginDep, context: ContextDep
+    body: Reauthentication, principal: CurrentPrincipal, flow: LoginDep, context: ContextDep
 ) -> Reauthenticated:
     issued = await flow.reauthenticate(
-        principal, context, password=body.password, code=body.code, credential=body.credential
+        principal,
+        context,
+        password=body.password if isinstance(body, PasswordProof) else None,
+        code=body.code if isinstance(body, PasswordAndCode) else None,
+        credential=body.credential
+        if isinstance(body, PasswordAndCredential | PasskeyProof)
+        else None,
     )
     return Reauthenticated(access_token=issued.access_token, expires_in=issued.expires_in)
 

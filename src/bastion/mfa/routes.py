@@ -171,7 +171,7 @@ async def start_totp(body: TotpRequest, principal: RecentUser, mfa: MfaDep) -> T
 
 
 @router.post(
-    "/totp/{factor_id}/confirm",
+    "/totp/{factor_id:uuid}/confirm",
     dependencies=[PerUserLimit],
     summary="Confirm an authenticator app with a code from it; this session becomes aal2",
 )
@@ -242,7 +242,7 @@ async def regenerate_recovery_codes(
     return RecoveryCodes(recovery_codes=await mfa.regenerate_recovery_codes(user, context))
 
 
-@router.patch("/{factor_id}", dependencies=[PerUserLimit], summary="Rename a factor")
+@router.patch("/{factor_id:uuid}", dependencies=[PerUserLimit], summary="Rename a factor")
 @raises(FactorNotFound)
 async def rename_factor(
     factor_id: uuid.UUID,
@@ -256,7 +256,8 @@ async def rename_factor(
 
 
 @router.delete(
-    "/{factor_id}",
+    # Only a UUID matches, so /totp, /webauthn and /recovery-codes are no factor's path.
+    "/{factor_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[PerUserLimit],
     summary="Remove a factor; removing the last one turns MFA off and deletes recovery codes",
