@@ -181,8 +181,10 @@ def purge_beside_logins(
 # Every user without a session gets one, remembered, with its refresh token: the sessions table
 # grows with the users, as it does in production.
 SESSIONS_FOR_EVERYONE = (
-    "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, remember_me) "
-    "SELECT gen_random_uuid(), u.id, now(), now() + interval '30 days', now(), true FROM users u "
+    "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, remember_me, "
+    "auth_time) "
+    "SELECT gen_random_uuid(), u.id, now(), now() + interval '30 days', now(), true, now() "
+    "FROM users u "
     "WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id)",
     "INSERT INTO refresh_tokens (token_hash, session_id, created_at) "
     "SELECT encode(sha256(convert_to(s.id::text, 'UTF8')), 'hex'), s.id, now() FROM sessions s "

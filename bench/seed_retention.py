@@ -35,13 +35,14 @@ FROM generate_series(1, $1::int) AS i
 SESSIONS = """
 WITH ended AS (
     INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, ip, user_agent,
-                          remember_me, revoked_at, revoke_reason)
+                          remember_me, revoked_at, revoke_reason, auth_time)
     SELECT gen_random_uuid(), ($2::uuid[])[1 + i % cardinality($2::uuid[])],
            now() - interval '90 days' - i * interval '1 second',
            now() - interval '60 days' - i * interval '1 second',
            now() - interval '90 days', '203.0.113.1', 'retention seed', true,
            CASE WHEN i % 2 = 0 THEN now() - interval '80 days' - i * interval '1 second' END,
-           CASE WHEN i % 2 = 0 THEN 'logout' END
+           CASE WHEN i % 2 = 0 THEN 'logout' END,
+           now() - interval '90 days' - i * interval '1 second'
     FROM generate_series(1, $1::int) AS i
     RETURNING id, created_at
 )

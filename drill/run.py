@@ -148,6 +148,8 @@ class Drill:
             "BASTION_SECRET_KEY": secrets.token_urlsafe(48),
             "BASTION_AUTO_MIGRATE": "true",
             "BASTION_LOG_JSON": "true",
+            # The drill's admin signs in with a password.
+            "BASTION_MFA_REQUIRED_ROLES": "",
             "BASTION_ARGON2_TIME_COST": str(time_cost),
             "BASTION_ARGON2_MEMORY_COST": str(memory_cost),
             "BASTION_ARGON2_PARALLELISM": str(parallelism),

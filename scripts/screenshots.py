@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pyotp
 from playwright.sync_api import Page, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,8 +75,9 @@ def main() -> None:
             page.locator("form[action='/register'] button[type=submit]").click()
             page.goto(link_in(smtp.mailbox, "/verify-email"))
             page.locator("form[action='/verify-email'] button[type=submit]").click()
-            other = browser.new_context(base_url=server.base_url)
-            sign_in(other.new_page())
+            other = browser.new_context(base_url=server.base_url, locale="en-GB")
+            elsewhere = other.new_page()
+            sign_in(elsewhere)  # a password-only session: it will have to confirm it's you
             sign_in(page, "Wrong-Horse-1")
             sign_in(page)
 
@@ -89,11 +91,16 @@ def main() -> None:
                 "account": lambda: page.goto("/account"),
                 "sessions": lambda: page.goto("/account/sessions"),
                 "activity": lambda: page.goto("/account/activity"),
+                "data": lambda: page.goto("/account/data"),
             }
             for name, visit in pages.items():
                 visit()
                 capture(page, output, name)
+            second_factor(page, elsewhere, output)
             page.locator("form[action='/logout'] button").click()
+            sign_in(page)
+            capture(page, output, "login-mfa")
+            page.context.clear_cookies()
             anonymous = {
                 "login": lambda: page.goto("/login"),
                 "register": lambda: page.goto("/register"),
@@ -115,6 +122,24 @@ def main() -> None:
     finally:
         smtp.stop()
     print(f"screenshots written to {output}")  # noqa: T201 - a script's report
+
+
+def second_factor(page: Page, elsewhere: Page, output: Path) -> None:
+    """The security page, an authenticator app set up, the recovery codes, and the step that
+    asks a session older than the second factor to confirm it's you."""
+    page.goto("/account/security")
+    capture(page, output, "security")
+    page.locator("form:has(input[name=intent][value=totp]) button[type=submit]").click()
+    capture(page, output, "totp-setup")
+    secret = page.locator("[data-totp-secret]").inner_text().strip()
+    page.locator("#code").fill(pyotp.TOTP(secret).now())
+    page.locator("form[action='/account/security'] button[type=submit]").click()
+    capture(page, output, "recovery-codes")
+    page.goto("/account/security")
+    capture(page, output, "security-on")
+    elsewhere.goto("/account/security")
+    elsewhere.locator("form:has(input[name=intent][value=regenerate]) button").click()
+    capture(elsewhere, output, "confirm")
 
 
 def capture(page: Page, output: Path, name: str) -> None:

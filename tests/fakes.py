@@ -273,6 +273,17 @@ class FakeSessionRepository:
         session = self._tables.sessions[session_id] = replace(session, last_seen_at=now)
         return session
 
+    async def set_assurance(
+        self, session_id: uuid.UUID, aal: str, amr: Sequence[str], auth_time: datetime
+    ) -> Session | None:
+        session = self._tables.sessions.get(session_id)
+        if session is None or session.revoked_at is not None:
+            return None
+        session = self._tables.sessions[session_id] = replace(
+            session, aal=aal, amr=tuple(amr), auth_time=auth_time
+        )
+        return session
+
     async def revoke(
         self,
         user_id: uuid.UUID,

@@ -80,9 +80,34 @@ async def mfa_world(
     database_url: str, smtp: SmtpServer, **settings: Any
 ) -> AsyncIterator[MfaWorld]:
     clock = FrozenClock()
+    # The default role policy (admins need a second factor), which make_settings turns off.
+    settings = {"mfa_required_roles": ["admin"], **settings}
     services = build(make_settings(database_url, smtp.url, **settings), clock=clock)
     await services.start()
     try:
         yield MfaWorld(services, clock, smtp.mailbox)
     finally:
         await services.stop()
+
+
+async def account(services: Services, email: str) -> User:
+    """The account with this address, as stored."""
+    async with services.uow(read_only=True) as uow:
+        user = await uow.users.get_by_email(email)
+    assert user is not None, email
+    return user
+
+
+async def enrol_totp(services: Services, clock: FrozenClock, email: str) -> tuple[str, list[str]]:
+    """Give the account a confirmed TOTP factor through the service; its secret and recovery
+    codes. The clock moves to the next step, so the confirming code is spent."""
+    user = await account(services, email)
+    enrolment = await services.mfa.start_totp_enrolment(user, "Phone")
+    code = pyotp.TOTP(enrolment.secret).at(clock.now())
+    enrolled = await services.mfa.confirm_totp(user, enrolment.factor_id, code, CONTEXT)
+    clock.advance(30)
+    return enrolment.secret, enrolled.recovery_codes or []
+
+
+def totp_at(clock: FrozenClock, secret: str, steps: int = 0) -> str:
+    return pyotp.TOTP(secret).at(clock.now() + timedelta(seconds=30 * steps))

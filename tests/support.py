@@ -209,6 +209,9 @@ def make_settings(database_url: str, smtp_url: str, **overrides: Any) -> Setting
         "argon2_memory_cost": 1024,
         "outbox_poll_seconds": 0.1,
         "auto_migrate": False,
+        # Tests of the admin API sign in with a password; the role policy (admins need a
+        # second factor) is tested on its own (tests/api/test_admin_mfa_policy.py).
+        "mfa_required_roles": [],
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -25,7 +25,7 @@ from bastion.http.client_ip import parse_networks
 from bastion.http.deps import (
     current_principal,
     install_authenticator,
-    install_recent_check,
+    install_recency_check,
     provide,
     recent_principal,
 )
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     provide(app, ProblemTable, problems)
     provide_services(app, services)
     install_authenticator(app, sessions_routes.authenticate)
-    install_recent_check(app, mfa_routes.ensure_recent)
+    install_recency_check(app, mfa_routes.ensure_recent)
     for router in (
         login_routes.router,  # first: login, refresh and verify-token are the busiest
         sessions_routes.router,
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         passwords_routes.router,
         tokens_routes.router,
         pages_routes.router,
+        mfa_routes.router,
         audit_routes.router,
         admin_routes.router,
         operations_routes.router,

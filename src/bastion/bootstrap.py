@@ -184,6 +184,16 @@ def build(
     rules = endpoint_rules(settings)
     devices = DeviceCookies(Signer(derive_key(secret, "bastion/device-cookie")))
     login_records = LoginRecords(uow, clock, links, outbox_worker.wake)
+    mfa = MfaService(
+        uow,
+        clock,
+        limiter,
+        mfa_rules(settings, links),
+        Sealer(derive_key(secret, "bastion/totp-secrets")),
+        derive_key(secret, "bastion/recovery-codes"),
+        outbox_worker.wake,
+        authenticator.forget,
+    )
     login = LoginFlow(
         LoginAdmission(
             limiter, uow, clock, login_rules(settings), rules.per_ip, devices, login_records
@@ -192,6 +202,8 @@ def build(
         sessions,
         devices,
         login_records,
+        mfa,
+        uow,
     )
     holder = instance_name()
     purge_lease = OneAtATime(PURGE_LEASE, uow, clock, holder=holder)
@@ -265,15 +277,7 @@ def build(
         audit=AuditService(uow),
         limits=RateLimits(limiter, clock, rules),
         operations=Operations(uow, limiter, metrics),
-        mfa=MfaService(
-            uow,
-            clock,
-            limiter,
-            mfa_rules(settings, links),
-            Sealer(derive_key(secret, "bastion/totp-secrets")),
-            derive_key(secret, "bastion/recovery-codes"),
-            outbox_worker.wake,
-        ),
+        mfa=mfa,
         owners=OwnerService(
             uow,
             hasher,

@@ -55,8 +55,9 @@ async def test_verify_token_returns_the_claims_a_resource_server_needs(
 ) -> None:
     token = await access_token(client, smtp.mailbox)
     body = (await client.get("/api/v1/auth/verify-token", headers=bearer(token))).json()
-    assert set(body) == {"sub", "email", "role", "sid", "exp"}
+    assert set(body) == {"sub", "email", "role", "sid", "exp", "aal", "amr", "auth_time"}
     assert body["role"] == "user"
+    assert (body["aal"], body["amr"]) == ("aal1", ["pwd"])
 
 
 async def test_the_jwks_publishes_the_ed25519_signing_key(

@@ -14,9 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.accounts.model import Role
 from bastion.adapters.sql import tables
-from bastion.core.context import RequestContext
 from bastion.core.secrets import hash_token
-from bastion.mfa.errors import InvalidMfaCode
 from tests.support import (
     BEHIND_PROXY,
     CLIENT_IP,
@@ -34,8 +32,8 @@ from tests.support import (
     register,
     remembered_login,
     running_app,
-    user_id_of,
 )
+from tests.webauthn_authenticator import SoftwareAuthenticator
 
 APP_ORIGIN = "https://app.example.com"
 
@@ -194,21 +192,58 @@ async def test_no_secret_reaches_the_logs_or_the_audit_trail(
         events = await client.get("/api/v1/auth/me/security-events", headers=bearer(new_access))
         assert events.status_code == 200
 
-        # Second factors have no routes yet, so their services join the journey directly.
-        user = await services.accounts.get_user(await user_id_of(services, email))
-        context = RequestContext(ip=CLIENT_IP, user_agent="journey")
-        enrolment = await services.mfa.start_totp_enrolment(user)
-        code = pyotp.TOTP(enrolment.secret).now()
-        enrolled = await services.mfa.confirm_totp(user, enrolment.factor_id, code, context)
-        assert enrolled.recovery_codes is not None
-        due = await services.mfa.start_second_step(user, False, "state")
-        assert due is not None
-        with pytest.raises(InvalidMfaCode):
-            await services.mfa.complete_login(due.mfa_token, context, code="zzzz-zzzz-zzzz")
-        await services.mfa.complete_login(due.mfa_token, context, code=enrolled.recovery_codes[0])
-        # (The six-digit code is not searched for: digits that short turn up by chance.)
-        secrets += [enrolment.secret, enrolment.otpauth_uri, due.mfa_token, "zzzz-zzzz-zzzz"]
-        secrets += enrolled.recovery_codes
+        # Second factors over HTTP: the TOTP secret, its URI, the mfa_token, codes (a wrong
+        # recovery code, a used one, a regenerated set) and a passkey's assertion.
+        auth = bearer(new_access)
+        started = await client.post("/api/v1/auth/mfa/totp", json={}, headers=auth)
+        assert started.status_code == 201, started.text
+        secret = started.json()["secret"]
+        totp = pyotp.TOTP(secret)
+        confirmed = await client.post(
+            f"/api/v1/auth/mfa/totp/{started.json()['factor_id']}/confirm",
+            json={"code": totp.now()},
+            headers=auth,
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        recovery_codes = confirmed.json()["recovery_codes"]
+        aal2_access = confirmed.json()["access_token"]
+        secrets += [secret, started.json()["otpauth_uri"], aal2_access, *recovery_codes]
+        first = await login(client, email, changed_password)
+        assert first.status_code == 403, first.text
+        mfa_token = first.json()["mfa_token"]
+        wrong = await client.post(
+            "/api/v1/auth/login/mfa", json={"mfa_token": mfa_token, "code": "zzzz-zzzz-zzzz"}
+        )
+        assert wrong.status_code == 401
+        passed = await client.post(
+            "/api/v1/auth/login/mfa", json={"mfa_token": mfa_token, "code": recovery_codes[0]}
+        )
+        assert passed.status_code == 200, passed.text
+        secrets += [mfa_token, "zzzz-zzzz-zzzz", passed.json()["access_token"]]
+        regenerated = await client.post(
+            "/api/v1/auth/mfa/recovery-codes", headers=bearer(aal2_access)
+        )
+        assert regenerated.status_code == 200, regenerated.text
+        secrets += regenerated.json()["recovery_codes"]
+        key = SoftwareAuthenticator()
+        options = await client.post(
+            "/api/v1/auth/mfa/webauthn/options", json={"passkey": True}, headers=bearer(aal2_access)
+        )
+        created = key.create(options.json(), PUBLIC_URL)
+        registered = await client.post(
+            "/api/v1/auth/mfa/webauthn", json={"credential": created}, headers=bearer(aal2_access)
+        )
+        assert registered.status_code == 201, registered.text
+        assertion = key.get((await client.post("/api/v1/auth/passkey/options")).json(), PUBLIC_URL)
+        by_passkey = await client.post("/api/v1/auth/passkey/login", json={"credential": assertion})
+        assert by_passkey.status_code == 200, by_passkey.text
+        secrets += [
+            created["response"]["attestationObject"],
+            assertion["response"]["signature"],
+            assertion["response"]["clientDataJSON"],
+            options.json()["challenge"],
+        ]
+        # (Six-digit TOTP codes are not searched for: digits that short turn up by chance.)
 
         # The owner's and the admin's links: a change of email, an invitation, an admin's reset.
         owner = random_email("secrets-owner")

@@ -29,6 +29,7 @@ SESSION_FIELDS = {
     "user_agent",
     "remember_me",
     "current",
+    "aal",
 }
 
 

@@ -40,8 +40,11 @@ async def test_the_sign_in_form_names_its_fields_as_the_api_and_password_manager
     page = await client.get("/login")
     assert page.status_code == 200
     form = form_to(page, "/login")
-    assert set(form.fields) == {"csrf_token", "email", "password"}
+    # credential: where the script puts a passkey's answer ("Sign in with a passkey").
+    assert set(form.fields) == {"csrf_token", "email", "password", "credential"}
+    assert form.fields["credential"] == ""
     assert form.autocomplete == {"email": "email", "password": "current-password"}
+    assert 'data-webauthn="get" data-options-intent="passkey_options"' in page.text
     assert 'name="remember_me" type="checkbox"' in page.text
     assert 'href="/register"' in page.text and 'href="/forgot-password"' in page.text
     assert '<html lang="en">' in page.text

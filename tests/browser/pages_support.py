@@ -42,7 +42,7 @@ class Person:
         self.goto("/login")
         self.page.get_by_label("Email address").fill(email)
         self.page.get_by_label("Password", exact=True).fill(password)
-        self.page.get_by_role("button", name="Sign in").click()
+        self.page.get_by_role("button", name="Sign in", exact=True).click()
 
     def open_link(self, url: str) -> None:
         """Open a link from an email (sent with the server's public URL)."""

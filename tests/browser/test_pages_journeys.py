@@ -77,7 +77,7 @@ def test_journey_3_forgot_reset_and_the_other_browser_is_signed_out(
     expect(first.page).to_have_url(re.compile(r"/login\?return_to=/account/activity$"))
     first.page.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
     first.page.get_by_label("Email address").fill(email)
-    first.page.get_by_role("button", name="Sign in").click()
+    first.page.get_by_role("button", name="Sign in", exact=True).click()
     expect(first.page).to_have_url(re.compile(r"/account/activity$"))
     expect(first.page.locator('[data-event-type="password_reset"]')).to_have_count(1)
 
@@ -117,7 +117,7 @@ def test_journey_11_return_to_an_allowed_origin_is_followed_and_any_other_refuse
     person.goto(f"/login?return_to={quote(APP_ORIGIN + '/welcome?from=bastion')}")
     person.page.get_by_label("Email address").fill(email)
     person.page.get_by_label("Password", exact=True).fill(STRONG_PASSWORD)
-    person.page.get_by_role("button", name="Sign in").click()
+    person.page.get_by_role("button", name="Sign in", exact=True).click()
     expect(person.page).to_have_url(f"{APP_ORIGIN}/welcome?from=bastion")
     expect(person.page.locator("body")).to_have_text("Welcome back")
 
@@ -132,7 +132,7 @@ def test_journey_11_return_to_an_allowed_origin_is_followed_and_any_other_refuse
         person.goto(f"/login?return_to={quote(refused)}")
         person.page.get_by_label("Email address").fill(email)
         person.page.get_by_label("Password", exact=True).fill(STRONG_PASSWORD)
-        person.page.get_by_role("button", name="Sign in").click()
+        person.page.get_by_role("button", name="Sign in", exact=True).click()
         on_account(person, email)
     assert not [url for url in person.requests if "evil" in url.split("?")[0]]
 

@@ -224,3 +224,29 @@ async def test_a_spent_token_whose_successor_was_used_is_not_retried(
         await work.commit()
     async with uow(read_only=True) as work:
         assert await work.sessions.refresh_token_session("4" * 64) is None
+
+
+async def test_a_session_keeps_its_assurance_and_a_new_proof_replaces_it(
+    uow: UnitOfWorkFactory,
+) -> None:
+    user = await stored_user(uow)
+    session = await stored_session(uow, user)
+    assert (session.aal, session.amr, session.auth_time) == ("aal1", ("pwd",), session.created_at)
+    async with uow() as work:
+        proven = await work.sessions.set_assurance(
+            session.id, "aal2", ("pwd", "otp", "mfa"), later(120)
+        )
+        assert await work.sessions.set_assurance(uuid.uuid4(), "aal2", ("hwk",), later(120)) is None
+        await work.commit()
+    assert proven == replace(session, aal="aal2", amr=("pwd", "otp", "mfa"), auth_time=later(120))
+    async with uow(read_only=True) as work:
+        assert await work.sessions.get(session.id) == proven
+
+
+async def test_a_revoked_session_takes_no_new_proof(uow: UnitOfWorkFactory) -> None:
+    user = await stored_user(uow)
+    session = await stored_session(uow, user)
+    async with uow() as work:
+        await work.sessions.revoke(user.id, later(10), "logout", only=session.id)
+        assert await work.sessions.set_assurance(session.id, "aal2", ("hwk",), later(20)) is None
+        await work.commit()

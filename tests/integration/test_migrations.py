@@ -204,3 +204,30 @@ def test_accounts_from_before_the_security_version_start_at_version_one(
     assert version == 1
     downgrade(url, "0001")
     assert run_sql(url, "SELECT email FROM users", {}) == [("old@example.com",)]
+
+
+def test_sessions_from_before_assurance_read_as_password_sessions_proven_when_they_started(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    upgrade(url, "0009_browser_sessions")
+    [user_id] = add_users(url, [f"assured-{uuid.uuid4().hex[:8]}@example.com"])
+    session_id = uuid.uuid4()
+    started = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    as_stored = (lambda u: u) if "postgresql" in url else (lambda u: u.hex)
+    run_sql(
+        url,
+        "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, remember_me)"
+        " VALUES (:id, :user_id, :started, :started, :started, false)",
+        {"id": as_stored(session_id), "user_id": as_stored(user_id), "started": started},
+    )
+
+    upgrade(url)
+
+    [(aal, amr, auth_time)] = run_sql(url, "SELECT aal, amr, auth_time FROM sessions", {})
+    assert (aal, amr) == ("aal1", "pwd")
+    assert auth_time is not None
+    downgrade(url, "0009_browser_sessions")
+    [(count,)] = run_sql(url, "SELECT count(*) FROM sessions", {})
+    assert count == 1
+    upgrade(url)

@@ -21,6 +21,7 @@ from bastion.mfa.model import (
     Aal,
     AdminRefusal,
     Amr,
+    Assurance,
     ChallengePurpose,
     MfaToken,
     SecondStep,
@@ -29,6 +30,7 @@ from bastion.mfa.model import (
     accepted_totp_step,
     admin_refusal,
     after_second_step,
+    assurance_of,
     factor_name,
     mfa_token_usable,
     new_challenge,
@@ -338,3 +340,10 @@ def test_a_webauthn_challenge_lives_five_minutes_and_is_stored_as_a_hash() -> No
 
 def test_a_passkey_is_marked_as_such_and_counts_as_confirmed() -> None:
     assert credential(passkey=True).passkey and credential().confirmed
+
+
+def test_the_assurance_of_token_claims_keeps_known_values_only() -> None:
+    assert assurance_of("aal2", ["pwd", "otp", "mfa"]) == Assurance(
+        Aal.AAL2, (Amr.PASSWORD, Amr.OTP, Amr.MULTI_FACTOR)
+    )
+    assert assurance_of("aal9", ["pwd", "sms", "pwd"]) == Assurance(Aal.AAL1, (Amr.PASSWORD,))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from bastion.accounts.errors import EmailTaken
@@ -19,10 +19,12 @@ from bastion.audit.model import AuditEvent, EventType
 from bastion.core.context import Principal
 from bastion.core.email_address import MAX_EMAIL_LENGTH
 from bastion.core.errors import Forbidden
-from bastion.http.deps import ContextDep, CurrentPrincipal, RecentUser, provider
+from bastion.http.deps import ContextDep, CurrentPrincipal, RecentUser, provided, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.http.schemas import Accepted, EmailAddress
-from bastion.mfa.errors import ReauthenticationRequired
+from bastion.mfa.errors import MfaEnrolmentRequired, ReauthenticationRequired
+from bastion.mfa.model import assurance_of
+from bastion.mfa.service import MfaService
 from bastion.passwords.errors import WeakPassword
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
 from bastion.sessions.errors import SessionNotFound
@@ -58,22 +60,37 @@ Cursor = Annotated[
 ]
 
 
-def requiring(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency admitting callers whose role grants ``permission`` (else 403)."""
+def requiring(
+    permission: Permission, *, write: bool = False
+) -> Callable[[Request, Principal], Awaitable[Principal]]:
+    """A dependency admitting callers whose role grants ``permission`` (else 403), and who pass
+    the role policy: a role in MFA_REQUIRED_ROLES must have a second factor (else 403
+    ``MFA_ENROLLMENT_REQUIRED``) and an aal2 token; a ``write`` needs a recent authentication
+    too (else 403 ``REAUTHENTICATION_REQUIRED``)."""
 
-    @raises(Forbidden)
-    async def authorized(principal: CurrentPrincipal) -> Principal:
+    @raises(Forbidden, MfaEnrolmentRequired, ReauthenticationRequired)
+    async def authorized(request: Request, principal: CurrentPrincipal) -> Principal:
         if not allows(principal.role, permission):
             raise Forbidden()
+        await provided(request, MfaService).ensure_admin_access_of(
+            principal.user_id,
+            principal.role,
+            auth_time=datetime.fromtimestamp(principal.auth_time, UTC),
+            aal=assurance_of(principal.aal, principal.amr).aal,
+            write=write,
+        )
         return principal
 
     return authorized
 
 
 AdminDep = Annotated[AdminService, Depends(provider(AdminService))]
+MfaDep = Annotated[MfaService, Depends(provider(MfaService))]
 TokensDep = Annotated[TokenService, Depends(provider(TokenService))]
 # Role changes end the user's sessions, so the role claimed by a live token is current.
-AdminUser = Annotated[Principal, Depends(requiring(Permission.MANAGE_USERS))]
+AdminUser = Annotated[Principal, Depends(requiring(Permission.MANAGE_USERS, write=True))]
+# An admin-only read: the role policy, without the recent authentication writes need.
+AdminReader = Annotated[Principal, Depends(requiring(Permission.MANAGE_USERS))]
 StaffUser = Annotated[Principal, Depends(requiring(Permission.READ_USERS))]
 AuditReader = Annotated[Principal, Depends(requiring(Permission.READ_AUDIT))]
 
@@ -86,6 +103,11 @@ class UserView(BaseModel):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+
+
+class UserDetail(UserView):
+    mfa_enabled: bool
+    factor_types: list[str] = Field(description="The types of the user's factors: totp, webauthn")
 
 
 class NewUser(BaseModel):
@@ -185,8 +207,28 @@ async def list_users(
     summary="One user (admin, manager)",
 )
 @raises(UserNotFound)
-async def get_user(user_id: uuid.UUID, _: StaffUser, admin_service: AdminDep) -> UserView:
-    return _user_view(await admin_service.get_user(user_id))
+async def get_user(
+    user_id: uuid.UUID, _: StaffUser, admin_service: AdminDep, mfa: MfaDep
+) -> UserDetail:
+    user = await admin_service.get_user(user_id)
+    found = await mfa.status(user)
+    return UserDetail(
+        **_user_view(user).model_dump(),
+        mfa_enabled=found.mfa_enabled,
+        factor_types=sorted({factor.type.value for factor in found.factors}),
+    )
+
+
+@router.delete(
+    "/users/{user_id}/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a locked-out user's second factors and recovery codes; ends their sessions",
+)
+@raises(UserNotFound)
+async def reset_user_mfa(
+    user_id: uuid.UUID, admin: AdminUser, admin_service: AdminDep, mfa: MfaDep, context: ContextDep
+) -> None:
+    await mfa.reset_by_admin(admin.user_id, await admin_service.get_user(user_id), context)
 
 
 @router.patch(
@@ -244,7 +286,7 @@ async def create_user(
 )
 @raises(UserNotFound)
 async def list_user_sessions(
-    user_id: uuid.UUID, _: AdminUser, admin_service: AdminDep
+    user_id: uuid.UUID, _: AdminReader, admin_service: AdminDep
 ) -> list[SessionView]:
     return [
         SessionView(
@@ -314,7 +356,7 @@ async def send_password_reset(
     "/signing-keys",
     summary="The keys that sign and verify access tokens, and the revoked ones (admin)",
 )
-async def list_signing_keys(_: AdminUser, tokens: TokensDep) -> list[SigningKeyView]:
+async def list_signing_keys(_: AdminReader, tokens: TokensDep) -> list[SigningKeyView]:
     return [
         SigningKeyView(
             kid=status.key.kid,

@@ -41,6 +41,8 @@ class EventType(StrEnum):
     MFA_LOCKED = "mfa_locked"
     WEBAUTHN_COUNTER_REGRESSED = "webauthn_counter_regressed"
     PASSKEY_LOGIN_FAILED = "passkey_login_failed"
+    REAUTHENTICATED = "reauthenticated"
+    MFA_RESET_BY_ADMIN = "mfa_reset_by_admin"
     SIGNING_KEY_ROTATED = "signing_key_rotated"
     SIGNING_KEY_REVOKED = "signing_key_revoked"
     EMAIL_CHANGE_REQUESTED = "email_change_requested"

@@ -24,6 +24,11 @@ class Principal:
     email: str
     role: str
     expires_at: int
+    # How the session last proved who it is (``aal1``/``aal2``, RFC 8176 ``amr`` values) and
+    # when, as a Unix time: what step-up checks judge.
+    aal: str = "aal1"
+    amr: tuple[str, ...] = ("pwd",)
+    auth_time: int = 0
 
 
 @dataclass(frozen=True, slots=True)

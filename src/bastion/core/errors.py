@@ -6,6 +6,8 @@ an HTTP status and a stable code. Nothing here knows about HTTP.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BastionError(Exception):
     """Base of every error a use case raises on purpose."""
@@ -16,6 +18,10 @@ class BastionError(Exception):
         super().__init__(detail or self.detail)
         if detail:
             self.detail = detail
+
+    def extensions(self) -> dict[str, Any]:
+        """Members the problem document carries beside the standard ones (RFC 9457 §3.2)."""
+        return {}
 
 
 class NotFound(BastionError):

@@ -18,7 +18,8 @@ from bastion.core.context import Principal, RequestContext
 T = TypeVar("T")
 # How the app tells who is behind a request's credentials (installed at start-up).
 Authenticate = Callable[[Request], Awaitable[Principal]]
-# How the app refuses a caller whose authentication is not recent (installed at start-up).
+# How the app judges that a caller proved who they are recently enough for a critical change
+# (installed at start-up; it raises the refusal).
 EnsureRecent = Callable[[Request, Principal], Awaitable[None]]
 
 
@@ -57,12 +58,14 @@ async def current_principal(request: Request) -> Principal:
     return await authenticate(request)
 
 
-def install_recent_check(app: FastAPI, ensure_recent: EnsureRecent) -> None:
+def install_recency_check(app: FastAPI, ensure_recent: EnsureRecent) -> None:
     app.state.ensure_recent = ensure_recent
 
 
 async def recent_principal(request: Request, principal: CurrentPrincipal) -> Principal:
-    """The caller, if their token shows a recent enough authentication for a critical change."""
+    """The caller, once the step-up rule passed: their session proved who they are within
+    ``REAUTH_MAX_AGE``, at aal2 when they have a second factor (else 403
+    ``REAUTHENTICATION_REQUIRED`` with ``aal_required``)."""
     ensure_recent: EnsureRecent = request.app.state.ensure_recent
     await ensure_recent(request, principal)
     return principal
@@ -77,4 +80,6 @@ async def get_request_context(request: Request) -> RequestContext:
 
 ContextDep = Annotated[RequestContext, Depends(get_request_context)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+# For critical changes (password, factors, recovery codes, email, export, account deletion,
+# admin writes): the current user, after the recent-authentication rule passed.
 RecentUser = Annotated[Principal, Depends(recent_principal)]

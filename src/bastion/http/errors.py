@@ -112,7 +112,9 @@ class ProblemTable:
             headers["Retry-After"] = str(retry_after)
         elif kind.status == HTTPStatus.SERVICE_UNAVAILABLE:
             headers["Retry-After"] = RETRY_LATER_SECONDS
-        return problem(kind.status, kind.code, kind.title, error.detail, headers=headers)
+        return problem(
+            kind.status, kind.code, kind.title, error.detail, headers=headers, **error.extensions()
+        )
 
     def openapi_responses(
         self, errors: Iterable[type[BastionError]]

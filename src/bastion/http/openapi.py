@@ -48,6 +48,25 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 # What every string in a request must match (http/unstorable.py refuses the rest). Unpaired
 # surrogates are refused too, but they are no Unicode text a schema could speak of.
 STORABLE_TEXT = "^[^\\u0000]*$"
+# A request member that takes any JSON (a WebAuthn credential as the browser shapes it): its
+# strings and keys, however deep, hold no NUL either.
+STORABLE_JSON = "StorableJson"
+STORABLE_JSON_REF = {"$ref": f"#/components/schemas/{STORABLE_JSON}"}
+STORABLE_JSON_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value whose strings and member names hold no NUL",
+    "anyOf": [
+        {"type": "string", "pattern": STORABLE_TEXT},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": STORABLE_JSON_REF},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": STORABLE_TEXT},
+            "additionalProperties": STORABLE_JSON_REF,
+        },
+    ],
+}
 # Strings with a format of their own never hold a NUL when valid.
 SELF_DESCRIBED_FORMATS = {"uuid", "date-time", "date"}
 
@@ -61,6 +80,7 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     for name in FASTAPI_VALIDATION_SCHEMAS:
         schemas.pop(name, None)
     schemas["Problem"] = PROBLEM_SCHEMA
+    schemas[STORABLE_JSON] = STORABLE_JSON_SCHEMA
     components["securitySchemes"] = {
         BEARER_SCHEME: {
             "type": "http",
@@ -126,6 +146,9 @@ def _require_storable_text(
     for key in ("anyOf", "oneOf", "allOf"):
         for item in subschema.get(key, []):
             _require_storable_text(item, schemas, visited)
+    if subschema.get("type") == "object" and subschema.get("additionalProperties") is True:
+        subschema["propertyNames"] = {"pattern": STORABLE_TEXT}
+        subschema["additionalProperties"] = STORABLE_JSON_REF
     for item in subschema.get("properties", {}).values():
         _require_storable_text(item, schemas, visited)
     if isinstance(subschema.get("items"), dict):

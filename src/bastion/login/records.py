@@ -10,7 +10,7 @@ import structlog
 from bastion.accounts.model import User
 from bastion.audit.model import EventType, LoginFailure, event
 from bastion.core.clock import Clock
-from bastion.core.context import RequestContext
+from bastion.core.context import Principal, RequestContext
 from bastion.core.email_address import normalize_email
 from bastion.login.model import Refusal
 from bastion.mail import messages
@@ -41,6 +41,22 @@ class LoginRecords:
                     context,
                     refusal.user_id,
                     reason=refusal.reason.value,
+                )
+            )
+            await uow.commit()
+
+    async def reauthenticated(
+        self, principal: Principal, aal: str, context: RequestContext
+    ) -> None:
+        async with self._uow() as uow:
+            await uow.audit.record(
+                event(
+                    EventType.REAUTHENTICATED,
+                    self._clock.now(),
+                    context,
+                    principal.user_id,
+                    session_id=str(principal.session_id),
+                    aal=aal,
                 )
             )
             await uow.commit()

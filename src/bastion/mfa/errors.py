@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from bastion.core.errors import BastionError, Conflict, Forbidden, NotFound, Unauthenticated
 from bastion.ratelimit.errors import RateLimited
@@ -91,6 +92,9 @@ class ReauthenticationRequired(Forbidden):
     def __init__(self, aal_required: str, detail: str | None = None) -> None:
         super().__init__(detail)
         self.aal_required = aal_required
+
+    def extensions(self) -> dict[str, Any]:
+        return {"aal_required": self.aal_required}
 
 
 class MfaEnrolmentRequired(Forbidden):

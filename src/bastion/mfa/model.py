@@ -263,6 +263,13 @@ def _unique(values: Sequence[Amr]) -> tuple[Amr, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def assurance_of(aal: str, amr: Iterable[str]) -> Assurance:
+    """The assurance a token's claims state (values that are not ours are left out)."""
+    level = Aal.AAL2 if aal == Aal.AAL2.value else Aal.AAL1
+    known = {method.value: method for method in Amr}
+    return Assurance(level, _unique([known[value] for value in amr if value in known]))
+
+
 def aal_needed(mfa_enabled: bool) -> Aal:
     """The level a critical change needs: aal2 once the user has a second factor."""
     return Aal.AAL2 if mfa_enabled else Aal.AAL1

@@ -44,6 +44,7 @@ from bastion.accounts.model import User
 from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
+from bastion.core.errors import Unauthenticated
 from bastion.core.secrets import Sealer, hash_token, new_token
 from bastion.mail import messages
 from bastion.mfa.errors import (
@@ -99,6 +100,7 @@ from bastion.mfa.model import (
 )
 from bastion.ratelimit.model import Rule, WindowState, seconds_until
 from bastion.ratelimit.ports import Limiter
+from bastion.sessions.model import RevokeReason
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 
 # Failed second steps on one account, whatever the mfa_token or IP, before a pause.
@@ -186,8 +188,11 @@ class MfaService:
         secrets: Sealer,
         recovery_key: bytes,
         mail_queued: Callable[[], None],
+        sessions_revoked: Callable[[list[uuid.UUID]], None] = lambda _: None,
     ) -> None:
         self._uow = uow
+        # Revocations must reach this process's session-liveness cache at once.
+        self._sessions_revoked = sessions_revoked
         self._clock = clock
         self._limiter = limiter
         self._rules = rules
@@ -205,6 +210,14 @@ class MfaService:
             factors=factors,
             recovery_codes_remaining=remaining,
         )
+
+    async def account(self, user_id: uuid.UUID) -> User:
+        """The signed-in caller's account (a deleted account's sessions are revoked with it)."""
+        async with self._uow(read_only=True) as uow:
+            user = await uow.users.get(user_id)
+        if user is None:
+            raise Unauthenticated()
+        return user
 
     async def mfa_enabled(self, user_id: uuid.UUID) -> bool:
         async with self._uow(read_only=True) as uow:
@@ -449,12 +462,18 @@ class MfaService:
         *,
         code: str | None = None,
         credential: dict[str, Any] | None = None,
+        passkey: bool = False,
     ) -> SecondStep:
-        """Check a second step outside a log-in (a reauthentication): what was used."""
-        return await self._second_step(user_id, code, credential, context)
+        """Check a second step outside a log-in (a reauthentication): what was used. With
+        ``passkey`` the credential must be a passkey and verify the user, since it stands for
+        the password too."""
+        return await self._second_step(user_id, code, credential, context, passkey=passkey)
 
-    async def assertion_options(self, user_id: uuid.UUID) -> dict[str, Any]:
-        """PublicKeyCredentialRequestOptions listing the user's credentials."""
+    async def assertion_options(
+        self, user_id: uuid.UUID, *, verify_user: bool = False
+    ) -> dict[str, Any]:
+        """PublicKeyCredentialRequestOptions listing the user's credentials; ``verify_user``
+        asks the authenticator to verify the user when it can (a passkey standing alone)."""
         now = self._clock.now()
         async with self._uow(read_only=True) as uow:
             factors = await uow.mfa_factors.of_user(user_id)
@@ -462,7 +481,11 @@ class MfaService:
             rp_id=self._rules.rp_id,
             timeout=_CEREMONY_TIMEOUT_MS,
             allow_credentials=_descriptors(factors),
-            user_verification=UserVerificationRequirement.DISCOURAGED,
+            user_verification=(
+                UserVerificationRequirement.PREFERRED
+                if verify_user
+                else UserVerificationRequirement.DISCOURAGED
+            ),
         )
         await self._store_challenge(options.challenge, ChallengePurpose.SECOND_STEP, user_id, now)
         return options_to_json_dict(options)
@@ -524,9 +547,18 @@ class MfaService:
         self, user: User, *, auth_time: datetime, aal: Aal, write: bool
     ) -> None:
         """The role policy in front of the admin API (see ``mfa.model.admin_refusal``)."""
-        mfa_enabled = await self.mfa_enabled(user.id)
+        await self.ensure_admin_access_of(
+            user.id, user.role.value, auth_time=auth_time, aal=aal, write=write
+        )
+
+    async def ensure_admin_access_of(
+        self, user_id: uuid.UUID, role: str, *, auth_time: datetime, aal: Aal, write: bool
+    ) -> None:
+        """``ensure_admin_access`` for the caller a token names (its role claim is current:
+        a role change ends the user's sessions)."""
+        mfa_enabled = await self.mfa_enabled(user_id)
         refusal = admin_refusal(
-            role_requires=self.required_for(user),
+            role_requires=role_requires_mfa(role, self._rules.required_roles),
             mfa_enabled=mfa_enabled,
             aal=aal,
             auth_time=auth_time,
@@ -539,6 +571,35 @@ class MfaService:
         if refusal is AdminRefusal.REAUTHENTICATION_REQUIRED:
             raise ReauthenticationRequired(aal_needed(mfa_enabled).value)
 
+    async def reset_by_admin(
+        self, actor_id: uuid.UUID, user: User, context: RequestContext
+    ) -> None:
+        """An administrator removes a locked-out user's factors and recovery codes: their
+        sessions end, they are emailed, and it is audited."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            factors = await uow.mfa_factors.of_user(user.id, for_update=True)
+            await uow.mfa_factors.delete(user.id, [factor.id for factor in factors])
+            await uow.recovery_codes.delete_all(user.id)
+            revoked = await uow.sessions.revoke(user.id, now, RevokeReason.MFA_RESET.value)
+            await uow.audit.record(
+                event(
+                    EventType.MFA_RESET_BY_ADMIN,
+                    now,
+                    context,
+                    user.id,
+                    actor_id=str(actor_id),
+                    factors_removed=len(usable_factors(factors)),
+                )
+            )
+            for described in dict.fromkeys(_described(f) for f in usable_factors(factors)):
+                await uow.outbox.add(
+                    messages.factor_removed(user.email, described, by_admin=True), now
+                )
+            await uow.commit()
+        self._sessions_revoked(revoked)
+        self._mail_queued()
+
     async def _second_step(
         self,
         user_id: uuid.UUID,
@@ -547,10 +608,11 @@ class MfaService:
         context: RequestContext,
         *,
         token_hash: str | None = None,
+        passkey: bool = False,
     ) -> SecondStep:
         slot = await self._take_attempt(user_id)
         try:
-            proof = await self._prove(user_id, code, credential)
+            proof = await self._prove(user_id, code, credential, passkey=passkey)
             now = self._clock.now()
             async with self._uow() as uow:
                 if not await proof.apply(uow, now):
@@ -575,11 +637,16 @@ class MfaService:
         return proof.used
 
     async def _prove(
-        self, user_id: uuid.UUID, code: str | None, credential: dict[str, Any] | None
+        self,
+        user_id: uuid.UUID,
+        code: str | None,
+        credential: dict[str, Any] | None,
+        *,
+        passkey: bool = False,
     ) -> _Proof:
         """Verify the second step against what is stored; nothing is written yet."""
         if credential is not None:
-            return await self._prove_assertion(user_id, credential)
+            return await self._prove_assertion(user_id, credential, passkey=passkey)
         code = typed_code(code or "")
         if looks_like_totp_code(code):
             return await self._prove_totp(user_id, code)
@@ -608,16 +675,18 @@ class MfaService:
                 )
         raise InvalidMfaCode(reason="wrong_code")
 
-    async def _prove_assertion(self, user_id: uuid.UUID, credential: dict[str, Any]) -> _Proof:
+    async def _prove_assertion(
+        self, user_id: uuid.UUID, credential: dict[str, Any], *, passkey: bool = False
+    ) -> _Proof:
         parsed, challenge = _parse_assertion(credential)
         spent = await self._spend_challenge(challenge, ChallengePurpose.SECOND_STEP)
         if spent is None or spent.user_id != user_id:
             raise InvalidCredential(reason="challenge")
         async with self._uow(read_only=True) as uow:
             found = await uow.mfa_factors.credential(parsed.raw_id)
-        if found is None or found.user_id != user_id:
+        if found is None or found.user_id != user_id or (passkey and not found.passkey):
             raise InvalidCredential(reason="unknown_credential")
-        assertion = self._verify_assertion(parsed, challenge, found, require_uv=False)
+        assertion = self._verify_assertion(parsed, challenge, found, require_uv=passkey)
 
         async def record(uow: UnitOfWork, now: datetime) -> bool:
             return await self._record_assertion(uow, assertion, now)

@@ -3,8 +3,7 @@ an invitation."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
 from fastapi.responses import JSONResponse
@@ -18,8 +17,7 @@ from bastion.http.deps import ContextDep, RecentUser, provider
 from bastion.http.errors import ProblemRows, raises
 from bastion.http.schemas import Accepted, EmailAddress, StrictModel
 from bastion.mfa.errors import ReauthenticationRequired
-from bastion.mfa.model import Factor, FactorType, TotpFactor
-from bastion.owners.model import Export
+from bastion.owners.model import export_document
 from bastion.owners.service import OwnerService
 from bastion.passwords.errors import WeakPassword
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
@@ -121,65 +119,3 @@ async def accept_invite(
 ) -> InvitationAccepted:
     await owners.accept_invitation(body.token, body.password, context)
     return InvitationAccepted()
-
-
-def export_document(data: Export) -> dict[str, Any]:
-    """The export as JSON, field by field (docs/api.md): never a hash, secret or token."""
-    user = data.user
-    return {
-        "exported_at": _time(data.exported_at),
-        "user": {
-            "id": str(user.id),
-            "email": user.email,
-            "role": user.role.value,
-            "is_verified": user.is_verified,
-            "is_active": user.is_active,
-            "created_at": _time(user.created_at),
-            "updated_at": _time(user.updated_at),
-        },
-        "sessions": [
-            {
-                "id": str(s.id),
-                "created_at": _time(s.created_at),
-                "last_seen_at": _time(s.last_seen_at),
-                "expires_at": _time(s.expires_at),
-                "revoked_at": _time(s.revoked_at),
-                "revoke_reason": s.revoke_reason,
-                "ip": s.ip,
-                "user_agent": s.user_agent,
-                "remember_me": s.remember_me,
-            }
-            for s in data.sessions
-        ],
-        "security_events": [
-            {
-                "id": item.id,
-                "type": item.type.value,
-                "occurred_at": _time(item.occurred_at),
-                "ip": item.ip,
-                "user_agent": item.user_agent,
-                "details": item.details,
-            }
-            for item in data.security_events
-        ],
-        "factors": [_factor(factor) for factor in data.factors],
-    }
-
-
-def _factor(factor: Factor) -> dict[str, Any]:
-    if isinstance(factor, TotpFactor):
-        kind, confirmed_at = FactorType.TOTP.value, factor.confirmed_at
-    else:
-        kind, confirmed_at = FactorType.WEBAUTHN.value, factor.created_at
-    return {
-        "id": str(factor.id),
-        "type": kind,
-        "name": factor.name,
-        "created_at": _time(factor.created_at),
-        "confirmed_at": _time(confirmed_at),
-        "last_used_at": _time(factor.last_used_at),
-    }
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()

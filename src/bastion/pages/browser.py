@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
 from bastion.core.context import Principal
@@ -49,6 +49,13 @@ class UnreadableForm(BastionError):
     middleware leaves form posts, which only the pages take, to their handlers)."""
 
     detail = "A field of the form holds a character that is not allowed."
+
+
+class FormNotUnderstood(BastionError):
+    """A form post asks for something its page does not do (an unknown ``intent``, a field
+    that is not what the page sent): refused with a 422 page, nothing changed."""
+
+    detail = "The form could not be understood. Please go back and try again."
 
 
 class SignInRequired(Exception):
@@ -168,6 +175,12 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         "Content-Language": active_locale(),
     }
     return _finish(request, HTMLResponse(html, status_code, headers=headers))
+
+
+def json_answer(request: Request, content: Any, status_code: int = 200) -> Response:
+    """What a page's script asks for (WebAuthn options): JSON, with the pages' headers."""
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": pages_of(request).content_security_policy}
+    return _finish(request, JSONResponse(content, status_code, headers=headers))
 
 
 def redirect(request: Request, url: str) -> Response:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.core.one_time_tokens import TokenExpired, TokenInvalid
 from bastion.guards import PasswordResetRequest, PerIpLimit, PerUserLimit
-from bastion.http.deps import ContextDep, CurrentPrincipal, provider
+from bastion.http.deps import ContextDep, RecentUser, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.http.schemas import Accepted
 from bastion.passwords.errors import WeakPassword, WrongPassword
@@ -73,10 +73,11 @@ async def reset_password(
     "/change-password",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[PerUserLimit],
-    summary="Change the password; other sessions end, this one stays",
+    summary="Change the password (needs a recent authentication); other sessions end, this "
+    "one stays",
 )
 @raises(WrongPassword, WeakPassword, TooManyAttempts)
 async def change_password(
-    body: ChangeRequest, principal: CurrentPrincipal, passwords: PasswordsDep, context: ContextDep
+    body: ChangeRequest, principal: RecentUser, passwords: PasswordsDep, context: ContextDep
 ) -> None:
     await passwords.change_password(principal, body.current_password, body.new_password, context)

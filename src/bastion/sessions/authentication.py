@@ -40,6 +40,9 @@ class Authenticator:
                 email=str(claims.get("email", "")),
                 role=str(claims.get("role", "")),
                 expires_at=int(claims["exp"]),
+                aal=str(claims.get("aal", "aal1")),
+                amr=tuple(str(value) for value in claims.get("amr", ("pwd",))),
+                auth_time=int(claims.get("auth_time", claims["iat"])),
             )
         except (ValueError, TypeError, KeyError):
             raise InvalidToken() from None
@@ -67,6 +70,9 @@ class Authenticator:
             email=user.email,
             role=user.role.value,
             expires_at=int(session.expires_at.timestamp()),
+            aal=session.aal,
+            amr=session.amr,
+            auth_time=int(session.authenticated_at.timestamp()),
         )
 
     def forget(self, session_ids: Iterable[uuid.UUID]) -> None:

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+# What a password log-in proves (the values of ``mfa.model.password_assurance``).
+PASSWORD_AAL = "aal1"  # noqa: S105 - a label, not a secret
+PASSWORD_AMR: tuple[str, ...] = ("pwd",)
+
 
 class RevokeReason(StrEnum):
     LOGOUT = "logout"
@@ -18,6 +22,7 @@ class RevokeReason(StrEnum):
     USER_DISABLED = "user_disabled"
     ROLE_CHANGED = "role_changed"
     USER_DELETED = "user_deleted"
+    MFA_RESET = "mfa_reset"
     EMAIL_CHANGED = "email_changed"
     ADMIN = "revoked_by_admin"
 
@@ -34,6 +39,16 @@ class Session:
     remember_me: bool
     revoked_at: datetime | None = None
     revoke_reason: str | None = None
+    # How the session last proved who it is: the ``aal`` and ``amr`` claims of its access
+    # tokens, and when (``auth_time``). A refresh keeps them; only a new proof changes them.
+    aal: str = PASSWORD_AAL
+    amr: tuple[str, ...] = PASSWORD_AMR
+    auth_time: datetime | None = None
+
+    @property
+    def authenticated_at(self) -> datetime:
+        """When the session last proved who it is (its start, for sessions from before)."""
+        return self.auth_time or self.created_at
 
     def is_active(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
@@ -52,6 +67,8 @@ def new_session(
     remember_me: bool,
     ip: str | None,
     user_agent: str | None,
+    aal: str = PASSWORD_AAL,
+    amr: tuple[str, ...] = PASSWORD_AMR,
 ) -> Session:
     return Session(
         id=uuid.uuid4(),
@@ -62,6 +79,9 @@ def new_session(
         ip=ip,
         user_agent=user_agent[:512] if user_agent else None,
         remember_me=remember_me,
+        aal=aal,
+        amr=amr,
+        auth_time=now,
     )
 
 

@@ -32,6 +32,13 @@ class SessionRepository(Protocol):
         """Record that the session was just used; the session as it now stands."""
         ...
 
+    async def set_assurance(
+        self, session_id: uuid.UUID, aal: str, amr: Sequence[str], auth_time: datetime
+    ) -> Session | None:
+        """Record a new proof of a live session (a reauthentication, a factor just added):
+        the session as it now stands, or None if it is not live."""
+        ...
+
     async def revoke(
         self,
         user_id: uuid.UUID,

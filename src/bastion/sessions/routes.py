@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from bastion.core.context import Principal
 from bastion.guards import PerIpLimit, PerUserLimit, SameSiteOnly
@@ -49,6 +49,9 @@ class TokenInfo(BaseModel):
     role: str
     sid: uuid.UUID
     exp: int
+    aal: str = Field(description="`aal1`, or `aal2` after a second factor or a passkey")
+    amr: list[str] = Field(description='RFC 8176 authentication methods, e.g. `["pwd"]`')
+    auth_time: int = Field(description="When the session last proved who it is (Unix time)")
 
 
 class SessionInfo(BaseModel):
@@ -60,6 +63,7 @@ class SessionInfo(BaseModel):
     user_agent: str | None
     remember_me: bool
     current: bool
+    aal: str
 
 
 def bearer_token(request: Request) -> str:
@@ -104,6 +108,9 @@ async def verify_token(request: Request) -> JSONResponse:
             "role": principal.role,
             "sid": str(principal.session_id),
             "exp": principal.expires_at,
+            "aal": principal.aal,
+            "amr": list(principal.amr),
+            "auth_time": principal.auth_time,
         }
     )
 
@@ -157,6 +164,7 @@ async def list_sessions(principal: CurrentPrincipal, sessions: SessionsDep) -> l
             user_agent=s.user_agent,
             remember_me=s.remember_me,
             current=s.id == principal.session_id,
+            aal=s.aal,
         )
         for s in await sessions.list_sessions(principal.user_id)
     ]

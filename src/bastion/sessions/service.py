@@ -13,8 +13,20 @@ from bastion.core.clock import Clock
 from bastion.core.context import Principal, RequestContext
 from bastion.core.secrets import hash_token, new_token
 from bastion.mail import messages
-from bastion.sessions.errors import InvalidRefreshToken, RefreshTokenReused, SessionNotFound
-from bastion.sessions.model import RevokeReason, Session, new_session, session_lifetime
+from bastion.sessions.errors import (
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    SessionNotFound,
+    SessionRevoked,
+)
+from bastion.sessions.model import (
+    PASSWORD_AAL,
+    PASSWORD_AMR,
+    RevokeReason,
+    Session,
+    new_session,
+    session_lifetime,
+)
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 from bastion.tokens.model import AccessClaims, access_token_expiry
 from bastion.tokens.service import TokenService
@@ -55,7 +67,14 @@ class SessionService:
         self._sessions_revoked = sessions_revoked
 
     async def start_session(
-        self, user: User, remember_me: bool, context: RequestContext, *, browser: bool = False
+        self,
+        user: User,
+        remember_me: bool,
+        context: RequestContext,
+        *,
+        browser: bool = False,
+        aal: str = PASSWORD_AAL,
+        amr: tuple[str, ...] = PASSWORD_AMR,
     ) -> IssuedTokens:
         """A new session for a user who just signed in: the one place sessions are created.
 
@@ -67,6 +86,8 @@ class SessionService:
 
         A session started on Bastion's own pages (``browser``) is carried by a cookie whose
         hash is stored, as a refresh token's is; it has no refresh token.
+
+        ``aal`` and ``amr`` say how the user proved who they are (a password by default).
         """
         now = self._clock.now()
         lifetime = session_lifetime(
@@ -79,6 +100,8 @@ class SessionService:
             remember_me=remember_me,
             ip=context.ip,
             user_agent=context.user_agent,
+            aal=aal,
+            amr=amr,
         )
         refresh_token = new_token() if remember_me and not browser else None
         browser_token = new_token() if browser else None
@@ -97,6 +120,8 @@ class SessionService:
                     user.id,
                     session_id=str(session.id),
                     remember_me=remember_me,
+                    aal=aal,
+                    amr=list(amr),
                 )
             )
             await uow.commit()
@@ -147,6 +172,23 @@ class SessionService:
             )
             await uow.commit()
         return await self._issue(user, session, new_refresh_token)
+
+    async def reassure(self, principal: Principal, aal: str, amr: tuple[str, ...]) -> IssuedTokens:
+        """Record a new proof of the caller's session (a reauthentication, a factor just
+        confirmed), now, at ``aal``: a new access token for the same session carrying it."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            session = await uow.sessions.set_assurance(principal.session_id, aal, amr, now)
+            user = await uow.users.get(principal.user_id)
+            if (
+                session is None
+                or user is None
+                or session.user_id != user.id
+                or not session.is_active(now)
+            ):
+                raise SessionRevoked()
+            await uow.commit()
+        return await self._issue(user, session, None)
 
     async def list_sessions(self, user_id: uuid.UUID) -> list[Session]:
         async with self._uow(read_only=True) as uow:
@@ -256,6 +298,9 @@ class SessionService:
             iat=now,
             exp=expires_at,
             jti=self._tokens.new_jti(),
+            aal=session.aal,
+            amr=session.amr,
+            auth_time=session.authenticated_at,
         )
         return IssuedTokens(
             access_token=await self._tokens.issue(claims),

@@ -19,6 +19,10 @@ class AccessClaims:
     iat: datetime
     exp: datetime
     jti: str
+    # How the session last proved who it is, and when (see ``sessions.model.Session``).
+    aal: str = "aal1"
+    amr: tuple[str, ...] = ("pwd",)
+    auth_time: datetime | None = None
 
 
 def access_token_expiry(

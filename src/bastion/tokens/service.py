@@ -196,6 +196,9 @@ class TokenService:
             "iat": int(claims.iat.timestamp()),
             "exp": int(claims.exp.timestamp()),
             "jti": claims.jti,
+            "aal": claims.aal,
+            "amr": list(claims.amr),
+            "auth_time": int((claims.auth_time or claims.iat).timestamp()),
         }
         return jwt.encode(
             payload, keys.signer, algorithm=ALGORITHM, headers={"kid": keys.signer_kid}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import RowMapping, bindparam, insert, select, update
 
@@ -103,16 +104,19 @@ class SqlSessionRepository:
                 "remember_me": session.remember_me,
                 "revoked_at": session.revoked_at,
                 "revoke_reason": session.revoke_reason,
+                "aal": session.aal,
+                "amr": " ".join(session.amr),
+                "auth_time": session.authenticated_at,
             },
         )
 
     async def get(self, session_id: uuid.UUID) -> Session | None:
         row = (await self._db.execute(SESSION_BY_ID, {"id": session_id})).mappings().first()
-        return Session(**row) if row else None
+        return session_from_row(row) if row else None
 
     async def get_many(self, session_ids: Sequence[uuid.UUID]) -> list[Session]:
         rows = (await self._db.execute(SESSIONS_BY_ID, {"ids": list(session_ids)})).mappings()
-        return [Session(**row) for row in rows]
+        return [session_from_row(row) for row in rows]
 
     async def list_active(self, user_id: uuid.UUID, now: datetime) -> list[Session]:
         s = tables.sessions.c
@@ -121,13 +125,11 @@ class SqlSessionRepository:
             .where(s.user_id == user_id, s.revoked_at.is_(None), s.expires_at > now)
             .order_by(s.created_at.desc())
         )
-        return [Session(**row) for row in (await self._db.execute(query)).mappings()]
+        return [session_from_row(row) for row in (await self._db.execute(query)).mappings()]
 
     async def list_kept(self, user_id: uuid.UUID) -> list[Session]:
         s = tables.sessions.c
-        query = (
-            select(tables.sessions).where(s.user_id == user_id).order_by(s.created_at.desc())
-        )
+        query = select(tables.sessions).where(s.user_id == user_id).order_by(s.created_at.desc())
         return [Session(**row) for row in (await self._db.execute(query)).mappings()]
 
     async def resume(self, session_id: uuid.UUID, now: datetime) -> tuple[Session, User] | None:
@@ -142,7 +144,20 @@ class SqlSessionRepository:
     async def touch(self, session_id: uuid.UUID, now: datetime) -> Session | None:
         result = await self._db.execute(TOUCH_SESSION, {"session_id": session_id, "now": now})
         row = result.mappings().first()
-        return Session(**row) if row else None
+        return session_from_row(row) if row else None
+
+    async def set_assurance(
+        self, session_id: uuid.UUID, aal: str, amr: Sequence[str], auth_time: datetime
+    ) -> Session | None:
+        s = tables.sessions.c
+        statement = (
+            update(tables.sessions)
+            .where(s.id == session_id, s.revoked_at.is_(None))
+            .values(aal=aal, amr=" ".join(amr), auth_time=auth_time)
+            .returning(*tables.sessions.c)
+        )
+        row = (await self._db.execute(statement)).mappings().first()
+        return session_from_row(row) if row else None
 
     async def revoke(
         self,
@@ -225,9 +240,15 @@ class SqlSessionRepository:
         return _session_and_user(result.mappings().first())
 
 
+def session_from_row(row: RowMapping | Mapping[str, Any]) -> Session:
+    values: dict[str, Any] = {str(key): value for key, value in row.items()}
+    values["amr"] = tuple(str(values.get("amr") or "").split())
+    return Session(**values)
+
+
 def _session_and_user(row: RowMapping | None) -> tuple[Session, User] | None:
     """A row of a session's columns and its user's (prefixed ``account_``)."""
     if row is None:
         return None
-    session = Session(**{column.name: row[column.name] for column in tables.sessions.c})
+    session = session_from_row({column.name: row[column.name] for column in tables.sessions.c})
     return session, user_from_row({column.name: row[f"account_{column.name}"] for column in _users})

@@ -138,6 +138,10 @@ sessions = Table(
     Column("remember_me", Boolean(), nullable=False),
     _timestamp("revoked_at", nullable=True),
     Column("revoke_reason", String(32), nullable=True),
+    # How the session last proved who it is: aal, amr (space-separated RFC 8176 values), when.
+    Column("aal", String(8), nullable=False, server_default="aal1"),
+    Column("amr", String(64), nullable=False, server_default="pwd"),
+    _timestamp("auth_time"),
     # The retention purge finds ended sessions by these two. Live sessions have no revoked_at,
     # so a log-in adds no entry to the second.
     Index(

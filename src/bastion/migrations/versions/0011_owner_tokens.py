@@ -1,7 +1,7 @@
 """Owners and admins control accounts: email-change and invitation links, revoked signing keys.
 
 Revision ID: 0011_owner_tokens
-Revises: 0010_refresh_retry
+Revises: 0009_browser_sessions
 Create Date: 2026-12-01 20:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_owner_tokens"
-down_revision: str | None = "0010_refresh_retry"
+down_revision: str | None = "0010_session_assurance"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -72,3 +72,66 @@ for (const list of document.querySelectorAll("[data-password-rules]")) {
     }
   });
 }
+
+// WebAuthn: the one thing the pages cannot do without script. A button marked data-webauthn
+// asks its form's page for options (the same form, posted with data-options-intent), runs the
+// ceremony, puts the credential's JSON in the form's `credential` field and posts the form.
+// Pages hide these buttons (`hidden`) until this script finds WebAuthn in the browser.
+const webauthn =
+  typeof window.PublicKeyCredential === "function" &&
+  typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function";
+if (webauthn) {
+  for (const element of document.querySelectorAll("[data-needs-webauthn]")) {
+    element.hidden = false;
+  }
+}
+
+async function ceremony(button) {
+  const form = button.form;
+  const body = new URLSearchParams(new FormData(form));
+  body.set("intent", button.dataset.optionsIntent);
+  const response = await fetch(form.action, {
+    method: "POST",
+    body,
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+  });
+  if (!response.ok) {
+    if (button.dataset.fallback === "submit") {
+      form.submit(); // the page answers with what is missing (a "Confirm it's you" step)
+      return true;
+    }
+    return false;
+  }
+  const options = await response.json();
+  const credential =
+    button.dataset.webauthn === "create"
+      ? await navigator.credentials.create({
+          publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options),
+        })
+      : await navigator.credentials.get({
+          publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options),
+        });
+  if (!credential) return false;
+  form.elements.namedItem("credential").value = JSON.stringify(credential.toJSON());
+  form.submit();
+  return true;
+}
+
+for (const button of document.querySelectorAll("button[data-webauthn]")) {
+  button.addEventListener("click", async () => {
+    const status = button.form.querySelector("[data-webauthn-status]");
+    if (status) status.textContent = "";
+    button.disabled = true;
+    let done = false;
+    try {
+      done = await ceremony(button);
+    } catch {
+      done = false;
+    }
+    if (!done) {
+      button.disabled = false;
+      if (status) status.textContent = button.dataset.failed || "";
+    }
+  });
+}
