@@ -3,7 +3,7 @@
 Sessions from before were all password log-ins: aal1, ["pwd"], proven when they started.
 
 Revision ID: 0010_session_assurance
-Revises: 0009_browser_sessions
+Revises: 0010_refresh_retry
 Create Date: 2026-12-01 19:45:00.000000
 """
 

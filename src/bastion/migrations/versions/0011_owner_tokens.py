@@ -1,7 +1,7 @@
 """Owners and admins control accounts: email-change and invitation links, revoked signing keys.
 
 Revision ID: 0011_owner_tokens
-Revises: 0009_browser_sessions
+Revises: 0010_session_assurance
 Create Date: 2026-12-01 20:00:00.000000
 """
 
