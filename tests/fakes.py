@@ -29,6 +29,7 @@ from bastion.background.model import Lease, may_take
 from bastion.core.account_at import AccountAt
 from bastion.core.context import SecurityStamp
 from bastion.core.one_time_tokens import OneTimeToken
+from bastion.events.model import Position, StreamEvent
 from bastion.mail.model import EmailMessage, QueuedMessage
 from bastion.mfa.model import (
     MFA_TOKEN_MAX_WRONG_CODES,
@@ -41,6 +42,7 @@ from bastion.mfa.model import (
     sign_count_accepted,
 )
 from bastion.retention.model import Purgeable
+from bastion.service_keys.model import ServiceKey
 from bastion.sessions.model import Session
 from bastion.tokens.model import SigningKey
 
@@ -87,6 +89,8 @@ class Tables:
     webauthn_challenges: dict[str, WebAuthnChallenge] = field(default_factory=dict)
     mfa_tokens: dict[str, MfaToken] = field(default_factory=dict)
     leases: dict[str, Lease] = field(default_factory=dict)
+    service_keys: dict[uuid.UUID, tuple[ServiceKey, str]] = field(default_factory=dict)
+    events: dict[int, StreamEvent] = field(default_factory=dict)
 
     def account_at(self, account: AccountAt) -> User | None:
         """The user ``account`` stands for, if there is one."""
@@ -167,9 +171,7 @@ class FakeUserRepository:
         return sorted(found, key=lambda user: user.id)[:limit]
 
     async def count_active_admins(self) -> int:
-        return sum(
-            1 for u in self._tables.users.values() if u.role is Role.ADMIN and u.is_active
-        )
+        return sum(1 for u in self._tables.users.values() if u.role is Role.ADMIN and u.is_active)
 
 
 class FakeOneTimeTokenRepository:
@@ -526,9 +528,7 @@ class FakeWebAuthnChallengeRepository:
         self._challenges = tables.webauthn_challenges
 
     async def add(self, challenge: WebAuthnChallenge) -> None:
-        for key in [
-            k for k, c in self._challenges.items() if c.expires_at <= challenge.created_at
-        ]:
+        for key in [k for k, c in self._challenges.items() if c.expires_at <= challenge.created_at]:
             del self._challenges[key]
         self._challenges[challenge.challenge_hash] = challenge
 
@@ -578,6 +578,8 @@ class FakeMfaTokenRepository:
         ):
             return None
         return token
+
+
 class FakeLeases:
     def __init__(self, tables: Tables) -> None:
         self._leases = tables.leases
@@ -592,6 +594,55 @@ class FakeLeases:
         lease = self._leases.get(name)
         if lease is not None and lease.holder == holder:
             del self._leases[name]
+
+
+class FakeServiceKeyRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def add(self, key: ServiceKey, key_hash: str) -> None:
+        self._tables.service_keys[key.id] = (key, key_hash)
+
+    async def by_hash(self, key_hash: str) -> ServiceKey | None:
+        return next((k for k, h in self._tables.service_keys.values() if h == key_hash), None)
+
+    async def list(self) -> list[ServiceKey]:
+        keys = [key for key, _ in self._tables.service_keys.values()]
+        return sorted(keys, key=lambda key: (key.created_at, key.id))
+
+    async def revoke(self, key_id: uuid.UUID, now: datetime) -> bool:
+        found = self._tables.service_keys.get(key_id)
+        if found is None:
+            return False
+        key, key_hash = found
+        if key.revoked_at is None:
+            self._tables.service_keys[key_id] = (replace(key, revoked_at=now), key_hash)
+        return True
+
+
+class FakeEventLog:
+    def __init__(self, tables: Tables, ids: itertools.count[int]) -> None:
+        self._tables = tables
+        self._ids = ids
+
+    async def publish(self, *events: StreamEvent) -> None:
+        for event in events:
+            event_id = next(self._ids)
+            self._tables.events[event_id] = replace(event, id=event_id)
+
+    async def after(self, cursor: int, limit: int) -> list[StreamEvent]:
+        return [self._tables.events[i] for i in sorted(self._tables.events) if i > cursor][:limit]
+
+    async def newest_id(self) -> int:
+        return max(self._tables.events, default=0)
+
+    async def position(self, event_id: int) -> Position:
+        found = self._tables.events.get(event_id)
+        return Position(
+            newest=max(self._tables.events, default=0),
+            oldest=min(self._tables.events, default=None),
+            occurred_at=found.occurred_at if found else None,
+        )
 
 
 class FakePurgeableRows:
@@ -630,6 +681,8 @@ class FakePurgeableRows:
                 return t.outbox, lambda row: row.sent_at
             case Purgeable.FAILED_EMAILS:
                 return t.outbox, lambda row: row.failed_at if row.sent_at is None else None
+            case Purgeable.STREAM_EVENTS:
+                return t.events, lambda event: event.occurred_at
 
 
 class FakeUnitOfWork:
@@ -646,6 +699,8 @@ class FakeUnitOfWork:
     mfa_tokens: FakeMfaTokenRepository
     leases: FakeLeases
     purgeable: FakePurgeableRows
+    service_keys: FakeServiceKeyRepository
+    events: FakeEventLog
 
     def __init__(self, store: FakeUnitOfWorkFactory, *, read_only: bool) -> None:
         self._store = store
@@ -671,6 +726,8 @@ class FakeUnitOfWork:
         self.mfa_tokens = FakeMfaTokenRepository(tables)
         self.leases = FakeLeases(tables)
         self.purgeable = FakePurgeableRows(tables)
+        self.service_keys = FakeServiceKeyRepository(tables)
+        self.events = FakeEventLog(tables, self._store.event_ids)
         return self
 
     def commit_only_while(self, stamp: SecurityStamp) -> None:
@@ -719,6 +776,7 @@ class FakeUnitOfWorkFactory:
         self.writer = asyncio.Lock()
         self.outbox_ids = itertools.count(1)
         self.audit_ids = itertools.count(1)
+        self.event_ids = itertools.count(1)
         self.audit_observer = audit_observer
 
     def __call__(

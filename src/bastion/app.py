@@ -21,6 +21,8 @@ from bastion.apidocs import routes as apidocs_routes
 from bastion.audit import routes as audit_routes
 from bastion.audit.service import AuditService
 from bastion.bootstrap import Services, build
+from bastion.events import routes as events_routes
+from bastion.events.service import EventFeed
 from bastion.http.client_ip import parse_networks
 from bastion.http.deps import current_principal, install_authenticator, provide
 from bastion.http.errors import CORE_PROBLEMS, ProblemTable, install_error_handlers
@@ -37,6 +39,8 @@ from bastion.pages.views import Pages
 from bastion.passwords import routes as passwords_routes
 from bastion.passwords.service import PasswordService
 from bastion.ratelimit.service import RateLimits
+from bastion.service_keys import routes as service_keys_routes
+from bastion.service_keys.service import ServiceKeyService
 from bastion.sessions import routes as sessions_routes
 from bastion.sessions.authentication import Authenticator
 from bastion.sessions.service import SessionService
@@ -101,6 +105,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         pages_routes.router,
         audit_routes.router,
         admin_routes.router,
+        service_keys_routes.router,
+        events_routes.router,
         operations_routes.router,
         apidocs_routes.router,
     ):
@@ -162,6 +168,8 @@ def problem_table() -> ProblemTable:
         tokens_routes.PROBLEMS,
         admin_routes.PROBLEMS,
         mfa_routes.PROBLEMS,
+        service_keys_routes.PROBLEMS,
+        events_routes.PROBLEMS,
     )
 
 
@@ -179,6 +187,8 @@ def provide_services(app: FastAPI, services: Services) -> None:
     provide(app, AdminService, services.admin)
     provide(app, Operations, services.operations)
     provide(app, Pages, services.pages)
+    provide(app, ServiceKeyService, services.service_keys)
+    provide(app, EventFeed, services.events)
 
 
 def app_from_environment() -> FastAPI:

@@ -19,6 +19,7 @@ from bastion.adapters.metrics import Metrics
 from bastion.adapters.passwords import Argon2Parameters, Argon2PasswordHasher
 from bastion.adapters.redis.limiter import FallbackLimiter, RedisLimiter
 from bastion.adapters.sql.database import create_engine
+from bastion.adapters.sql.events import PostgresWakeups
 from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from bastion.admin.service import AdminService
 from bastion.audit.service import AuditService
@@ -27,6 +28,7 @@ from bastion.core.brand import LOGO_TYPES, Brand
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import StorageUnavailable
 from bastion.core.secrets import Sealer, Signer, derive_key
+from bastion.events.service import EventFeed
 from bastion.login.admission import LoginAdmission
 from bastion.login.devices import DeviceCookies
 from bastion.login.password import PasswordCheck
@@ -46,6 +48,7 @@ from bastion.ratelimit.ports import Limiter
 from bastion.ratelimit.service import EndpointRules, RateLimits
 from bastion.retention.model import RetentionRules
 from bastion.retention.service import PURGE_LEASE, RetentionPurge
+from bastion.service_keys.service import ServiceKeyService
 from bastion.sessions.authentication import Authenticator
 from bastion.sessions.service import SessionRules, SessionService
 from bastion.settings import Settings, resolve_secret_key
@@ -78,6 +81,8 @@ class Services:
     mfa: MfaService
     pages: Pages
     retention: RetentionPurge
+    service_keys: ServiceKeyService
+    events: EventFeed
     # Each background task's lease; the CLI runs the same jobs under them.
     purge_lease: OneAtATime
     rotation_lease: OneAtATime
@@ -91,13 +96,23 @@ class Services:
         except StorageUnavailable:
             # Start anyway: requests get 503 until the database is back, then keys load lazily.
             log.error("startup.database_unavailable")
+        if self.settings.access_token_ttl > self.settings.event_retention:
+            # A verifier that lost its place in the stream must refuse tokens until they expire;
+            # past the retention it cannot tell what it missed.
+            log.warning(
+                "startup.access_token_outlives_event_retention",
+                access_token_ttl=self.settings.access_token_ttl,
+                event_retention=self.settings.event_retention,
+            )
         self.outbox_worker.start()
+        self.events.start()
         for task in self.background:
             task.start()
 
     async def stop(self) -> None:
         for task in self.background:
             await task.stop()
+        await self.events.stop()
         await self.outbox_worker.stop()
         self.hasher.close()
         await self.limiter.close()
@@ -195,6 +210,7 @@ def build(
         RetentionRules(
             audit_days=settings.audit_retention_days,
             session_days=settings.session_retention_days,
+            event_seconds=settings.event_retention,
         ),
         batch_size=settings.purge_batch_size,
     )
@@ -266,6 +282,13 @@ def build(
             reset_link_seconds=settings.reset_token_ttl,
         ),
         retention=retention,
+        service_keys=ServiceKeyService(uow, clock),
+        events=EventFeed(
+            uow,
+            clock,
+            timedelta(seconds=settings.event_retention),
+            None if settings.is_sqlite else PostgresWakeups(engine),
+        ),
         purge_lease=purge_lease,
         rotation_lease=rotation_lease,
         background=background,

@@ -7,6 +7,7 @@ feature's routes.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -20,6 +21,9 @@ from bastion.http.schemas import EmailRequest
 from bastion.ratelimit.errors import RateLimited
 from bastion.ratelimit.model import Rule, Usage
 from bastion.ratelimit.service import RateLimits
+from bastion.service_keys.errors import InvalidServiceKey, ScopeMissing
+from bastion.service_keys.model import Scope, ServiceKey
+from bastion.service_keys.service import ServiceKeyService
 from bastion.settings import Settings
 
 
@@ -130,3 +134,16 @@ RegistrationLimit = Depends(limit_registrations)
 # canonical one the use case looks up, and a request refused with 422 counts against no one.
 PasswordResetRequest = Annotated[EmailRequest, Depends(limit_password_resets)]
 VerificationResendRequest = Annotated[EmailRequest, Depends(limit_verification_resends)]
+
+
+def requiring_scope(scope: Scope) -> Callable[[Request], Awaitable[ServiceKey]]:
+    """A dependency admitting a service whose key (``Authorization: Bearer bsk_…``) grants
+    ``scope``. A user's access token is not a service key and is refused."""
+
+    @raises(InvalidServiceKey, ScopeMissing)
+    async def service(request: Request) -> ServiceKey:
+        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+        presented = secret.strip() if scheme.lower() == "bearer" else None
+        return await provided(request, ServiceKeyService).authenticate(presented, scope)
+
+    return service

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
 
     audit_retention_days: DaysOrOff = 90
     session_retention_days: DaysOrOff = 30
+    # How long services may resume the event stream (GET /api/v1/events) from an event.
+    event_retention: Seconds = 7 * DAY
     purge_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     signing_key_rotation_days: DaysOrOff = 90
     # How often each instance runs a round of the background tasks (purge, key rotation).

@@ -9,6 +9,7 @@ from bastion.accounts.ports import OneTimeTokenRepository, UserRepository
 from bastion.audit.ports import AuditLog
 from bastion.background.ports import Leases
 from bastion.core.context import SecurityStamp
+from bastion.events.ports import EventLog
 from bastion.mail.ports import Outbox
 from bastion.mfa.ports import (
     FactorRepository,
@@ -17,6 +18,7 @@ from bastion.mfa.ports import (
     WebAuthnChallengeRepository,
 )
 from bastion.retention.ports import PurgeableRows
+from bastion.service_keys.ports import ServiceKeyRepository
 from bastion.sessions.ports import SessionRepository
 from bastion.tokens.ports import SigningKeyRepository
 
@@ -62,6 +64,14 @@ class UnitOfWork(Protocol):
 
     @property
     def mfa_tokens(self) -> MfaTokenRepository: ...
+
+    @property
+    def service_keys(self) -> ServiceKeyRepository: ...
+
+    @property
+    def events(self) -> EventLog:
+        """What other services are told: written in the transaction of the change."""
+        ...
 
     def commit_only_while(self, stamp: SecurityStamp) -> None:
         """Write only while the account still has the security state ``stamp``: checked with

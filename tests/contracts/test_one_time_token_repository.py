@@ -43,9 +43,7 @@ async def test_a_token_is_spent_once(uow: UnitOfWorkFactory, kind: str) -> None:
         assert not await tokens_of(work, kind).spend("f" * 64, later(6))
         await work.commit()
     async with uow(read_only=True) as work:
-        assert await tokens_of(work, kind).get(token.token_hash) == replace(
-            token, used_at=later(5)
-        )
+        assert await tokens_of(work, kind).get(token.token_hash) == replace(token, used_at=later(5))
 
 
 @pytest.mark.parametrize("kind", KINDS)

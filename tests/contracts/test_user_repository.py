@@ -140,9 +140,7 @@ async def test_search_pages_through_users_in_id_order(uow: UnitOfWorkFactory) ->
     ordered = sorted(users, key=lambda user: user.id)
     async with uow(read_only=True) as work:
         first = await work.users.search(email_contains=None, role=None, after=None, limit=3)
-        rest = await work.users.search(
-            email_contains=None, role=None, after=first[-1].id, limit=3
-        )
+        rest = await work.users.search(email_contains=None, role=None, after=first[-1].id, limit=3)
     assert first + rest == ordered
 
 
@@ -152,12 +150,8 @@ async def test_search_filters_by_part_of_the_email_and_by_role(uow: UnitOfWorkFa
     await stored(uow, admin, user, a_user(email="someone@example.com"))
     async with uow(read_only=True) as work:
         by_email = await work.users.search(email_contains="root", role=None, after=None, limit=9)
-        by_role = await work.users.search(
-            email_contains=None, role=Role.ADMIN, after=None, limit=9
-        )
-        underscore = await work.users.search(
-            email_contains="t_a", role=None, after=None, limit=9
-        )
+        by_role = await work.users.search(email_contains=None, role=Role.ADMIN, after=None, limit=9)
+        underscore = await work.users.search(email_contains="t_a", role=None, after=None, limit=9)
     assert sorted(u.email for u in by_email) == ["root_admin@example.com", "rootxadmin@example.com"]
     assert by_role == [admin]
     assert underscore == [admin]  # "_" is a character here, not a wildcard
@@ -206,9 +200,7 @@ async def test_a_hash_upgrade_writes_only_the_hash_and_only_over_the_hash_it_ver
 
     assert upgraded and not upgraded_again
     async with uow(read_only=True) as work:
-        assert await work.users.get(user.id) == replace(
-            demoted, password_hash="$argon2id$upgraded"
-        )
+        assert await work.users.get(user.id) == replace(demoted, password_hash="$argon2id$upgraded")
 
 
 async def test_a_user_read_for_update_is_changed_by_nobody_else_until_the_reader_ends(

@@ -32,6 +32,8 @@ TABLES = {
     "webauthn_challenges",
     "mfa_tokens",
     "leases",
+    "service_keys",
+    "stream_events",
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 from bastion.audit.model import AuditEvent, EventType
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.core.secrets import hash_token, new_token
+from bastion.events.model import signing_key_revoked
 from bastion.mail.model import EmailMessage
 from bastion.retention.model import Purgeable
 from bastion.sessions.model import new_session
@@ -64,6 +65,12 @@ async def an_email_done_now(w: World, *, sent: bool) -> None:
         await uow.commit()
 
 
+async def a_stream_event(w: World) -> None:
+    async with w.store() as uow:
+        await uow.events.publish(signing_key_revoked("k1", w.clock.now()))
+        await uow.commit()
+
+
 def remaining(w: World, kind: Purgeable) -> int:
     t = w.store.tables
     return {
@@ -76,6 +83,7 @@ def remaining(w: World, kind: Purgeable) -> int:
         Purgeable.RESET_TOKENS: len(t.reset_tokens),
         Purgeable.SENT_EMAILS: sum(1 for row in t.outbox.values() if row.sent_at),
         Purgeable.FAILED_EMAILS: sum(1 for row in t.outbox.values() if row.failed_at),
+        Purgeable.STREAM_EVENTS: len(t.events),
     }[kind]
 
 
@@ -87,6 +95,7 @@ ENDING_NOW: dict[Purgeable, Callable[[World], Awaitable[None]]] = {
     Purgeable.RESET_TOKENS: lambda w: a_token_expiring_now(w, reset=True),
     Purgeable.SENT_EMAILS: lambda w: an_email_done_now(w, sent=True),
     Purgeable.FAILED_EMAILS: lambda w: an_email_done_now(w, sent=False),
+    Purgeable.STREAM_EVENTS: a_stream_event,
 }
 # The defaults: AUDIT_RETENTION_DAYS=90, SESSION_RETENTION_DAYS=30, and the fixed windows.
 WINDOW_DAYS = {
@@ -97,6 +106,7 @@ WINDOW_DAYS = {
     Purgeable.RESET_TOKENS: 7,
     Purgeable.SENT_EMAILS: 1,
     Purgeable.FAILED_EMAILS: 7,
+    Purgeable.STREAM_EVENTS: 7,  # EVENT_RETENTION's default, 604800 s
 }
 
 

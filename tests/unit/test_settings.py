@@ -219,6 +219,8 @@ def test_production_refuses_an_ip_address_as_the_rp_id() -> None:
     found = problems(**{**PRODUCTION, "public_url": "https://192.0.2.10"})
     assert named(found) == ["BASTION_WEBAUTHN_RP_ID"]
     assert "IP address" in found[0]
+
+
 # Property tests: whatever text an operator sets, start-up either refuses it with one SettingsError
 # or keeps a value of the documented shape.
 

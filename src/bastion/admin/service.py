@@ -23,6 +23,7 @@ from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
 from bastion.core.email_address import fold
 from bastion.core.pagination import Page, page_of
+from bastion.events.model import StreamEventType, sessions_revoked, user_event
 from bastion.sessions.model import RevokeReason
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -77,6 +78,9 @@ class AdminService:
             actor = str(actor_id)
             if updated.role is not user.role:
                 revoked += await uow.sessions.revoke(user.id, now, RevokeReason.ROLE_CHANGED.value)
+                await uow.events.publish(
+                    user_event(StreamEventType.USER_ROLE_CHANGED, user.id, now)
+                )
                 await uow.audit.record(
                     event(
                         EventType.ROLE_CHANGED,
@@ -93,12 +97,17 @@ class AdminService:
                     revoked += await uow.sessions.revoke(
                         user.id, now, RevokeReason.USER_DISABLED.value
                     )
+                    await uow.events.publish(
+                        user_event(StreamEventType.USER_DISABLED, user.id, now)
+                    )
                 kind = EventType.USER_ENABLED if updated.is_active else EventType.USER_DISABLED
                 await uow.audit.record(event(kind, now, context, user.id, actor_id=actor))
             if updated.is_verified and not user.is_verified:
                 await uow.audit.record(
                     event(EventType.EMAIL_VERIFIED, now, context, user.id, actor_id=actor)
                 )
+                await uow.events.publish(user_event(StreamEventType.USER_VERIFIED, user.id, now))
+            await uow.events.publish(*sessions_revoked(user.id, revoked, now))
             await uow.commit()
         self._sessions_revoked(revoked)
         return updated
@@ -115,6 +124,10 @@ class AdminService:
             if is_active_admin(user) and admins <= 1:
                 raise LastAdmin()
             revoked = await uow.sessions.revoke(user.id, now, RevokeReason.USER_DELETED.value)
+            await uow.events.publish(
+                user_event(StreamEventType.USER_DELETED, user.id, now),
+                *sessions_revoked(user.id, revoked, now),
+            )
             await uow.outbox.forget_recipient(user.email)
             await uow.audit.erase(user.email)
             # Sessions, refresh tokens and one-time tokens go with the user (foreign-key cascade).

@@ -11,7 +11,6 @@ from bastion.core.email_address import MAX_EMAIL_LENGTH, SPECIAL_USE_DOMAINS, no
 ACCEPTED = "If this address can receive email, a message is on its way."
 
 
-
 def _any_case(name: str) -> str:
     # JSON Schema patterns are ECMA-262 regular expressions: no (?i) flag.
     return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in name)

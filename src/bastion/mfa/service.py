@@ -45,6 +45,7 @@ from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
 from bastion.core.secrets import Sealer, hash_token, new_token
+from bastion.events.model import StreamEventType, user_event
 from bastion.mail import messages
 from bastion.mfa.errors import (
     FactorNotFound,
@@ -381,6 +382,7 @@ class MfaService:
                     )
                 )
                 await uow.outbox.add(messages.factor_removed(user.email, _described(factor)), now)
+                await uow.events.publish(user_event(StreamEventType.MFA_CHANGED, user.id, now))
             await uow.commit()
         self._mail_queued()
 
@@ -395,6 +397,7 @@ class MfaService:
                 event(EventType.RECOVERY_CODES_REGENERATED, now, context, user.id)
             )
             await uow.outbox.add(messages.recovery_codes_regenerated(user.email), now)
+            await uow.events.publish(user_event(StreamEventType.MFA_CHANGED, user.id, now))
             await uow.commit()
         self._mail_queued()
         return codes
@@ -762,6 +765,7 @@ class MfaService:
         """Record a new factor (audit, email) and, for the first one, create recovery codes."""
         now = self._clock.now()
         codes = await self._replace_recovery_codes(uow, user.id, now) if first else None
+        await uow.events.publish(user_event(StreamEventType.MFA_CHANGED, user.id, now))
         await uow.audit.record(
             event(
                 EventType.MFA_FACTOR_ADDED,

@@ -25,9 +25,7 @@ class Readiness:
 
 
 class Operations:
-    def __init__(
-        self, uow: UnitOfWorkFactory, limiter: Limiter, metrics: MetricsExporter
-    ) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, limiter: Limiter, metrics: MetricsExporter) -> None:
         self._uow = uow
         self._limiter = limiter
         self._metrics = metrics

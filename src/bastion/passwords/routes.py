@@ -79,6 +79,4 @@ async def reset_password(
 async def change_password(
     body: ChangeRequest, principal: CurrentPrincipal, passwords: PasswordsDep, context: ContextDep
 ) -> None:
-    await passwords.change_password(
-        principal, body.current_password, body.new_password, context
-    )
+    await passwords.change_password(principal, body.current_password, body.new_password, context)

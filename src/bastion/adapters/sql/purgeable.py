@@ -34,6 +34,7 @@ class _Rows:
 
 
 _audit, _sessions, _outbox = tables.audit_events, tables.sessions, tables.outbox
+_stream = tables.stream_events
 _verification, _reset = tables.email_verification_tokens, tables.password_reset_tokens
 _KINDS = {
     Purgeable.AUDIT_EVENTS: _Rows(_audit, _audit.c.id, _audit.c.occurred_at),
@@ -44,6 +45,7 @@ _KINDS = {
     ),
     Purgeable.RESET_TOKENS: _Rows(_reset, _reset.c.token_hash, _reset.c.expires_at),
     Purgeable.SENT_EMAILS: _Rows(_outbox, _outbox.c.id, _outbox.c.sent_at),
+    Purgeable.STREAM_EVENTS: _Rows(_stream, _stream.c.id, _stream.c.occurred_at),
     # "sent_at IS NULL" lets the outbox's (sent_at, failed_at, …) index find them.
     Purgeable.FAILED_EMAILS: _Rows(
         _outbox, _outbox.c.id, _outbox.c.failed_at, _outbox.c.sent_at.is_(None)

@@ -279,3 +279,29 @@ leases = Table(
     Column("holder", String(128), nullable=False),
     _timestamp("expires_at"),
 )
+
+# Credentials of other services (service_keys/): only the hash of each key is kept.
+service_keys = Table(
+    "service_keys",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    # Space-separated, e.g. "events:read".
+    Column("scopes", String(200), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("revoked_at", nullable=True),
+)
+
+# What happened, for other services (events/): written in the transaction of the change. Ids
+# are never reused (AUTOINCREMENT on SQLite), so a stream position stays meaningful.
+stream_events = Table(
+    "stream_events",
+    metadata,
+    Column("id", AutoIncrement, primary_key=True, autoincrement=True),
+    # The retention purge finds old events by it.
+    _timestamp("occurred_at", index=True),
+    Column("type", String(48), nullable=False),
+    Column("data", JSON(), nullable=False),
+    sqlite_autoincrement=True,
+)

@@ -12,6 +12,7 @@ from bastion.accounts.errors import EmailTaken
 from bastion.adapters.sql import tables
 from bastion.adapters.sql.audit import SqlAuditLog
 from bastion.adapters.sql.database import READ_ONLY
+from bastion.adapters.sql.events import SqlEventLog
 from bastion.adapters.sql.leases import SqlLeases
 from bastion.adapters.sql.mfa import (
     SqlFactorRepository,
@@ -22,6 +23,7 @@ from bastion.adapters.sql.mfa import (
 from bastion.adapters.sql.one_time_tokens import SqlOneTimeTokenRepository
 from bastion.adapters.sql.outbox import SqlOutbox
 from bastion.adapters.sql.purgeable import SqlPurgeableRows
+from bastion.adapters.sql.service_keys import SqlServiceKeyRepository
 from bastion.adapters.sql.sessions import SqlSessionRepository
 from bastion.adapters.sql.signing_keys import SqlSigningKeyRepository
 from bastion.adapters.sql.transaction import SqlTransaction
@@ -65,6 +67,8 @@ class SqlUnitOfWork:
     mfa_tokens: SqlMfaTokenRepository
     leases: SqlLeases
     purgeable: SqlPurgeableRows
+    service_keys: SqlServiceKeyRepository
+    events: SqlEventLog
 
     def __init__(
         self,
@@ -109,6 +113,8 @@ class SqlUnitOfWork:
         self.mfa_tokens = SqlMfaTokenRepository(transaction)
         self.leases = SqlLeases(transaction)
         self.purgeable = SqlPurgeableRows(transaction)
+        self.service_keys = SqlServiceKeyRepository(transaction)
+        self.events = SqlEventLog(transaction)
         return self
 
     def commit_only_while(self, stamp: SecurityStamp) -> None:
