@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
@@ -58,13 +60,22 @@ CORS_EXPOSED_HEADERS = [
 ]
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    end_streams_on_signal: bool = False,
+) -> FastAPI:
+    """The app. ``end_streams_on_signal``: a server worker's, whose open event streams must end
+    when it is told to stop (the server waits for open responses before it stops)."""
     settings = settings or load_settings()
     services = services or build(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.start()
+        if end_streams_on_signal:
+            end_streams_on_termination(services.events)
         # Everything built so far lives as long as the process. Frozen, the garbage collector
         # stops walking it: a full collection took 50 ms, and it stalled every request in
         # flight on the worker (the benchmark's refresh p95).
@@ -195,4 +206,22 @@ def app_from_environment() -> FastAPI:
     """The factory the server workers call: settings come from the environment."""
     settings = load_settings()
     configure_logging(json=settings.json_logs, level=settings.log_level)
-    return create_app(settings)
+    return create_app(settings, end_streams_on_signal=True)
+
+
+def end_streams_on_termination(feed: EventFeed) -> None:
+    """On SIGTERM or SIGINT, end the event streams, then let the server's own handling go on.
+
+    The server's handler was added to the event loop before the lifespan started; Python's
+    handler, set here, runs beside it (the loop still learns of the signal through its wake-up
+    file descriptor), so both run.
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+
+        def handler(number: int, frame: FrameType | None, previous: Any = previous) -> None:
+            feed.close_streams()
+            if callable(previous):
+                previous(number, frame)
+
+        signal.signal(signum, handler)

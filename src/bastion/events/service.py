@@ -53,6 +53,7 @@ class EventFeed:
         self._task: asyncio.Task[None] | None = None
         self._newest = 0
         self._streams = 0
+        self._closing = False
 
     @property
     def open_streams(self) -> int:
@@ -70,6 +71,12 @@ class EventFeed:
                 await task
         if self._wakeups is not None:
             await self._wakeups.stop()
+
+    def close_streams(self) -> None:
+        """End every open stream (the process is shutting down): clients reconnect, to another
+        instance, from their Last-Event-ID, and miss nothing."""
+        self._closing = True
+        self._wake()
 
     def _wake(self) -> None:
         self._generation += 1
@@ -127,7 +134,7 @@ class EventFeed:
             yield opening(cursor)
             gap = Gap()
             quiet_since = time.monotonic()
-            while True:
+            while not self._closing:
                 seen = self._generation
                 async with self._uow(read_only=True) as uow:
                     events = await uow.events.after(cursor, BATCH)
