@@ -49,6 +49,8 @@ from bastion.sessions.service import SessionService
 from bastion.settings import Settings, load_settings
 from bastion.tokens import routes as tokens_routes
 from bastion.tokens.service import TokenService
+from bastion.webhooks import routes as webhooks_routes
+from bastion.webhooks.service import WebhookService
 
 # What browser code on an allowed origin may read: how long to wait, and how much is left.
 CORS_EXPOSED_HEADERS = [
@@ -118,6 +120,7 @@ def create_app(
         admin_routes.router,
         service_keys_routes.router,
         events_routes.router,
+        webhooks_routes.router,
         operations_routes.router,
         apidocs_routes.router,
     ):
@@ -181,6 +184,7 @@ def problem_table() -> ProblemTable:
         mfa_routes.PROBLEMS,
         service_keys_routes.PROBLEMS,
         events_routes.PROBLEMS,
+        webhooks_routes.PROBLEMS,
     )
 
 
@@ -200,6 +204,7 @@ def provide_services(app: FastAPI, services: Services) -> None:
     provide(app, Pages, services.pages)
     provide(app, ServiceKeyService, services.service_keys)
     provide(app, EventFeed, services.events)
+    provide(app, WebhookService, services.webhooks)
 
 
 def app_from_environment() -> FastAPI:

@@ -21,6 +21,7 @@ from bastion.adapters.redis.limiter import FallbackLimiter, RedisLimiter
 from bastion.adapters.sql.database import create_engine
 from bastion.adapters.sql.events import PostgresWakeups
 from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from bastion.adapters.webhooks import HttpSender, SystemResolver
 from bastion.admin.service import AdminService
 from bastion.audit.service import AuditService
 from bastion.background.periodic import OneAtATime, PeriodicTask
@@ -54,6 +55,9 @@ from bastion.sessions.service import SessionRules, SessionService
 from bastion.settings import Settings, resolve_secret_key
 from bastion.storage import UnitOfWorkFactory
 from bastion.tokens.service import ROTATION_LEASE, TokenService
+from bastion.webhooks.model import WebhookRules
+from bastion.webhooks.ports import Resolver, Sender
+from bastion.webhooks.service import WebhookService, WebhookWorker
 
 log = structlog.get_logger("bastion")
 
@@ -83,6 +87,9 @@ class Services:
     retention: RetentionPurge
     service_keys: ServiceKeyService
     events: EventFeed
+    webhooks: WebhookService
+    webhook_worker: WebhookWorker
+    webhook_sender: Sender
     # Each background task's lease; the CLI runs the same jobs under them.
     purge_lease: OneAtATime
     rotation_lease: OneAtATime
@@ -106,6 +113,7 @@ class Services:
             )
         self.outbox_worker.start()
         self.events.start()
+        self.webhook_worker.start()
         for task in self.background:
             task.start()
 
@@ -113,6 +121,9 @@ class Services:
         for task in self.background:
             await task.stop()
         await self.events.stop()
+        await self.webhook_worker.stop()
+        if isinstance(self.webhook_sender, HttpSender):
+            await self.webhook_sender.close()
         await self.outbox_worker.stop()
         self.hasher.close()
         await self.limiter.close()
@@ -127,6 +138,9 @@ def build(
     mail_transport: MailTransport | None = None,
     metrics: Metrics | None = None,
     uow: UnitOfWorkFactory | None = None,
+    webhook_rules: WebhookRules | None = None,
+    webhook_resolver: Resolver | None = None,
+    webhook_sender: Sender | None = None,
 ) -> Services:
     """Wire every service from the settings. Tests pass a replacement for an adapter (a
     ``FrozenClock``, a mail transport, an in-memory ``uow``) instead of patching; without one,
@@ -224,6 +238,12 @@ def build(
         background.append(
             PeriodicTask(rotation_lease, rotate, every=settings.maintenance_interval_seconds)
         )
+    webhook_rules = webhook_rules or WebhookRules(
+        allow_private=settings.webhook_allow_private, allow_http=not settings.is_production
+    )
+    resolver = webhook_resolver or SystemResolver()
+    sender = webhook_sender or HttpSender()
+    webhook_worker = WebhookWorker(uow, clock, webhook_rules, resolver, sender, outbox_worker.wake)
     return Services(
         settings=settings,
         engine=engine,
@@ -289,6 +309,9 @@ def build(
             timedelta(seconds=settings.event_retention),
             None if settings.is_sqlite else PostgresWakeups(engine),
         ),
+        webhooks=WebhookService(uow, clock, webhook_rules, resolver, webhook_worker.wake),
+        webhook_worker=webhook_worker,
+        webhook_sender=sender,
         purge_lease=purge_lease,
         rotation_lease=rotation_lease,
         background=background,

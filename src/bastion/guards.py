@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
+from bastion.admin.model import Permission, allows
+from bastion.core.context import Principal
 from bastion.core.errors import Forbidden
 from bastion.http.deps import CurrentPrincipal, provided
 from bastion.http.errors import ProblemRows, ProblemType, raises
@@ -147,3 +149,11 @@ def requiring_scope(scope: Scope) -> Callable[[Request], Awaitable[ServiceKey]]:
         return await provided(request, ServiceKeyService).authenticate(presented, scope)
 
     return service
+
+
+@raises(Forbidden)
+async def integrations_admin(principal: CurrentPrincipal) -> Principal:
+    """Admits admins only: service keys and webhooks let other systems read Bastion."""
+    if not allows(principal.role, Permission.MANAGE_INTEGRATIONS):
+        raise Forbidden()
+    return principal

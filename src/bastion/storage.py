@@ -21,6 +21,7 @@ from bastion.retention.ports import PurgeableRows
 from bastion.service_keys.ports import ServiceKeyRepository
 from bastion.sessions.ports import SessionRepository
 from bastion.tokens.ports import SigningKeyRepository
+from bastion.webhooks.ports import DeliveryRepository, WebhookRepository
 
 
 class UnitOfWork(Protocol):
@@ -79,6 +80,12 @@ class UnitOfWork(Protocol):
         then left unchanged until the end. Otherwise that statement writes nothing, and the
         unit of work raises ``SecurityStateChanged``."""
         ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
+
+    @property
+    def webhook_deliveries(self) -> DeliveryRepository: ...
 
     async def commit(self) -> None: ...
 

@@ -34,6 +34,9 @@ TABLES = {
     "leases",
     "service_keys",
     "stream_events",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_cursor",
 }
 
 

@@ -22,6 +22,8 @@ from bastion.events.model import (
     user_event,
 )
 from bastion.service_keys.model import Scope, ServiceKey, looks_like_key, new_key, parse_scopes
+from bastion.webhooks.model import WebhookRules, forbidden_address, url_problem
+from bastion.webhooks.model import payload as webhook_payload
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -108,3 +110,65 @@ def test_a_key_grants_its_scopes_until_revoked() -> None:
     assert key.grants(Scope.EVENTS_READ)
     revoked = ServiceKey(key.id, "x", key.scopes, NOW, revoked_at=NOW)
     assert not revoked.grants(Scope.EVENTS_READ)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.0.1",
+        "169.254.169.254",
+        "::1",
+        "fd00:ec2::254",
+        "fe80::1",
+        "0.0.0.0",
+        "::ffff:127.0.0.1",
+        "100.64.0.1",
+        "224.0.0.1",
+        "not-an-ip",
+    ],
+)
+def test_webhooks_may_not_reach_internal_addresses(address: str) -> None:
+    assert forbidden_address(address)
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1::1"])
+def test_webhooks_may_reach_public_addresses(address: str) -> None:
+    assert not forbidden_address(address)
+
+
+def test_retries_back_off_exponentially_with_jitter_the_first_within_30_seconds() -> None:
+    rules = WebhookRules()
+    first = rules.next_attempt(1, NOW, 1.0) - NOW
+    assert timedelta(0) < first <= timedelta(seconds=30)
+    assert rules.next_attempt(1, NOW, 0.5) - NOW == first / 2
+    assert rules.next_attempt(2, NOW, 1.0) - NOW == 2 * first
+    assert rules.next_attempt(30, NOW, 1.0) - NOW == rules.max_delay
+    assert rules.give_up_after == timedelta(hours=24)
+
+
+def test_a_webhook_body_has_type_time_and_data() -> None:
+    user_id = uuid.uuid4()
+    body = webhook_payload(user_event(StreamEventType.USER_DELETED, user_id, NOW))
+    assert body == {
+        "type": "user.deleted",
+        "occurred_at": NOW.isoformat(),
+        "data": {"user_id": str(user_id)},
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://hooks.example.com/x", False),
+        ("http://hooks.example.com/x", True),
+        ("ftp://hooks.example.com/x", True),
+        ("https://user:pw@hooks.example.com/x", True),
+        ("https:///nohost", True),
+        ("https://hooks.example.com:99999/", True),
+    ],
+)
+def test_production_takes_only_https_urls_without_credentials(url: str, problem: bool) -> None:
+    assert (url_problem(url, allow_http=False) is not None) is problem

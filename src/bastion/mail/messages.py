@@ -208,6 +208,19 @@ def mfa_locked(recipient: str, links: Links) -> EmailMessage:
     )
 
 
+def webhook_disabled(recipient: str, url: str) -> EmailMessage:
+    return _compose(
+        recipient,
+        "webhook_disabled",
+        _("A webhook was disabled"),
+        [
+            _("Every delivery to the webhook at %(url)s failed for 24 hours, so it was disabled.")
+            % {"url": url},
+            _("Fix the endpoint, then enable the webhook again in the admin API and redeliver."),
+        ],
+    )
+
+
 def _compose(
     recipient: str,
     kind: str,

@@ -9,10 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from bastion.admin.model import Permission, allows
 from bastion.core.context import Principal
-from bastion.core.errors import Forbidden
-from bastion.http.deps import CurrentPrincipal, provider
+from bastion.guards import integrations_admin
+from bastion.http.deps import provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.service_keys.errors import (
     InvalidServiceKey,
@@ -30,14 +29,6 @@ PROBLEMS: ProblemRows = {
     ScopeMissing: ProblemType(403, "INSUFFICIENT_SCOPE", "Insufficient scope"),
     NoScopes: ProblemType(422, "VALIDATION_ERROR", "Validation error"),
 }
-
-
-@raises(Forbidden)
-async def integrations_admin(principal: CurrentPrincipal) -> Principal:
-    """Admits admins only: service keys and webhooks let other systems read Bastion."""
-    if not allows(principal.role, Permission.MANAGE_INTEGRATIONS):
-        raise Forbidden()
-    return principal
 
 
 IntegrationsAdmin = Annotated[Principal, Depends(integrations_admin)]

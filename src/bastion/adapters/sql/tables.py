@@ -305,3 +305,52 @@ stream_events = Table(
     Column("data", JSON(), nullable=False),
     sqlite_autoincrement=True,
 )
+
+# Endpoints told of events (webhooks/); the signing secret is sealed, as it must be read to sign.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("event_types", JSON(), nullable=False),
+    Column("secret_sealed", LargeBinary(), nullable=False),
+    Column("enabled", Boolean(), nullable=False),
+    _timestamp("created_at"),
+    # Since when every delivery to it has failed; after 24 h it is disabled.
+    _timestamp("failing_since", nullable=True),
+)
+
+# One row per event and endpoint: the webhooks' outbox. message_id is the webhook-id header,
+# the same on every attempt.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", AutoIncrement, primary_key=True, autoincrement=True),
+    Column(
+        "webhook_id",
+        Uuid(),
+        ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("message_id", String(64), nullable=False),
+    Column("event_type", String(48), nullable=False),
+    Column("payload", JSON(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("last_response_status", Integer(), nullable=True),
+    Column("last_error", String(200), nullable=True),
+    _timestamp("created_at"),
+    _timestamp("next_attempt_at"),
+    _timestamp("locked_until", nullable=True),
+    _timestamp("delivered_at", nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+# How far the webhook fan-out has read the event stream (one row).
+webhook_cursor = Table(
+    "webhook_cursor",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("position", BigInteger(), nullable=False),
+)

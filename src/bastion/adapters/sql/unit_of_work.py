@@ -28,6 +28,7 @@ from bastion.adapters.sql.sessions import SqlSessionRepository
 from bastion.adapters.sql.signing_keys import SqlSigningKeyRepository
 from bastion.adapters.sql.transaction import SqlTransaction
 from bastion.adapters.sql.users import SECURITY_STATE_HELD, SqlUserRepository
+from bastion.adapters.sql.webhooks import SqlDeliveryRepository, SqlWebhookRepository
 from bastion.audit.ports import AuditObserver
 from bastion.core.context import SecurityStamp
 from bastion.core.errors import StorageUnavailable
@@ -69,6 +70,8 @@ class SqlUnitOfWork:
     purgeable: SqlPurgeableRows
     service_keys: SqlServiceKeyRepository
     events: SqlEventLog
+    webhooks: SqlWebhookRepository
+    webhook_deliveries: SqlDeliveryRepository
 
     def __init__(
         self,
@@ -115,6 +118,8 @@ class SqlUnitOfWork:
         self.purgeable = SqlPurgeableRows(transaction)
         self.service_keys = SqlServiceKeyRepository(transaction)
         self.events = SqlEventLog(transaction)
+        self.webhooks = SqlWebhookRepository(transaction, self._sealer)
+        self.webhook_deliveries = SqlDeliveryRepository(transaction)
         return self
 
     def commit_only_while(self, stamp: SecurityStamp) -> None:

@@ -1,4 +1,4 @@
-"""Service keys and the event stream.
+"""Service keys, the event stream and webhooks.
 
 Revision ID: 0012_events
 Revises: 0009_browser_sessions
@@ -58,6 +58,53 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_stream_events_occurred_at"), ["occurred_at"], unique=False
         )
+    op.create_table(
+        "webhooks",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("event_types", sa.JSON(), nullable=False),
+        sa.Column("secret_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("failing_since", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhooks")),
+    )
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", AutoIncrement, autoincrement=True, nullable=False),
+        sa.Column("webhook_id", sa.Uuid(), nullable=False),
+        sa.Column("message_id", sa.String(length=64), nullable=False),
+        sa.Column("event_type", sa.String(length=48), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_response_status", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.String(length=200), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["webhook_id"],
+            ["webhooks.id"],
+            name=op.f("fk_webhook_deliveries_webhook_id_webhooks"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhook_deliveries_due", ["status", "next_attempt_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_webhook_deliveries_webhook_id"), ["webhook_id"], unique=False
+        )
+    op.create_table(
+        "webhook_cursor",
+        sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_webhook_cursor")),
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(NOTIFY_FUNCTION)
         op.execute(NOTIFY_TRIGGER)
@@ -67,6 +114,12 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS stream_events_notify ON stream_events")
         op.execute("DROP FUNCTION IF EXISTS bastion_stream_events_notify()")
+    op.drop_table("webhook_cursor")
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_webhook_id"))
+        batch_op.drop_index("ix_webhook_deliveries_due")
+    op.drop_table("webhook_deliveries")
+    op.drop_table("webhooks")
     with op.batch_alter_table("stream_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_stream_events_occurred_at"))
     op.drop_table("stream_events")
