@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import Any
@@ -72,14 +73,21 @@ class PostgresWakeups:
         if self._engine.dialect.name != "postgresql":
             return False
         connection = await self._engine.connect()
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection
+        self._connection = connection
+        try:
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
 
-        def listener(*_: object) -> None:
-            on_events()
+            def listener(*_: object) -> None:
+                on_events()
 
-        await driver.add_listener(CHANNEL, listener)
-        self._connection, self._listener = connection, listener
+            await driver.add_listener(CHANNEL, listener)
+        except BaseException:
+            # Stopped (or failed) while starting: give the connection back all the same.
+            self._connection = None
+            await asyncio.shield(connection.close())
+            raise
+        self._listener = listener
         return True
 
     async def stop(self) -> None:
