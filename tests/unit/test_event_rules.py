@@ -49,6 +49,18 @@ def test_user_events_carry_the_user_id() -> None:
     assert event.payload()["user_id"] == str(user_id)
 
 
+def test_events_happen_at_whole_seconds_as_token_issue_times_do() -> None:
+    # A password changed at 12:00:00.700 voids tokens issued before 12:00:00, not a token
+    # refreshed at 12:00:00.900 (whose iat reads 12:00:00).
+    later = NOW.replace(microsecond=700_000)
+    user_id = uuid.uuid4()
+    for event in (
+        user_event(StreamEventType.PASSWORD_CHANGED, user_id, later),
+        *sessions_revoked(user_id, [uuid.uuid4()], later),
+    ):
+        assert event.occurred_at == NOW
+
+
 @pytest.mark.parametrize(("header", "position"), [(None, None), ("", None), ("17", 17), (" 3 ", 3)])
 def test_a_last_event_id_is_a_position_or_none(header: str | None, position: int | None) -> None:
     assert parse_position(header) == position

@@ -49,8 +49,17 @@ class StreamEvent:
         }
 
 
+def to_the_second(now: datetime) -> datetime:
+    """An event's time as tokens count it: ``iat`` is in whole seconds, and a verifier voids a
+    user's tokens issued before a change. Counted to the microsecond, the change would also void
+    a token issued just after it in the same second (a refresh right after a password change)
+    for its whole life. Tokens of that second issued before the change belong to sessions the
+    change ended (told by ``session.revoked``), or to the session it kept on purpose."""
+    return now.replace(microsecond=0)
+
+
 def user_event(kind: StreamEventType, user_id: uuid.UUID, now: datetime) -> StreamEvent:
-    return StreamEvent(kind, now, {"user_id": str(user_id)})
+    return StreamEvent(kind, to_the_second(now), {"user_id": str(user_id)})
 
 
 def sessions_revoked(
@@ -59,7 +68,9 @@ def sessions_revoked(
     """One ``session.revoked`` per ended session."""
     return [
         StreamEvent(
-            StreamEventType.SESSION_REVOKED, now, {"sid": str(sid), "user_id": str(user_id)}
+            StreamEventType.SESSION_REVOKED,
+            to_the_second(now),
+            {"sid": str(sid), "user_id": str(user_id)},
         )
         for sid in session_ids
     ]
@@ -67,7 +78,7 @@ def sessions_revoked(
 
 def signing_key_revoked(kid: str, now: datetime) -> StreamEvent:
     """What a use case that revokes a signing key publishes in its transaction."""
-    return StreamEvent(StreamEventType.SIGNING_KEY_REVOKED, now, {"kid": kid})
+    return StreamEvent(StreamEventType.SIGNING_KEY_REVOKED, to_the_second(now), {"kid": kid})
 
 
 def frame(event: StreamEvent) -> bytes:
