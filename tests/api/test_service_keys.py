@@ -51,6 +51,12 @@ async def test_a_revoked_key_no_longer_opens_the_event_stream(
     assert again.status_code == 204
     listed = (await client.get(KEYS, headers=admin.headers)).json()["items"]
     assert next(item for item in listed if item["id"] == body["id"])["revoked_at"] is not None
+    trail = await client.get(
+        "/api/v1/admin/audit-events", params={"user_id": admin.id}, headers=admin.headers
+    )
+    kinds = [item["type"] for item in trail.json()["items"]]
+    assert "service_key_created" in kinds and "service_key_revoked" in kinds
+    assert body["key"] not in trail.text
     # An unknown key id is 404.
     missing = await client.delete(
         f"{KEYS}/00000000-0000-4000-8000-000000000000", headers=admin.headers

@@ -245,7 +245,8 @@ async def test_an_endpoint_failing_for_the_whole_window_is_disabled_and_admins_t
         async with webhook_app(database_url, smtp, rules) as (client, _, admin):
             created = (await add_hook(client, admin, receiver.url)).json()
             assert await client.post(f"{HOOKS}/{created['id']}/test", headers=admin.headers)
-            await smtp.mailbox.wait_for(admin.email, "webhook was disabled")
+            # Every active admin of the (shared) test database is told: it may take a while.
+            await smtp.mailbox.wait_for(admin.email, "webhook was disabled", timeout=60)
             for _ in range(50):
                 url = f"{HOOKS}/{created['id']}"
                 hook = (await client.get(url, headers=admin.headers)).json()

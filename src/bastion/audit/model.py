@@ -43,6 +43,11 @@ class EventType(StrEnum):
     PASSKEY_LOGIN_FAILED = "passkey_login_failed"
     SIGNING_KEY_ROTATED = "signing_key_rotated"
     RETENTION_PURGED = "retention_purged"
+    SERVICE_KEY_CREATED = "service_key_created"
+    SERVICE_KEY_REVOKED = "service_key_revoked"
+    WEBHOOK_CREATED = "webhook_created"
+    WEBHOOK_UPDATED = "webhook_updated"
+    WEBHOOK_DELETED = "webhook_deleted"
 
 
 class LoginFailure(StrEnum):

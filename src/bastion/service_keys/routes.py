@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.core.context import Principal
 from bastion.guards import integrations_admin
-from bastion.http.deps import provider
+from bastion.http.deps import ContextDep, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.service_keys.errors import (
     InvalidServiceKey,
@@ -65,9 +65,9 @@ class ServiceKeyList(BaseModel):
 )
 @raises(NoScopes)
 async def create_service_key(
-    body: ServiceKeyCreate, _: IntegrationsAdmin, keys: ServiceKeysDep
+    body: ServiceKeyCreate, admin: IntegrationsAdmin, keys: ServiceKeysDep, context: ContextDep
 ) -> CreatedServiceKey:
-    issued = await keys.create(body.name, body.scopes)
+    issued = await keys.create(body.name, body.scopes, context, admin.user_id)
     return CreatedServiceKey(**_view(issued.key).model_dump(), key=issued.secret)
 
 
@@ -82,8 +82,10 @@ async def list_service_keys(_: IntegrationsAdmin, keys: ServiceKeysDep) -> Servi
     summary="Revoke a service key (admin); it stops working within a second",
 )
 @raises(ServiceKeyNotFound)
-async def revoke_service_key(key_id: uuid.UUID, _: IntegrationsAdmin, keys: ServiceKeysDep) -> None:
-    await keys.revoke(key_id)
+async def revoke_service_key(
+    key_id: uuid.UUID, admin: IntegrationsAdmin, keys: ServiceKeysDep, context: ContextDep
+) -> None:
+    await keys.revoke(key_id, context, admin.user_id)
 
 
 def _view(key: ServiceKey) -> ServiceKeyView:

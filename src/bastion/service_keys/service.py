@@ -7,7 +7,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
+from bastion.core.context import RequestContext
 from bastion.core.secrets import hash_token
 from bastion.service_keys.errors import (
     InvalidServiceKey,
@@ -18,6 +20,8 @@ from bastion.service_keys.errors import (
 from bastion.service_keys.model import Scope, ServiceKey, looks_like_key, new_key
 from bastion.storage import UnitOfWorkFactory
 
+# What the command line records as the request of an audit event.
+OPERATOR = RequestContext(ip=None, user_agent="bastion-cli")
 # A revoked key stops working within this many seconds on every instance.
 CACHE_SECONDS = 1.0
 
@@ -34,7 +38,14 @@ class ServiceKeyService:
         self._clock = clock
         self._cache: dict[str, tuple[float, ServiceKey | None]] = {}
 
-    async def create(self, name: str, scopes: Iterable[Scope]) -> IssuedKey:
+    async def create(
+        self,
+        name: str,
+        scopes: Iterable[Scope],
+        context: RequestContext = OPERATOR,
+        actor_id: uuid.UUID | None = None,
+    ) -> IssuedKey:
+        """A new key; ``actor_id`` is the admin who asked (none from the command line)."""
         granted = frozenset(scopes)
         if not granted:
             raise NoScopes()
@@ -42,6 +53,17 @@ class ServiceKeyService:
         key = ServiceKey(uuid.uuid4(), name, granted, self._clock.now())
         async with self._uow() as uow:
             await uow.service_keys.add(key, hash_token(secret))
+            await uow.audit.record(
+                event(
+                    EventType.SERVICE_KEY_CREATED,
+                    key.created_at,
+                    context,
+                    actor_id,
+                    service_key_id=str(key.id),
+                    name=name,
+                    scopes=sorted(granted),
+                )
+            )
             await uow.commit()
         return IssuedKey(key, secret)
 
@@ -49,10 +71,25 @@ class ServiceKeyService:
         async with self._uow(read_only=True) as uow:
             return await uow.service_keys.list()
 
-    async def revoke(self, key_id: uuid.UUID) -> None:
+    async def revoke(
+        self,
+        key_id: uuid.UUID,
+        context: RequestContext = OPERATOR,
+        actor_id: uuid.UUID | None = None,
+    ) -> None:
+        now = self._clock.now()
         async with self._uow() as uow:
-            if not await uow.service_keys.revoke(key_id, self._clock.now()):
+            if not await uow.service_keys.revoke(key_id, now):
                 raise ServiceKeyNotFound()
+            await uow.audit.record(
+                event(
+                    EventType.SERVICE_KEY_REVOKED,
+                    now,
+                    context,
+                    actor_id,
+                    service_key_id=str(key_id),
+                )
+            )
             await uow.commit()
         self._cache.clear()
 

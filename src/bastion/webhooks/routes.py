@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from bastion.core.context import Principal
 from bastion.guards import integrations_admin
-from bastion.http.deps import provider
+from bastion.http.deps import ContextDep, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.webhooks.errors import (
     DeliveryNotFound,
@@ -103,9 +103,9 @@ class DeliveryPage(BaseModel):
 )
 @raises(WebhookUrlForbidden, WebhookUrlInvalid)
 async def create_webhook(
-    body: WebhookCreate, _: IntegrationsAdmin, webhooks: WebhooksDep
+    body: WebhookCreate, admin: IntegrationsAdmin, webhooks: WebhooksDep, context: ContextDep
 ) -> CreatedWebhook:
-    webhook, secret = await webhooks.create(body.url, body.event_types)
+    webhook, secret = await webhooks.create(body.url, body.event_types, admin.user_id, context)
     return CreatedWebhook(**_view(webhook).model_dump(), secret=secret)
 
 
@@ -125,10 +125,19 @@ async def get_webhook(
 @router.patch("/{webhook_id}", summary="Change a webhook's URL, events or status (admin)")
 @raises(WebhookNotFound, WebhookUrlForbidden, WebhookUrlInvalid)
 async def update_webhook(
-    webhook_id: uuid.UUID, body: WebhookUpdate, _: IntegrationsAdmin, webhooks: WebhooksDep
+    webhook_id: uuid.UUID,
+    body: WebhookUpdate,
+    admin: IntegrationsAdmin,
+    webhooks: WebhooksDep,
+    context: ContextDep,
 ) -> WebhookView:
     webhook = await webhooks.update(
-        webhook_id, url=body.url, event_types=body.event_types, enabled=body.enabled
+        webhook_id,
+        url=body.url,
+        event_types=body.event_types,
+        enabled=body.enabled,
+        actor_id=admin.user_id,
+        context=context,
     )
     return _view(webhook)
 
@@ -140,9 +149,9 @@ async def update_webhook(
 )
 @raises(WebhookNotFound)
 async def delete_webhook(
-    webhook_id: uuid.UUID, _: IntegrationsAdmin, webhooks: WebhooksDep
+    webhook_id: uuid.UUID, admin: IntegrationsAdmin, webhooks: WebhooksDep, context: ContextDep
 ) -> None:
-    await webhooks.delete(webhook_id)
+    await webhooks.delete(webhook_id, admin.user_id, context)
 
 
 @router.post(

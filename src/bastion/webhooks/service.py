@@ -18,10 +18,12 @@ import structlog
 from standardwebhooks import Webhook as Signer
 
 from bastion.accounts.model import Role
+from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
+from bastion.core.context import RequestContext
 from bastion.core.errors import StorageUnavailable
 from bastion.core.pagination import Page, page_of
-from bastion.events.model import Gap, deliverable
+from bastion.events.model import Gap, deliverable, to_the_second
 from bastion.mail import messages
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 from bastion.webhooks.errors import (
@@ -88,13 +90,25 @@ class WebhookService:
         self._resolver = resolver
         self._wake_worker = wake_worker
 
-    async def create(self, url: str, event_types: Iterable[str]) -> tuple[Webhook, str]:
+    async def create(
+        self, url: str, event_types: Iterable[str], actor_id: uuid.UUID, context: RequestContext
+    ) -> tuple[Webhook, str]:
         """A new endpoint and its signing secret (shown once)."""
         await check_url(url, self._rules, self._resolver)
         secret = new_secret()
         webhook = Webhook(uuid.uuid4(), url, frozenset(event_types), True, self._clock.now())
         async with self._uow() as uow:
             await uow.webhooks.add(webhook, secret)
+            await uow.audit.record(
+                event(
+                    EventType.WEBHOOK_CREATED,
+                    webhook.created_at,
+                    context,
+                    actor_id,
+                    webhook_id=str(webhook.id),
+                    event_types=sorted(webhook.event_types),
+                )
+            )
             await uow.commit()
         return webhook, secret
 
@@ -113,6 +127,8 @@ class WebhookService:
         url: str | None,
         event_types: Iterable[str] | None,
         enabled: bool | None,
+        actor_id: uuid.UUID,
+        context: RequestContext,
     ) -> Webhook:
         if url is not None:
             await check_url(url, self._rules, self._resolver)
@@ -127,13 +143,39 @@ class WebhookService:
                 failing_since=None if enabled else webhook.failing_since,
             )
             await uow.webhooks.update(changed)
+            await uow.audit.record(
+                event(
+                    EventType.WEBHOOK_UPDATED,
+                    self._clock.now(),
+                    context,
+                    actor_id,
+                    webhook_id=str(webhook.id),
+                    url_changed=changed.url != webhook.url,
+                    event_types=sorted(changed.event_types),
+                    enabled=changed.enabled,
+                )
+            )
             await uow.commit()
         return changed
 
-    async def delete(self, webhook_id: uuid.UUID) -> None:
+    async def delete(
+        self,
+        webhook_id: uuid.UUID,
+        actor_id: uuid.UUID | None = None,
+        context: RequestContext | None = None,
+    ) -> None:
         async with self._uow() as uow:
             if not await uow.webhooks.delete(webhook_id):
                 raise WebhookNotFound()
+            await uow.audit.record(
+                event(
+                    EventType.WEBHOOK_DELETED,
+                    self._clock.now(),
+                    context or RequestContext(),
+                    actor_id,
+                    webhook_id=str(webhook_id),
+                )
+            )
             await uow.commit()
 
     async def send_test(self, webhook_id: uuid.UUID) -> Delivery:
@@ -267,7 +309,9 @@ class WebhookWorker:
             for event in events[:count]:
                 for webhook in webhooks:
                     # An endpoint hears of what happened since it was added, not before.
-                    if webhook.wants(event.type.value) and event.occurred_at >= webhook.created_at:
+                    if webhook.wants(event.type.value) and event.occurred_at >= (
+                        to_the_second(webhook.created_at)
+                    ):
                         await uow.webhook_deliveries.add(
                             _new_delivery(webhook.id, event.type.value, payload(event), now)
                         )
