@@ -43,7 +43,16 @@ EventType = Literal[
     "user.registered",
     "user.verified",
 ]
-Url = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+Url = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        pattern=r"^https?://[^\s/?#@]+(/\S*)?$",
+        description="An https URL (http outside production) whose host resolves to a public "
+        "address",
+    ),
+]
 EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=20)]
 
 
