@@ -89,6 +89,10 @@ class AccountService:
         )
         async with self._uow() as uow:
             await uow.users.add(user)
+            await uow.events.publish(
+                user_event(StreamEventType.USER_REGISTERED, user.id, user.created_at),
+                user_event(StreamEventType.USER_VERIFIED, user.id, user.created_at),
+            )
             await uow.commit()
         return user
 
