@@ -24,7 +24,7 @@ test: $(STAMP) lint wrk chromium redis-server
 	$(BIN)/pytest -n 3 --dist worksteal
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts drill clients/python
+	$(BIN)/ruff check src tests bench scripts drill clients/python examples
 	$(BIN)/mypy --strict src clients/python/src
 	$(BIN)/lint-imports --no-logo
 

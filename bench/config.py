@@ -67,6 +67,8 @@ class Profile:
     # Each comparison (Bastion against a ceiling or the peer) is measured this many times,
     # alternating sides; its ratio is the median of the pairs.
     pairs: int
+    # Logouts timed until the example service refuses their token.
+    revocations: int = 100
 
 
 FULL = Profile(
@@ -104,6 +106,7 @@ SMOKE = Profile(
     wrk_threads=1,
     retry_budget_seconds=0,
     pairs=2,
+    revocations=5,
 )
 
 PROFILES = {profile.name: profile for profile in (FULL, SMOKE)}

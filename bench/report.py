@@ -184,6 +184,7 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
             lambda v: v < 200,
         ),
     ]
+    rows += task_service_targets(results)
     comparisons = [
         ("login", "login_c_high", "peer_login"),
         ("authenticated_get", "me_c_high", "peer_me"),
@@ -206,6 +207,39 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
             )
         )
     return rows
+
+
+def task_service_targets(results: Mapping[str, Any]) -> list[Target]:
+    """examples/task-service: what the verifier costs a request, and how soon a logout in Bastion
+    reaches it through the event stream."""
+    phases: Mapping[str, Phase] = results["phases"]
+    protected = phases.get("task_service_protected")
+    unprotected = phases.get("task_service_unprotected")
+    ratio = None
+    inputs: list[Phase] = []
+    if protected is not None and unprotected is not None and unprotected["rps"]:
+        ratio = protected["rps"] / unprotected["rps"]
+        inputs = [protected, unprotected]
+    revocation = results.get("revocation") or {}
+    logouts = revocation.get("logouts", 0)
+    return [
+        _row(
+            "task_service_protected_per_unprotected",
+            "example service: protected GET (verifier, offline + events) ÷ unprotected GET",
+            "≥ 0.8",
+            inputs,
+            ratio,
+            lambda v: v >= 0.8,
+        ),
+        _row(
+            "revocation_p99_ms",
+            f"revocation propagation p99 (logout until the example refuses), {logouts} logouts",
+            "< 1000 ms",
+            [],
+            revocation.get("p99_ms"),
+            lambda v: v < 1000,
+        ),
+    ]
 
 
 def _paired(

@@ -12,22 +12,26 @@ run ends.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import granian
+import httpx
 
 from bench import ceilings, loadgen, procs, report, scale, seeding, servers, services
 from bench.config import (
@@ -35,7 +39,9 @@ from bench.config import (
     ARGON2_PARALLELISM,
     ARGON2_TIME_COST,
     EMAIL_DOMAIN,
+    HOST,
     LIFTED_LIMITS,
+    MAIN_VENV,
     PASSWORD,
     PEER_VENV,
     PROFILES,
@@ -56,6 +62,8 @@ from bench.harness import (
 from bench.loadgen import PhaseResult, Scenario
 
 SESSIONS_FOR_TOKENS = 8
+# A revocation not seen by then is recorded as taking that long (a failed target).
+REVOCATION_GIVE_UP_SECONDS = 5.0
 
 
 def measure_hash_ceiling(seconds: float, attempt: int) -> tuple[ceilings.HashCeiling, float]:
@@ -116,6 +124,7 @@ class UnderTest:
     logins: Callable[[str], Scenario]
     registrations: Callable[[str], Scenario]
     me_path: str
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def start_bastion_under_test(bench: Bench, database: str) -> UnderTest:
@@ -141,7 +150,95 @@ def start_bastion_under_test(bench: Bench, database: str) -> UnderTest:
             expected_status=202,
         ),
         me_path="/api/v1/auth/me",
+        env=dict(env),
     )
+
+
+TASK_SERVICE = REPO / "examples" / "task-service"
+
+
+def start_task_service(bench: Bench, bastion: UnderTest) -> servers.Server:
+    """examples/task-service beside Bastion, as its README runs it: the verifier offline, with
+    revocation by Bastion's event stream (a service key made by the CLI)."""
+    created = subprocess.run(
+        [str(MAIN_VENV / "bin" / "bastion"), "service-keys", "create", "bench"]
+        + ["--scope", "events:read"],
+        env=servers.clean_environment(bastion.env),
+        cwd=bench.scratch,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    port = procs.free_port()
+    env = {
+        "BASTION_ISSUER": bastion.server.base_url,
+        "BASTION_SERVICE_KEY": created.stdout.strip().splitlines()[-1],
+        # No webhook is measured: any secret of the right form will do.
+        "TASKS_WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    argv = [str(MAIN_VENV / "bin" / "granian"), "--interface", "asgi", "--loop", "uvloop"]
+    argv += ["--workers", str(WORKERS), "--host", HOST, "--port", str(port), "main:app"]
+    log_path = bench.logs / "task-service.log"
+    process = procs.spawn(argv, env=servers.clean_environment(env), cwd=TASK_SERVICE, log=log_path)
+    server = servers.Server("task-service", process, f"http://{HOST}:{port}", log_path)
+    return bench.start(server, "/public/tasks")
+
+
+def measure_revocation(bench: Bench, bastion: UnderTest, tasks: servers.Server) -> dict[str, Any]:
+    """Log in, see the example service accept the token, log out, and time until it refuses
+    it: the propagation of a revocation through the event stream."""
+    samples: list[float] = []
+    with httpx.Client(timeout=10) as client:
+        for number in range(bench.profile.revocations):
+            email = bastion.users[number % len(bastion.users)]
+            login = client.post(
+                f"{bastion.server.base_url}/api/v1/auth/login",
+                json={"email": email, "password": PASSWORD},
+            )
+            login.raise_for_status()
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            if client.get(f"{tasks.base_url}/tasks", headers=headers).status_code != 200:
+                raise RuntimeError("the example service refused a fresh token")
+            logout = client.post(f"{bastion.server.base_url}/api/v1/auth/logout", headers=headers)
+            logout.raise_for_status()
+            started = time.perf_counter()
+            while client.get(f"{tasks.base_url}/tasks", headers=headers).status_code == 200:
+                if time.perf_counter() - started > REVOCATION_GIVE_UP_SECONDS:
+                    break
+                time.sleep(0.002)
+            samples.append((time.perf_counter() - started) * 1000)
+    ordered = sorted(samples)
+    return {
+        "logouts": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 1),
+        "p99_ms": round(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)], 1),
+        "max_ms": round(ordered[-1], 1),
+    }
+
+
+def task_service_phases(
+    bench: Bench, bastion: UnderTest
+) -> tuple[dict[str, PhaseResult], dict[str, Any]]:
+    """A protected GET on the example service and the same GET unprotected, at the same
+    concurrency; then the revocation propagation."""
+    tasks = start_task_service(bench, bastion)
+    high = bench.profile.token_concurrency[1]
+    phases = {
+        "task_service_protected": bench.measure(
+            "example GET /tasks (verifier)",
+            tasks,
+            authenticated_get("/tasks", bastion.tokens),
+            high,
+        ),
+        "task_service_unprotected": bench.measure(
+            "example GET /public/tasks",
+            tasks,
+            authenticated_get("/public/tasks", bastion.tokens),
+            high,
+        ),
+    }
+    return phases, measure_revocation(bench, bastion, tasks)
 
 
 def credentials(
@@ -399,6 +496,8 @@ def run(profile: Profile, output: Path, *, skip_peer: bool, database: str) -> di
             for number in range(1, profile.pairs + 1)
         ]
         results["phases"] = bastion_phases(bench, bastion)
+        task_phases, results["revocation"] = task_service_phases(bench, bastion)
+        results["phases"].update({key: phase.as_dict() for key, phase in task_phases.items()})
         results["peer_phases"] = peer_phases(bench, peer) if peer is not None else None
         results["memory"] = {
             "bastion_peak_rss_mb": [

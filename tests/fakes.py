@@ -30,6 +30,8 @@ from bastion.background.model import Lease, may_take
 from bastion.core.account_at import AccountAt
 from bastion.core.context import SecurityStamp
 from bastion.core.one_time_tokens import OneTimeToken
+from bastion.credentials.model import ServiceKey
+from bastion.events.model import Position, StreamEvent
 from bastion.mail.model import EmailMessage, QueuedMessage
 from bastion.mfa.model import (
     MFA_TOKEN_MAX_WRONG_CODES,
@@ -45,6 +47,7 @@ from bastion.owners.model import EmailChange
 from bastion.retention.model import Purgeable
 from bastion.sessions.model import Session
 from bastion.tokens.model import SigningKey
+from bastion.webhooks.model import Delivery, DeliveryStatus, Webhook
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,11 @@ class Tables:
     webauthn_challenges: dict[str, WebAuthnChallenge] = field(default_factory=dict)
     mfa_tokens: dict[str, MfaToken] = field(default_factory=dict)
     leases: dict[str, Lease] = field(default_factory=dict)
+    service_keys: dict[uuid.UUID, tuple[ServiceKey, str]] = field(default_factory=dict)
+    events: dict[int, StreamEvent] = field(default_factory=dict)
+    webhooks: dict[uuid.UUID, tuple[Webhook, str]] = field(default_factory=dict)
+    webhook_deliveries: dict[int, Delivery] = field(default_factory=dict)
+    webhook_cursor: dict[str, int] = field(default_factory=dict)
 
     def account_at(self, account: AccountAt) -> User | None:
         """The user ``account`` stands for, if there is one."""
@@ -675,6 +683,138 @@ class FakeLeases:
             del self._leases[name]
 
 
+class FakeServiceKeyRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def add(self, key: ServiceKey, key_hash: str) -> None:
+        self._tables.service_keys[key.id] = (key, key_hash)
+
+    async def by_hash(self, key_hash: str) -> ServiceKey | None:
+        return next((k for k, h in self._tables.service_keys.values() if h == key_hash), None)
+
+    async def list(self) -> list[ServiceKey]:
+        keys = [key for key, _ in self._tables.service_keys.values()]
+        return sorted(keys, key=lambda key: (key.created_at, key.id))
+
+    async def revoke(self, key_id: uuid.UUID, now: datetime) -> bool:
+        found = self._tables.service_keys.get(key_id)
+        if found is None:
+            return False
+        key, key_hash = found
+        if key.revoked_at is None:
+            self._tables.service_keys[key_id] = (replace(key, revoked_at=now), key_hash)
+        return True
+
+
+class FakeEventLog:
+    def __init__(self, tables: Tables, ids: itertools.count[int]) -> None:
+        self._tables = tables
+        self._ids = ids
+
+    async def publish(self, *events: StreamEvent) -> None:
+        for event in events:
+            event_id = next(self._ids)
+            self._tables.events[event_id] = replace(event, id=event_id)
+
+    async def after(self, cursor: int, limit: int) -> list[StreamEvent]:
+        return [self._tables.events[i] for i in sorted(self._tables.events) if i > cursor][:limit]
+
+    async def newest_id(self) -> int:
+        return max(self._tables.events, default=0)
+
+    async def position(self, event_id: int) -> Position:
+        found = self._tables.events.get(event_id)
+        return Position(
+            newest=max(self._tables.events, default=0),
+            oldest=min(self._tables.events, default=None),
+            occurred_at=found.occurred_at if found else None,
+        )
+
+
+class FakeWebhookRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def add(self, webhook: Webhook, secret: str) -> None:
+        self._tables.webhooks[webhook.id] = (webhook, secret)
+
+    async def get(self, webhook_id: uuid.UUID) -> Webhook | None:
+        found = self._tables.webhooks.get(webhook_id)
+        return found[0] if found else None
+
+    async def secret(self, webhook_id: uuid.UUID) -> str | None:
+        found = self._tables.webhooks.get(webhook_id)
+        return found[1] if found else None
+
+    async def list(self) -> list[Webhook]:
+        hooks = [hook for hook, _ in self._tables.webhooks.values()]
+        return sorted(hooks, key=lambda hook: (hook.created_at, hook.id))
+
+    async def update(self, webhook: Webhook) -> None:
+        if webhook.id in self._tables.webhooks:
+            self._tables.webhooks[webhook.id] = (webhook, self._tables.webhooks[webhook.id][1])
+
+    async def delete(self, webhook_id: uuid.UUID) -> bool:
+        if self._tables.webhooks.pop(webhook_id, None) is None:
+            return False
+        deliveries = self._tables.webhook_deliveries
+        for key in [k for k, d in deliveries.items() if d.webhook_id == webhook_id]:
+            del deliveries[key]
+        return True
+
+    async def cursor(self) -> int | None:
+        return self._tables.webhook_cursor.get("webhooks")
+
+    async def set_cursor(self, position: int) -> None:
+        self._tables.webhook_cursor["webhooks"] = position
+
+
+class FakeDeliveryRepository:
+    def __init__(self, tables: Tables, ids: itertools.count[int]) -> None:
+        self._tables = tables
+        self._ids = ids
+        self._leases: dict[int, datetime] = {}
+
+    async def add(self, delivery: Delivery) -> None:
+        delivery_id = next(self._ids)
+        self._tables.webhook_deliveries[delivery_id] = replace(delivery, id=delivery_id)
+
+    async def get(self, webhook_id: uuid.UUID, delivery_id: int) -> Delivery | None:
+        found = self._tables.webhook_deliveries.get(delivery_id)
+        return found if found and found.webhook_id == webhook_id else None
+
+    async def of_webhook(
+        self, webhook_id: uuid.UUID, *, before: int | None, limit: int
+    ) -> list[Delivery]:
+        found = [
+            d
+            for i, d in sorted(self._tables.webhook_deliveries.items(), reverse=True)
+            if d.webhook_id == webhook_id and (before is None or i < before)
+        ]
+        return found[:limit]
+
+    async def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[Delivery]:
+        due = [
+            d
+            for _, d in sorted(self._tables.webhook_deliveries.items())
+            if d.status is DeliveryStatus.PENDING
+            and d.next_attempt_at <= now
+            and self._leases.get(d.id, now) <= now
+        ][:limit]
+        for delivery in due:
+            self._leases[delivery.id] = lease_until
+        return due
+
+    async def save(self, delivery: Delivery, *, delivered_at: datetime | None = None) -> None:
+        self._leases.pop(delivery.id, None)
+        if delivery.id in self._tables.webhook_deliveries:
+            self._tables.webhook_deliveries[delivery.id] = delivery
+
+    async def ids_of(self, webhook_id: uuid.UUID) -> list[int]:
+        return [i for i, d in self._tables.webhook_deliveries.items() if d.webhook_id == webhook_id]
+
+
 class FakePurgeableRows:
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
@@ -715,6 +855,8 @@ class FakePurgeableRows:
                 return t.outbox, lambda row: row.sent_at
             case Purgeable.FAILED_EMAILS:
                 return t.outbox, lambda row: row.failed_at if row.sent_at is None else None
+            case Purgeable.STREAM_EVENTS:
+                return t.events, lambda event: event.occurred_at
 
 
 class FakeUnitOfWork:
@@ -733,6 +875,10 @@ class FakeUnitOfWork:
     mfa_tokens: FakeMfaTokenRepository
     leases: FakeLeases
     purgeable: FakePurgeableRows
+    service_keys: FakeServiceKeyRepository
+    events: FakeEventLog
+    webhooks: FakeWebhookRepository
+    webhook_deliveries: FakeDeliveryRepository
 
     def __init__(self, store: FakeUnitOfWorkFactory, *, read_only: bool) -> None:
         self._store = store
@@ -760,6 +906,10 @@ class FakeUnitOfWork:
         self.mfa_tokens = FakeMfaTokenRepository(tables)
         self.leases = FakeLeases(tables)
         self.purgeable = FakePurgeableRows(tables)
+        self.service_keys = FakeServiceKeyRepository(tables)
+        self.events = FakeEventLog(tables, self._store.event_ids)
+        self.webhooks = FakeWebhookRepository(tables)
+        self.webhook_deliveries = FakeDeliveryRepository(tables, self._store.delivery_ids)
         return self
 
     def commit_only_while(self, stamp: SecurityStamp) -> None:
@@ -808,6 +958,8 @@ class FakeUnitOfWorkFactory:
         self.writer = asyncio.Lock()
         self.outbox_ids = itertools.count(1)
         self.audit_ids = itertools.count(1)
+        self.event_ids = itertools.count(1)
+        self.delivery_ids = itertools.count(1)
         self.audit_observer = audit_observer
 
     def __call__(

@@ -30,6 +30,8 @@ PHASES = {
     "enumeration_resend_unknown_email",
     "login_storm",
     "me_beside_login_storm",
+    "task_service_protected",
+    "task_service_unprotected",
 }
 # Measured in pairs, alternating with the ceilings (and the peer, skipped here).
 PAIRED = {
@@ -70,6 +72,8 @@ TARGETS = {
     "enumeration_forgot_unknown_per_existing_median",
     "enumeration_resend_unknown_per_unverified_median",
     "peak_rss_mb_per_worker",
+    "task_service_protected_per_unprotected",
+    "revocation_p99_ms",
     "bastion_per_peer_login",
     "bastion_per_peer_authenticated_get",
     "bastion_per_peer_register",
@@ -114,6 +118,8 @@ def test_smoke_run_writes_every_phase_and_target(tmp_path: Path) -> None:
     for target in results["targets"].values():
         assert set(target) >= {"value", "target", "met"}
     assert "| target | value | pairs | goal | met |" in result.stdout
+    assert results["revocation"]["logouts"] == 5
+    assert 0 < results["revocation"]["p99_ms"] < 5000
 
 
 def test_users_profile_measures_each_request_small_and_large_and_explains_them(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,6 +23,10 @@ from bastion.apidocs import routes as apidocs_routes
 from bastion.audit import routes as audit_routes
 from bastion.audit.service import AuditService
 from bastion.bootstrap import Services, build
+from bastion.credentials import routes as service_keys_routes
+from bastion.credentials.service import ServiceKeyService
+from bastion.events import routes as events_routes
+from bastion.events.service import EventFeed
 from bastion.http.client_ip import parse_networks
 from bastion.http.deps import (
     current_principal,
@@ -52,6 +58,8 @@ from bastion.sessions.service import SessionService
 from bastion.settings import Settings, load_settings
 from bastion.tokens import routes as tokens_routes
 from bastion.tokens.service import TokenService
+from bastion.webhooks import routes as webhooks_routes
+from bastion.webhooks.service import WebhookService
 
 # What browser code on an allowed origin may read: how long to wait, and how much is left.
 CORS_EXPOSED_HEADERS = [
@@ -63,13 +71,22 @@ CORS_EXPOSED_HEADERS = [
 ]
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    end_streams_on_signal: bool = False,
+) -> FastAPI:
+    """The app. ``end_streams_on_signal``: a server worker's, whose open event streams must end
+    when it is told to stop (the server waits for open responses before it stops)."""
     settings = settings or load_settings()
     services = services or build(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.start()
+        if end_streams_on_signal:
+            end_streams_on_termination(services.events)
         # Everything built so far lives as long as the process. Frozen, the garbage collector
         # stops walking it: a full collection took 50 ms, and it stalled every request in
         # flight on the worker (the benchmark's refresh p95).
@@ -113,6 +130,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         mfa_routes.router,
         audit_routes.router,
         admin_routes.router,
+        service_keys_routes.router,
+        events_routes.router,
+        webhooks_routes.router,
         operations_routes.router,
         apidocs_routes.router,
     ):
@@ -181,6 +201,9 @@ def problem_table() -> ProblemTable:
         tokens_routes.PROBLEMS,
         admin_routes.PROBLEMS,
         mfa_routes.PROBLEMS,
+        service_keys_routes.PROBLEMS,
+        events_routes.PROBLEMS,
+        webhooks_routes.PROBLEMS,
     )
 
 
@@ -200,10 +223,31 @@ def provide_services(app: FastAPI, services: Services) -> None:
     provide(app, Pages, services.pages)
     provide(app, MfaService, services.mfa)
     provide(app, OwnerService, services.owners)
+    provide(app, ServiceKeyService, services.service_keys)
+    provide(app, EventFeed, services.events)
+    provide(app, WebhookService, services.webhooks)
 
 
 def app_from_environment() -> FastAPI:
     """The factory the server workers call: settings come from the environment."""
     settings = load_settings()
     configure_logging(json=settings.json_logs, level=settings.log_level)
-    return create_app(settings)
+    return create_app(settings, end_streams_on_signal=True)
+
+
+def end_streams_on_termination(feed: EventFeed) -> None:
+    """On SIGTERM or SIGINT, end the event streams, then let the server's own handling go on.
+
+    The server's handler was added to the event loop before the lifespan started; Python's
+    handler, set here, runs beside it (the loop still learns of the signal through its wake-up
+    file descriptor), so both run.
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+
+        def handler(number: int, frame: FrameType | None, previous: Any = previous) -> None:
+            feed.close_streams()
+            if callable(previous):
+                previous(number, frame)
+
+        signal.signal(signum, handler)

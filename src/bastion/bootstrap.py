@@ -19,7 +19,9 @@ from bastion.adapters.metrics import Metrics
 from bastion.adapters.passwords import Argon2Parameters, Argon2PasswordHasher
 from bastion.adapters.redis.limiter import FallbackLimiter, RedisLimiter
 from bastion.adapters.sql.database import create_engine
+from bastion.adapters.sql.events import PostgresWakeups
 from bastion.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from bastion.adapters.webhooks import HttpSender, SystemResolver
 from bastion.admin.service import AdminRules, AdminService
 from bastion.audit.service import AuditService
 from bastion.background.periodic import OneAtATime, PeriodicTask
@@ -27,6 +29,8 @@ from bastion.core.brand import LOGO_TYPES, Brand
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import StorageUnavailable
 from bastion.core.secrets import Sealer, Signer, derive_key
+from bastion.credentials.service import ServiceKeyService
+from bastion.events.service import EventFeed
 from bastion.login.admission import LoginAdmission
 from bastion.login.devices import DeviceCookies
 from bastion.login.password import PasswordCheck
@@ -52,6 +56,9 @@ from bastion.sessions.service import SessionRules, SessionService
 from bastion.settings import Settings, resolve_secret_key
 from bastion.storage import UnitOfWorkFactory
 from bastion.tokens.service import ROTATION_LEASE, TokenService
+from bastion.webhooks.model import WebhookRules
+from bastion.webhooks.ports import Resolver, Sender
+from bastion.webhooks.service import WebhookService, WebhookWorker
 
 log = structlog.get_logger("bastion")
 EXPORTS_PER_HOUR = 5
@@ -81,6 +88,11 @@ class Services:
     owners: OwnerService
     pages: Pages
     retention: RetentionPurge
+    service_keys: ServiceKeyService
+    events: EventFeed
+    webhooks: WebhookService
+    webhook_worker: WebhookWorker
+    webhook_sender: Sender
     # Each background task's lease; the CLI runs the same jobs under them.
     purge_lease: OneAtATime
     rotation_lease: OneAtATime
@@ -94,13 +106,27 @@ class Services:
         except StorageUnavailable:
             # Start anyway: requests get 503 until the database is back, then keys load lazily.
             log.error("startup.database_unavailable")
+        if self.settings.access_token_ttl > self.settings.event_retention:
+            # A verifier that lost its place in the stream must refuse tokens until they expire;
+            # past the retention it cannot tell what it missed.
+            log.warning(
+                "startup.access_token_outlives_event_retention",
+                access_token_ttl=self.settings.access_token_ttl,
+                event_retention=self.settings.event_retention,
+            )
         self.outbox_worker.start()
+        self.events.start()
+        self.webhook_worker.start()
         for task in self.background:
             task.start()
 
     async def stop(self) -> None:
         for task in self.background:
             await task.stop()
+        await self.events.stop()
+        await self.webhook_worker.stop()
+        if isinstance(self.webhook_sender, HttpSender):
+            await self.webhook_sender.close()
         await self.outbox_worker.stop()
         self.hasher.close()
         await self.limiter.close()
@@ -115,6 +141,9 @@ def build(
     mail_transport: MailTransport | None = None,
     metrics: Metrics | None = None,
     uow: UnitOfWorkFactory | None = None,
+    webhook_rules: WebhookRules | None = None,
+    webhook_resolver: Resolver | None = None,
+    webhook_sender: Sender | None = None,
 ) -> Services:
     """Wire every service from the settings. Tests pass a replacement for an adapter (a
     ``FrozenClock``, a mail transport, an in-memory ``uow``) instead of patching; without one,
@@ -214,6 +243,7 @@ def build(
         RetentionRules(
             audit_days=settings.audit_retention_days,
             session_days=settings.session_retention_days,
+            event_seconds=settings.event_retention,
         ),
         batch_size=settings.purge_batch_size,
     )
@@ -227,6 +257,12 @@ def build(
         background.append(
             PeriodicTask(rotation_lease, rotate, every=settings.maintenance_interval_seconds)
         )
+    webhook_rules = webhook_rules or WebhookRules(
+        allow_private=settings.webhook_allow_private, allow_http=not settings.is_production
+    )
+    resolver = webhook_resolver or SystemResolver()
+    sender = webhook_sender or HttpSender()
+    webhook_worker = WebhookWorker(uow, clock, webhook_rules, resolver, sender, outbox_worker.wake)
     return Services(
         settings=settings,
         engine=engine,
@@ -303,6 +339,16 @@ def build(
             invite_link_seconds=settings.invite_token_ttl,
         ),
         retention=retention,
+        service_keys=ServiceKeyService(uow, clock),
+        events=EventFeed(
+            uow,
+            clock,
+            timedelta(seconds=settings.event_retention),
+            None if settings.is_sqlite else PostgresWakeups(engine),
+        ),
+        webhooks=WebhookService(uow, clock, webhook_rules, resolver, webhook_worker.wake),
+        webhook_worker=webhook_worker,
+        webhook_sender=sender,
         purge_lease=purge_lease,
         rotation_lease=rotation_lease,
         background=background,

@@ -9,6 +9,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -26,6 +27,7 @@ from bastion.bootstrap import Services, build
 from bastion.core.context import RequestContext
 from bastion.core.email_address import InvalidEmailAddress, normalize_email
 from bastion.core.errors import BastionError
+from bastion.credentials.model import MAX_NAME_LENGTH, Scope
 from bastion.logging import configure_logging
 from bastion.migrate import MigrationStopped, upgrade
 from bastion.settings import MAX_DAYS, Settings, SettingsError, load_settings, resolve_secret_key
@@ -36,6 +38,11 @@ keys_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_
 app.add_typer(keys_app, name="keys")
 users_app = typer.Typer(help="Find and manage users, as the admin API does.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+service_keys_app = typer.Typer(
+    help="Manage the keys other services use to read Bastion (the event stream).",
+    no_args_is_help=True,
+)
+app.add_typer(service_keys_app, name="service-keys")
 T = TypeVar("T")
 HASH_THREADS_ENV = "BASTION_HASH_THREADS"
 ROTATION_LEASE_WAIT_SECONDS = 5.0
@@ -390,7 +397,7 @@ def users_reset_mfa(email: EmailArgument) -> None:
     """Remove every second factor and recovery code of a user (a lost phone)."""
 
     async def reset(services: Services, user: User) -> int:
-        return await services.admin.reset_mfa(None, user.id, OPERATOR)
+        return await services.mfa.reset_by_admin(None, user, OPERATOR)
 
     user, removed = _on_user(email, reset)
     typer.echo(f"Removed {removed} second factors of {user.email}; they were told by email.")
@@ -421,6 +428,50 @@ def _role(value: str) -> Role:
         roles = ", ".join(role.value for role in Role)
         typer.echo(f"Error: {value!r} is not a role; use one of {roles}.", err=True)
         raise typer.Exit(code=2) from None
+
+
+@service_keys_app.command("create")
+def service_keys_create(
+    name: Annotated[str, typer.Argument(help="What the key is for, e.g. the service's name.")],
+    scope: Annotated[
+        list[Scope], typer.Option("--scope", help="A scope the key grants (repeatable).")
+    ],
+) -> None:
+    """Create a service key. The key is printed once, alone on the last line: store it now."""
+    if not 1 <= len(name) <= MAX_NAME_LENGTH:
+        typer.echo(f"Error: NAME must be 1 to {MAX_NAME_LENGTH} characters.", err=True)
+        raise typer.Exit(code=2)
+    settings = _settings()
+    issued = _run(settings, lambda services: services.service_keys.create(name, scope))
+    scopes = " ".join(sorted(issued.key.scopes))
+    typer.echo(f"Created service key {issued.key.id} ({name}, {scopes}). The key, shown once:")
+    typer.echo(issued.secret)
+
+
+@service_keys_app.command("list")
+def service_keys_list() -> None:
+    """List service keys (never their secrets)."""
+    settings = _settings()
+    for key in _run(settings, lambda services: services.service_keys.list()):
+        state = (
+            "active" if key.revoked_at is None else f"revoked {key.revoked_at:%Y-%m-%d %H:%M:%S}"
+        )
+        typer.echo(f"{key.id}  {key.name}  {' '.join(sorted(key.scopes))}  {state}")
+
+
+@service_keys_app.command("revoke")
+def service_keys_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id.")],
+) -> None:
+    """Revoke a service key: it stops working within a second on every instance."""
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError:
+        typer.echo(f"Error: {key_id!r} is not a service key id.", err=True)
+        raise typer.Exit(code=2) from None
+    settings = _settings()
+    _run(settings, lambda services: services.service_keys.revoke(parsed))
+    typer.echo(f"Revoked service key {parsed}.")
 
 
 @app.command()

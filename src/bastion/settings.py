@@ -107,6 +107,10 @@ class Settings(BaseSettings):
 
     audit_retention_days: DaysOrOff = 90
     session_retention_days: DaysOrOff = 30
+    # Let webhooks call loopback, private and link-local addresses (development only).
+    webhook_allow_private: bool = False
+    # How long services may resume the event stream (GET /api/v1/events) from an event.
+    event_retention: Seconds = 7 * DAY
     purge_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     signing_key_rotation_days: DaysOrOff = 90
     # How often each instance runs a round of the background tasks (purge, key rotation).
@@ -345,6 +349,11 @@ class Settings(BaseSettings):
             problems.append(
                 "BASTION_SMTP_URL: must be set in production (without it, emails and the "
                 "one-time links in them are printed to the console)"
+            )
+        if self.webhook_allow_private:
+            problems.append(
+                "BASTION_WEBHOOK_ALLOW_PRIVATE: must be false in production (webhooks could then "
+                "reach internal services and cloud metadata)"
             )
         if public_url_is_https:  # otherwise PUBLIC_URL, the RP ID's default, must change first
             problems += _rp_id_problems(self.rp_id, self.webauthn_allowed_origins)

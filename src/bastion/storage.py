@@ -9,6 +9,8 @@ from bastion.accounts.ports import OneTimeTokenRepository, UserRepository
 from bastion.audit.ports import AuditLog
 from bastion.background.ports import Leases
 from bastion.core.context import SecurityStamp
+from bastion.credentials.ports import ServiceKeyRepository
+from bastion.events.ports import EventLog
 from bastion.mail.ports import Outbox
 from bastion.mfa.ports import (
     FactorRepository,
@@ -20,6 +22,7 @@ from bastion.owners.ports import EmailChangeRepository
 from bastion.retention.ports import PurgeableRows
 from bastion.sessions.ports import SessionRepository
 from bastion.tokens.ports import SigningKeyRepository
+from bastion.webhooks.ports import DeliveryRepository, WebhookRepository
 
 
 class UnitOfWork(Protocol):
@@ -70,12 +73,26 @@ class UnitOfWork(Protocol):
     @property
     def mfa_tokens(self) -> MfaTokenRepository: ...
 
+    @property
+    def service_keys(self) -> ServiceKeyRepository: ...
+
+    @property
+    def events(self) -> EventLog:
+        """What other services are told: written in the transaction of the change."""
+        ...
+
     def commit_only_while(self, stamp: SecurityStamp) -> None:
         """Write only while the account still has the security state ``stamp``: checked with
         the first statement sent (the inserts that wait for the commit go in it), the account
         then left unchanged until the end. Otherwise that statement writes nothing, and the
         unit of work raises ``SecurityStateChanged``."""
         ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
+
+    @property
+    def webhook_deliveries(self) -> DeliveryRepository: ...
 
     async def commit(self) -> None: ...
 

@@ -109,7 +109,9 @@ def test_purge_deletes_what_retention_no_longer_keeps_and_says_how_much(
     in_the_past(settings, days=91)
     result = bastion(environment_of(settings), "purge")
     assert result.returncode == 0, result.stderr
-    # The sign-up's event and its expired link go; its email, never delivered, stays.
-    assert result.stdout.startswith("Purged 2 rows: audit_events=1 ")
+    # The sign-up's audit and stream events and its expired link go; its email, never
+    # delivered, stays.
+    assert result.stdout.startswith("Purged 3 rows: audit_events=1 ")
     assert " verification_tokens=1 " in result.stdout and " sent_emails=0 " in result.stdout
+    assert " stream_events=1" in result.stdout
     assert bastion(environment_of(settings), "purge").stdout == "Nothing to purge.\n"

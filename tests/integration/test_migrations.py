@@ -34,6 +34,11 @@ TABLES = {
     "webauthn_challenges",
     "mfa_tokens",
     "leases",
+    "service_keys",
+    "stream_events",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_cursor",
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 from bastion.audit.model import AuditEvent, EventType
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.core.secrets import hash_token, new_token
+from bastion.events.model import signing_key_revoked
 from bastion.mail.model import EmailMessage
 from bastion.owners.model import EmailChange
 from bastion.retention.model import Purgeable
@@ -79,6 +80,12 @@ async def an_email_done_now(w: World, *, sent: bool) -> None:
         await uow.commit()
 
 
+async def a_stream_event(w: World) -> None:
+    async with w.store() as uow:
+        await uow.events.publish(signing_key_revoked("k1", w.clock.now()))
+        await uow.commit()
+
+
 def remaining(w: World, kind: Purgeable) -> int:
     t = w.store.tables
     return {
@@ -93,6 +100,7 @@ def remaining(w: World, kind: Purgeable) -> int:
         Purgeable.EMAIL_CHANGE_TOKENS: len(t.email_changes),
         Purgeable.SENT_EMAILS: sum(1 for row in t.outbox.values() if row.sent_at),
         Purgeable.FAILED_EMAILS: sum(1 for row in t.outbox.values() if row.failed_at),
+        Purgeable.STREAM_EVENTS: len(t.events),
     }[kind]
 
 
@@ -106,6 +114,7 @@ ENDING_NOW: dict[Purgeable, Callable[[World], Awaitable[None]]] = {
     Purgeable.EMAIL_CHANGE_TOKENS: an_email_change_expiring_now,
     Purgeable.SENT_EMAILS: lambda w: an_email_done_now(w, sent=True),
     Purgeable.FAILED_EMAILS: lambda w: an_email_done_now(w, sent=False),
+    Purgeable.STREAM_EVENTS: a_stream_event,
 }
 # The defaults: AUDIT_RETENTION_DAYS=90, SESSION_RETENTION_DAYS=30, and the fixed windows.
 WINDOW_DAYS = {
@@ -118,6 +127,7 @@ WINDOW_DAYS = {
     Purgeable.EMAIL_CHANGE_TOKENS: 7,
     Purgeable.SENT_EMAILS: 1,
     Purgeable.FAILED_EMAILS: 7,
+    Purgeable.STREAM_EVENTS: 7,  # EVENT_RETENTION's default, 604800 s
 }
 
 
@@ -153,7 +163,8 @@ async def test_a_purge_records_what_it_deleted_in_the_audit_trail_and_nothing_el
         w.clock.advance(31 * DAY)
         await w.services.retention.purge()
         [purged] = w.events("retention_purged")
-        assert purged.details == {"revoked_sessions": 1}
+        # The session's user's creation told the event stream twice (registered, verified).
+        assert purged.details == {"revoked_sessions": 1, "stream_events": 2}
         await w.services.retention.purge()
         assert len(w.events("retention_purged")) == 1
 

@@ -65,6 +65,12 @@ def test_production_refuses_a_short_secret() -> None:
     assert named(problems(**{**PRODUCTION, "secret_key": "too-short"})) == ["BASTION_SECRET_KEY"]
 
 
+def test_production_refuses_webhooks_to_private_addresses() -> None:
+    found = problems(**{**PRODUCTION, "webhook_allow_private": True})
+    assert named(found) == ["BASTION_WEBHOOK_ALLOW_PRIVATE"]
+    assert load_settings(_env_file=None, webhook_allow_private=True).webhook_allow_private
+
+
 def test_invalid_values_and_production_problems_are_listed_together() -> None:
     found = problems(
         env="production",

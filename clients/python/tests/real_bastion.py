@@ -87,6 +87,24 @@ class RealBastion:
         self.start()
         return found.group(1)
 
+    def restart(self) -> None:
+        """Stop and start again on the same port, as an upgrade or a crash-restart does."""
+        self.stop()
+        self.env["BASTION_AUTO_MIGRATE"] = "false"
+        self.start()
+
+    def service_key(self) -> str:
+        """``bastion service-keys create``'s key for the event stream (its output's last line)."""
+        result = subprocess.run(
+            [BASTION, "service-keys", "create", "verifier-tests", "--scope", "events:read"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
     def new_user(self) -> str:
         """A user who signed up and clicked the link in the (console) email: their address."""
         address = f"verifier-{uuid.uuid4().hex[:12]}@example.com"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -118,3 +120,36 @@ async def test_check_mode_refuses_a_logged_out_token_within_a_second(
             await verifier.verify_async(session.token)
         with pytest.raises(TokenRevoked):
             verifier.verify(session.token)
+
+
+async def refused_within(verifier: Verifier, token: str, seconds: float) -> float:
+    """How long after now ``token`` is first refused as revoked (failing after ``seconds``)."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        try:
+            await verifier.verify_async(token)
+        except TokenRevoked:
+            return time.monotonic() - started
+        await asyncio.sleep(0.02)
+    pytest.fail(f"the token was still accepted {seconds} s after the logout")
+
+
+async def test_events_mode_refuses_a_logged_out_token_within_a_second_across_a_reconnect(
+    bastion: RealBastion, bastion_user: str, verifier_of: MakeVerifier
+) -> None:
+    async with verifier_of(revocation="events", service_key=bastion.service_key()) as verifier:
+        # Tokens issued from the next second on are vouched for by the stream alone: no
+        # verify-token call can be what refuses them.
+        await asyncio.sleep(1.1)
+        session = bastion.log_in(bastion_user)
+        await verifier.verify_async(session.token)
+        bastion.log_out(session.token)
+        assert await refused_within(verifier, session.token, 1.0) < 1.0
+
+        bastion.restart()
+        # Logged in and out at once, perhaps before the verifier is back: it resumes from its
+        # Last-Event-ID and misses nothing.
+        later = bastion.log_in(bastion_user)
+        await verifier.verify_async(later.token)
+        bastion.log_out(later.token)
+        assert await refused_within(verifier, later.token, 1.0) < 1.0

@@ -17,6 +17,7 @@ from bastion.core.email_address import normalize_email
 from bastion.core.errors import NotFound
 from bastion.core.one_time_tokens import OneTimeToken, TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token
+from bastion.events.model import StreamEventType, user_event
 from bastion.mail import messages
 from bastion.mail.model import EmailMessage
 from bastion.passwords.policy import PasswordPolicy, ensure_strong
@@ -71,6 +72,7 @@ class AccountService:
                 await uow.users.add(user)
                 await self._send_verification(uow, user)
                 await uow.audit.record(event(EventType.REGISTERED, now, context, user.id))
+                await uow.events.publish(user_event(StreamEventType.USER_REGISTERED, user.id, now))
                 await uow.commit()
         except EmailTaken:
             async with self._uow() as uow:
@@ -87,6 +89,10 @@ class AccountService:
         )
         async with self._uow() as uow:
             await uow.users.add(user)
+            await uow.events.publish(
+                user_event(StreamEventType.USER_REGISTERED, user.id, user.created_at),
+                user_event(StreamEventType.USER_VERIFIED, user.id, user.created_at),
+            )
             await uow.commit()
         return user
 
@@ -114,6 +120,7 @@ class AccountService:
             if not user.is_verified:
                 await uow.users.update(user.with_verified(True, now))
                 await uow.audit.record(event(EventType.EMAIL_VERIFIED, now, context, user.id))
+                await uow.events.publish(user_event(StreamEventType.USER_VERIFIED, user.id, now))
             await uow.commit()
 
     async def resend_verification(self, email: str, context: RequestContext) -> None:

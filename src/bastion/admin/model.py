@@ -15,6 +15,8 @@ class Permission(StrEnum):
     READ_USERS = "read_users"
     MANAGE_USERS = "manage_users"
     READ_AUDIT = "read_audit"
+    # Service keys and webhooks: what other systems may read of Bastion.
+    MANAGE_INTEGRATIONS = "manage_integrations"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

@@ -20,13 +20,14 @@ from bastion.admin.model import (
     removes_an_admin,
     user_cursor,
 )
-from bastion.audit.model import ACTOR, AuditEvent, EventType, event
+from bastion.audit.model import ACTOR, AuditEvent, EventType, by, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
 from bastion.core.email_address import fold, normalize_email
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.core.pagination import Page, page_of
 from bastion.core.secrets import hash_token, new_token
+from bastion.events.model import StreamEventType, sessions_revoked, user_event
 from bastion.mail import messages
 from bastion.passwords.policy import PasswordPolicy, ensure_strong
 from bastion.passwords.ports import PasswordHasher
@@ -86,6 +87,14 @@ class AdminService:
         user = new_user(email, password_hash, now, role=role, verified=password is not None)
         async with self._uow() as uow:
             await uow.users.add(user)
+            await uow.events.publish(
+                user_event(StreamEventType.USER_REGISTERED, user.id, now),
+                *(
+                    [user_event(StreamEventType.USER_VERIFIED, user.id, now)]
+                    if user.is_verified
+                    else []
+                ),
+            )
             details = {ACTOR: str(actor_id), "role": role.value}
             if password is None:
                 token = new_token()
@@ -109,38 +118,6 @@ class AdminService:
         if user is None:
             raise UserNotFound()
         return user
-
-    async def reset_mfa(
-        self, actor_id: uuid.UUID | None, user_id: uuid.UUID, context: RequestContext
-    ) -> int:
-        """Remove every second factor and recovery code of the user (a lost phone), so they sign
-        in with their password alone; how many factors were removed. The user is told."""
-        now = self._clock.now()
-        async with self._uow() as uow:
-            user = await _existing(uow, user_id, for_update=True)
-            factors = await uow.mfa_factors.of_user(user.id, for_update=True)
-            await uow.mfa_factors.delete(user.id, [factor.id for factor in factors])
-            await uow.recovery_codes.delete_all(user.id)
-            # A sign-in that passed the password before the reset waits for a factor that is gone.
-            await uow.users.update(user.security_changed(now))
-            for factor in factors:
-                await uow.audit.record(
-                    event(
-                        EventType.MFA_FACTOR_REMOVED,
-                        now,
-                        context,
-                        user.id,
-                        factor_id=str(factor.id),
-                        factor_type=factor.type.value,
-                        mfa_enabled=False,
-                        **by(actor_id),
-                    )
-                )
-            if factors:
-                await uow.outbox.add(messages.second_factors_reset(user.email), now)
-            await uow.commit()
-        self._mail_queued()
-        return len(factors)
 
     async def list_sessions(self, user_id: uuid.UUID) -> list[Session]:
         """The user's live sessions, newest first."""
@@ -166,6 +143,7 @@ class AdminService:
             )
             if session_id is not None and not revoked:
                 raise SessionNotFound()
+            await uow.events.publish(*sessions_revoked(user.id, revoked, now))
             if session_id is None:
                 kind, details = EventType.ALL_SESSIONS_REVOKED, {}
             else:
@@ -242,6 +220,9 @@ class AdminService:
             actor = by(actor_id)
             if updated.role is not user.role:
                 revoked += await uow.sessions.revoke(user.id, now, RevokeReason.ROLE_CHANGED.value)
+                await uow.events.publish(
+                    user_event(StreamEventType.USER_ROLE_CHANGED, user.id, now)
+                )
                 await uow.audit.record(
                     event(
                         EventType.ROLE_CHANGED,
@@ -258,12 +239,17 @@ class AdminService:
                     revoked += await uow.sessions.revoke(
                         user.id, now, RevokeReason.USER_DISABLED.value
                     )
+                    await uow.events.publish(
+                        user_event(StreamEventType.USER_DISABLED, user.id, now)
+                    )
                 kind = EventType.USER_ENABLED if updated.is_active else EventType.USER_DISABLED
                 await uow.audit.record(event(kind, now, context, user.id, **actor))
             if updated.is_verified and not user.is_verified:
                 await uow.audit.record(
                     event(EventType.EMAIL_VERIFIED, now, context, user.id, **actor)
                 )
+                await uow.events.publish(user_event(StreamEventType.USER_VERIFIED, user.id, now))
+            await uow.events.publish(*sessions_revoked(user.id, revoked, now))
             await uow.commit()
         self._sessions_revoked(revoked)
         return updated
@@ -302,11 +288,6 @@ class AdminService:
         return page_of(events, limit, lambda item: event_cursor(item.id or 0))
 
 
-def by(actor_id: uuid.UUID | None) -> dict[str, str]:
-    """Who did it, for an admin action's event: the admin, or an operator at the command line."""
-    return {ACTOR: str(actor_id)} if actor_id is not None else {"by": "operator"}
-
-
 async def erase(uow: UnitOfWork, user: User, now: datetime) -> list[uuid.UUID]:
     """Forget ``user`` (locked for update) within ``uow``: the account, its sessions and
     tokens, queued mail, and its email wherever the audit trail mentions it; the ids of the
@@ -314,6 +295,10 @@ async def erase(uow: UnitOfWork, user: User, now: datetime) -> list[uuid.UUID]:
     if is_active_admin(user) and await uow.users.count_active_admins() <= 1:
         raise LastAdmin()
     revoked = await uow.sessions.revoke(user.id, now, RevokeReason.USER_DELETED.value)
+    await uow.events.publish(
+        user_event(StreamEventType.USER_DELETED, user.id, now),
+        *sessions_revoked(user.id, revoked, now),
+    )
     await uow.outbox.forget_recipient(user.email)
     await uow.audit.erase(user.email)
     # Sessions, refresh tokens and one-time tokens go with the user (foreign-key cascade).

@@ -52,6 +52,11 @@ class EventType(StrEnum):
     USER_INVITED = "user_invited"
     INVITATION_ACCEPTED = "invitation_accepted"
     RETENTION_PURGED = "retention_purged"
+    SERVICE_KEY_CREATED = "service_key_created"
+    SERVICE_KEY_REVOKED = "service_key_revoked"
+    WEBHOOK_CREATED = "webhook_created"
+    WEBHOOK_UPDATED = "webhook_updated"
+    WEBHOOK_DELETED = "webhook_deleted"
 
 
 class LoginFailure(StrEnum):
@@ -93,6 +98,11 @@ def event(
 ERASED = "[erased]"
 # Who did it, in an admin's event: kept in the admin audit trail, hidden from the user's own.
 ACTOR = "actor_id"
+
+
+def by(actor_id: uuid.UUID | None) -> dict[str, str]:
+    """Who did it, for an admin action's event: the admin, or an operator at the command line."""
+    return {ACTOR: str(actor_id)} if actor_id is not None else {"by": "operator"}
 
 
 def as_seen_by_owner(item: AuditEvent) -> AuditEvent:

@@ -155,24 +155,6 @@ def factor_removed(recipient: str, factor: str, *, by_admin: bool = False) -> Em
     )
 
 
-def second_factors_reset(recipient: str) -> EmailMessage:
-    return _compose(
-        recipient,
-        "mfa_reset",
-        _("The second factors of your account were removed"),
-        [
-            _(
-                "An administrator removed every second factor and recovery code of your "
-                "account: you now sign in with your password alone."
-            ),
-            _(
-                "Sign in and add a second factor again. If you did not ask for this, contact "
-                "support."
-            ),
-        ],
-    )
-
-
 def recovery_codes_regenerated(recipient: str) -> EmailMessage:
     return _compose(
         recipient,
@@ -254,6 +236,19 @@ def email_change_requested(recipient: str) -> EmailMessage:
                 "change happens only once the new address is confirmed."
             ),
             _("If this was not you, change your password at once and contact support."),
+        ],
+    )
+
+
+def webhook_disabled(recipient: str, url: str) -> EmailMessage:
+    return _compose(
+        recipient,
+        "webhook_disabled",
+        _("A webhook was disabled"),
+        [
+            _("Every delivery to the webhook at %(url)s failed for 24 hours, so it was disabled.")
+            % {"url": url},
+            _("Fix the endpoint, then enable the webhook again in the admin API and redeliver."),
         ],
     )
 

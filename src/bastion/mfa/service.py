@@ -41,11 +41,13 @@ from webauthn.helpers.structs import (
 )
 
 from bastion.accounts.model import User
-from bastion.audit.model import EventType, event
+from bastion.audit.model import EventType, by, event
 from bastion.core.clock import Clock
 from bastion.core.context import RequestContext
 from bastion.core.errors import Unauthenticated
 from bastion.core.secrets import Sealer, hash_token, new_token
+from bastion.events.model import StreamEventType, user_event
+from bastion.events.model import sessions_revoked as session_events
 from bastion.mail import messages
 from bastion.mfa.errors import (
     FactorNotFound,
@@ -394,6 +396,7 @@ class MfaService:
                     )
                 )
                 await uow.outbox.add(messages.factor_removed(user.email, _described(factor)), now)
+                await uow.events.publish(user_event(StreamEventType.MFA_CHANGED, user.id, now))
             await uow.commit()
         self._mail_queued()
 
@@ -408,6 +411,7 @@ class MfaService:
                 event(EventType.RECOVERY_CODES_REGENERATED, now, context, user.id)
             )
             await uow.outbox.add(messages.recovery_codes_regenerated(user.email), now)
+            await uow.events.publish(user_event(StreamEventType.MFA_CHANGED, user.id, now))
             await uow.commit()
         self._mail_queued()
         return codes
@@ -572,33 +576,40 @@ class MfaService:
             raise ReauthenticationRequired(aal_needed(mfa_enabled).value)
 
     async def reset_by_admin(
-        self, actor_id: uuid.UUID, user: User, context: RequestContext
-    ) -> None:
-        """An administrator removes a locked-out user's factors and recovery codes: their
-        sessions end, they are emailed, and it is audited."""
+        self, actor_id: uuid.UUID | None, user: User, context: RequestContext
+    ) -> int:
+        """An administrator (or an operator at the command line: no ``actor_id``) removes a
+        locked-out user's factors and recovery codes: their sessions end, they are emailed, and
+        it is audited. How many factors were removed."""
         now = self._clock.now()
         async with self._uow() as uow:
             factors = await uow.mfa_factors.of_user(user.id, for_update=True)
             await uow.mfa_factors.delete(user.id, [factor.id for factor in factors])
             await uow.recovery_codes.delete_all(user.id)
             revoked = await uow.sessions.revoke(user.id, now, RevokeReason.MFA_RESET.value)
+            await uow.events.publish(
+                user_event(StreamEventType.MFA_CHANGED, user.id, now),
+                *session_events(user.id, revoked, now),
+            )
+            removed = usable_factors(factors)
             await uow.audit.record(
                 event(
                     EventType.MFA_RESET_BY_ADMIN,
                     now,
                     context,
                     user.id,
-                    actor_id=str(actor_id),
-                    factors_removed=len(usable_factors(factors)),
+                    factors_removed=len(removed),
+                    **by(actor_id),
                 )
             )
-            for described in dict.fromkeys(_described(f) for f in usable_factors(factors)):
+            for described in dict.fromkeys(_described(f) for f in removed):
                 await uow.outbox.add(
                     messages.factor_removed(user.email, described, by_admin=True), now
                 )
             await uow.commit()
         self._sessions_revoked(revoked)
         self._mail_queued()
+        return len(removed)
 
     async def _second_step(
         self,
@@ -831,6 +842,7 @@ class MfaService:
         """Record a new factor (audit, email) and, for the first one, create recovery codes."""
         now = self._clock.now()
         codes = await self._replace_recovery_codes(uow, user.id, now) if first else None
+        await uow.events.publish(user_event(StreamEventType.MFA_CHANGED, user.id, now))
         await uow.audit.record(
             event(
                 EventType.MFA_FACTOR_ADDED,

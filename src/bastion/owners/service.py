@@ -17,6 +17,7 @@ from bastion.core.email_address import normalize_email
 from bastion.core.errors import NotFound
 from bastion.core.one_time_tokens import TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token
+from bastion.events.model import StreamEventType, sessions_revoked, user_event
 from bastion.mail import messages
 from bastion.owners.model import MAX_EXPORTED_EVENTS, EmailChange, Export, ensure_confirmable
 from bastion.passwords.policy import PasswordPolicy, ensure_strong
@@ -101,6 +102,7 @@ class OwnerService:
             # either way the users table's unique address decides, and EmailTaken is raised.
             await uow.users.update(user.with_email(change.new_email, now))
             revoked = await uow.sessions.revoke(user.id, now, RevokeReason.EMAIL_CHANGED.value)
+            await uow.events.publish(*sessions_revoked(user.id, revoked, now))
             await uow.outbox.add(messages.email_replaced(user.email), now)
             await uow.audit.record(event(EventType.EMAIL_CHANGED, now, context, user.id))
             await uow.commit()
@@ -155,6 +157,7 @@ class OwnerService:
                 raise TokenInvalid()
             updated = user.with_password(password_hash, now).with_verified(True, now)
             await uow.users.update(updated)
+            await uow.events.publish(user_event(StreamEventType.USER_VERIFIED, user.id, now))
             await uow.audit.record(event(EventType.INVITATION_ACCEPTED, now, context, user.id))
             await uow.commit()
 

@@ -15,6 +15,7 @@ from bastion.core.email_address import normalize_email
 from bastion.core.errors import NotFound
 from bastion.core.one_time_tokens import TokenInvalid, ensure_usable
 from bastion.core.secrets import hash_token, new_token
+from bastion.events.model import StreamEventType, sessions_revoked, user_event
 from bastion.mail import messages
 from bastion.passwords.errors import WrongPassword
 from bastion.passwords.policy import PasswordPolicy, ensure_strong
@@ -97,6 +98,10 @@ class PasswordService:
                 current.with_password(password_hash, now).with_verified(True, now)
             )
             revoked = await uow.sessions.revoke(user.id, now, RevokeReason.PASSWORD_RESET.value)
+            await uow.events.publish(
+                user_event(StreamEventType.PASSWORD_RESET, user.id, now),
+                *sessions_revoked(user.id, revoked, now),
+            )
             await uow.outbox.add(messages.password_changed(user.email), now)
             await uow.audit.record(
                 event(
@@ -135,6 +140,10 @@ class PasswordService:
             await uow.users.update(current.with_password(password_hash, now))
             revoked = await uow.sessions.revoke(
                 user.id, now, RevokeReason.PASSWORD_CHANGED.value, keep=principal.session_id
+            )
+            await uow.events.publish(
+                user_event(StreamEventType.PASSWORD_CHANGED, user.id, now),
+                *sessions_revoked(user.id, revoked, now),
             )
             await uow.outbox.add(messages.password_changed(user.email), now)
             await uow.audit.record(

@@ -19,6 +19,7 @@ class Purgeable(StrEnum):
     EMAIL_CHANGE_TOKENS = "email_change_tokens"  # noqa: S105 - a label, not a secret
     SENT_EMAILS = "sent_emails"  # delivered before it
     FAILED_EMAILS = "failed_emails"  # given up on before it
+    STREAM_EVENTS = "stream_events"  # that occurred before it (EVENT_RETENTION)
 
 
 # A one-time link is kept a week past its expiry only so that a late click hears "expired"
@@ -34,6 +35,7 @@ FAILED_EMAIL_RETENTION = timedelta(days=7)
 class RetentionRules:
     audit_days: int  # 0 keeps audit events forever
     session_days: int  # 0 keeps ended sessions forever
+    event_seconds: int = 7 * 86400  # how long services may resume the event stream
 
     def cutoffs(self, now: datetime) -> dict[Purgeable, datetime]:
         """For each kind that is purged, the moment before which its rows go."""
@@ -50,6 +52,7 @@ class RetentionRules:
         cutoffs[Purgeable.EMAIL_CHANGE_TOKENS] = now - ONE_TIME_TOKEN_RETENTION
         cutoffs[Purgeable.SENT_EMAILS] = now - SENT_EMAIL_RETENTION
         cutoffs[Purgeable.FAILED_EMAILS] = now - FAILED_EMAIL_RETENTION
+        cutoffs[Purgeable.STREAM_EVENTS] = now - timedelta(seconds=self.event_seconds)
         return cutoffs
 
 

@@ -12,6 +12,7 @@ from bastion.audit.model import EventType, event
 from bastion.core.clock import Clock
 from bastion.core.context import Principal, RequestContext
 from bastion.core.secrets import hash_token, new_token
+from bastion.events.model import sessions_revoked
 from bastion.mail import messages
 from bastion.sessions.errors import (
     InvalidRefreshToken,
@@ -244,6 +245,7 @@ class SessionService:
         now = self._clock.now()
         async with self._uow() as uow:
             revoked = await uow.sessions.revoke(user_id, now, reason.value, only=only, keep=keep)
+            await uow.events.publish(*sessions_revoked(user_id, revoked, now))
             if revoked:
                 await uow.audit.record(
                     event(event_type, now, context, user_id, session_ids=[str(s) for s in revoked])
@@ -266,6 +268,7 @@ class SessionService:
         revoked = await uow.sessions.revoke(
             session.user_id, now, RevokeReason.REFRESH_REUSE.value, only=session.id
         )
+        await uow.events.publish(*sessions_revoked(session.user_id, revoked, now))
         if not revoked:
             # A concurrent request replayed the same token and already ended the session; it
             # records the event and warns the user, once.

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import (
 from bastion.audit.model import AuditEvent, EventType
 from bastion.core.clock import Clock
 from bastion.core.secrets import Sealer, new_token
+from bastion.events.model import signing_key_revoked
 from bastion.storage import UnitOfWork, UnitOfWorkFactory
 from bastion.tokens.errors import AccessTokenExpired, InvalidToken, SigningKeyNotFound
 from bastion.tokens.model import (
@@ -153,6 +154,7 @@ class TokenService:
                 replacement = await self._add_signer(uow, found.key, reason="revocation")
             if not await uow.signing_keys.revoke(kid, now):
                 raise SigningKeyNotFound()
+            await uow.events.publish(signing_key_revoked(kid, now))
             details = {"kid": kid, "replaced_by": replacement.kid if replacement else None}
             await uow.audit.record(AuditEvent(EventType.SIGNING_KEY_REVOKED, now, details=details))
             await uow.commit()

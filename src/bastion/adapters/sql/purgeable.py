@@ -34,6 +34,7 @@ class _Rows:
 
 
 _audit, _sessions, _outbox = tables.audit_events, tables.sessions, tables.outbox
+_stream = tables.stream_events
 _verification, _reset = tables.email_verification_tokens, tables.password_reset_tokens
 _invitation, _change = tables.invitation_tokens, tables.email_change_tokens
 _KINDS = {
@@ -49,6 +50,7 @@ _KINDS = {
     ),
     Purgeable.EMAIL_CHANGE_TOKENS: _Rows(_change, _change.c.token_hash, _change.c.expires_at),
     Purgeable.SENT_EMAILS: _Rows(_outbox, _outbox.c.id, _outbox.c.sent_at),
+    Purgeable.STREAM_EVENTS: _Rows(_stream, _stream.c.id, _stream.c.occurred_at),
     # "sent_at IS NULL" lets the outbox's (sent_at, failed_at, …) index find them.
     Purgeable.FAILED_EMAILS: _Rows(
         _outbox, _outbox.c.id, _outbox.c.failed_at, _outbox.c.sent_at.is_(None)

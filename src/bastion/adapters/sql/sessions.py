@@ -67,12 +67,18 @@ REFRESH_TOKEN_SESSION = select(_refresh.session_id).where(
     _refresh.token_hash == bindparam("token_hash")
 )
 # A retry is allowed once per token, soon after it was traded, while what it was traded for is
-# unused; that successor is spent first, so of racing retries only one gets past it.
-RETRIABLE_SUCCESSOR = select(_refresh.session_id, _refresh.successor_hash).where(
-    _refresh.token_hash == bindparam("spent_hash"),
-    _refresh.rotated_at >= bindparam("since"),
-    _refresh.retried_at.is_(None),
-    _refresh.successor_hash.is_not(None),
+# unused. The spent token is locked first, as every rotation of it locks it, then its successor
+# (locking them in the other order deadlocked racing retries on PostgreSQL); of racing retries,
+# the first holds the token and the others then find it retried.
+RETRIABLE_SUCCESSOR = (
+    select(_refresh.session_id, _refresh.successor_hash)
+    .where(
+        _refresh.token_hash == bindparam("spent_hash"),
+        _refresh.rotated_at >= bindparam("since"),
+        _refresh.retried_at.is_(None),
+        _refresh.successor_hash.is_not(None),
+    )
+    .with_for_update()
 )
 SUPERSEDE_SUCCESSOR = (
     update(tables.refresh_tokens)

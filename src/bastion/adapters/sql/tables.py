@@ -305,3 +305,78 @@ leases = Table(
     Column("holder", String(128), nullable=False),
     _timestamp("expires_at"),
 )
+
+# Credentials of other services (service_keys/): only the hash of each key is kept.
+service_keys = Table(
+    "service_keys",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    # Space-separated, e.g. "events:read".
+    Column("scopes", String(200), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("revoked_at", nullable=True),
+)
+
+# What happened, for other services (events/): written in the transaction of the change. Ids
+# are never reused (AUTOINCREMENT on SQLite), so a stream position stays meaningful.
+stream_events = Table(
+    "stream_events",
+    metadata,
+    Column("id", AutoIncrement, primary_key=True, autoincrement=True),
+    # The retention purge finds old events by it.
+    _timestamp("occurred_at", index=True),
+    Column("type", String(48), nullable=False),
+    Column("data", JSON(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# Endpoints told of events (webhooks/); the signing secret is sealed, as it must be read to sign.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("event_types", JSON(), nullable=False),
+    Column("secret_sealed", LargeBinary(), nullable=False),
+    Column("enabled", Boolean(), nullable=False),
+    _timestamp("created_at"),
+    # Since when every delivery to it has failed; after 24 h it is disabled.
+    _timestamp("failing_since", nullable=True),
+)
+
+# One row per event and endpoint: the webhooks' outbox. message_id is the webhook-id header,
+# the same on every attempt.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", AutoIncrement, primary_key=True, autoincrement=True),
+    Column(
+        "webhook_id",
+        Uuid(),
+        ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("message_id", String(64), nullable=False),
+    Column("event_type", String(48), nullable=False),
+    Column("payload", JSON(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("last_response_status", Integer(), nullable=True),
+    Column("last_error", String(200), nullable=True),
+    _timestamp("created_at"),
+    _timestamp("next_attempt_at"),
+    _timestamp("locked_until", nullable=True),
+    _timestamp("delivered_at", nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+# How far the webhook fan-out has read the event stream (one row).
+webhook_cursor = Table(
+    "webhook_cursor",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("position", BigInteger(), nullable=False),
+)

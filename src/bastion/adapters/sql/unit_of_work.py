@@ -13,6 +13,7 @@ from bastion.adapters.sql import tables
 from bastion.adapters.sql.audit import SqlAuditLog
 from bastion.adapters.sql.database import READ_ONLY
 from bastion.adapters.sql.email_changes import SqlEmailChangeRepository
+from bastion.adapters.sql.events import SqlEventLog
 from bastion.adapters.sql.leases import SqlLeases
 from bastion.adapters.sql.mfa import (
     SqlFactorRepository,
@@ -23,10 +24,12 @@ from bastion.adapters.sql.mfa import (
 from bastion.adapters.sql.one_time_tokens import SqlOneTimeTokenRepository
 from bastion.adapters.sql.outbox import SqlOutbox
 from bastion.adapters.sql.purgeable import SqlPurgeableRows
+from bastion.adapters.sql.service_keys import SqlServiceKeyRepository
 from bastion.adapters.sql.sessions import SqlSessionRepository
 from bastion.adapters.sql.signing_keys import SqlSigningKeyRepository
 from bastion.adapters.sql.transaction import SqlTransaction
 from bastion.adapters.sql.users import SECURITY_STATE_HELD, SqlUserRepository
+from bastion.adapters.sql.webhooks import SqlDeliveryRepository, SqlWebhookRepository
 from bastion.audit.ports import AuditObserver
 from bastion.core.context import SecurityStamp
 from bastion.core.errors import StorageUnavailable
@@ -68,6 +71,10 @@ class SqlUnitOfWork:
     mfa_tokens: SqlMfaTokenRepository
     leases: SqlLeases
     purgeable: SqlPurgeableRows
+    service_keys: SqlServiceKeyRepository
+    events: SqlEventLog
+    webhooks: SqlWebhookRepository
+    webhook_deliveries: SqlDeliveryRepository
 
     def __init__(
         self,
@@ -114,6 +121,10 @@ class SqlUnitOfWork:
         self.mfa_tokens = SqlMfaTokenRepository(transaction)
         self.leases = SqlLeases(transaction)
         self.purgeable = SqlPurgeableRows(transaction)
+        self.service_keys = SqlServiceKeyRepository(transaction)
+        self.events = SqlEventLog(transaction)
+        self.webhooks = SqlWebhookRepository(transaction, self._sealer)
+        self.webhook_deliveries = SqlDeliveryRepository(transaction)
         return self
 
     def commit_only_while(self, stamp: SecurityStamp) -> None:
