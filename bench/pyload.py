@@ -49,7 +49,7 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 CONNECTIONS_SAMPLED_AFTER_SECONDS = 1.0
 # The children start their connections together, this long after they were launched: time for
 # the interpreters to import httpx and cryptography, which is not the phase's load.
-STARTUP_SECONDS = 1.5
+STARTUP_SECONDS = 1.0
 
 
 def current_step() -> int:
@@ -300,9 +300,11 @@ def _flows(job: dict[str, Any], tally: Tally) -> Loop:
                 if last[users[(turn + n) % len(users)]["email"]] < step
             ]
             if not free:
-                wait = (step + 1) * TOTP_STEP_SECONDS - time.time() + 0.05
-                tally.stalled_s += wait
-                await asyncio.sleep(wait)
+                waited_from = time.monotonic()
+                try:
+                    await asyncio.sleep((step + 1) * TOTP_STEP_SECONDS - time.time() + 0.05)
+                finally:  # the phase may end (and cancel the wait) first
+                    tally.stalled_s += time.monotonic() - waited_from
                 continue
             email = free[0]["email"]
             turn = users.index(free[0]) + 1
