@@ -271,9 +271,10 @@ def _flows(job: dict[str, Any], tally: Tally) -> Loop:
 
     async def totp_login(client: httpx.AsyncClient, email: str, code: str) -> int:
         first = await client.post(LOGIN, json={"email": email, "password": password})
-        if first.status_code != 403:
+        token = first.json().get("mfa_token") if first.status_code == 403 else None
+        if token is None:  # not MFA_REQUIRED: the login stops at this status
             return first.status_code
-        body = {"mfa_token": first.json()["mfa_token"], "code": code}
+        body = {"mfa_token": token, "code": code}
         return (await client.post(LOGIN_MFA, json=body)).status_code
 
     async def passkey_login(client: httpx.AsyncClient, authenticator: Any, key: bytes) -> int:

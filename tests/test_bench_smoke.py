@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.support import run_bounded
 
-RUN_TIMEOUT_SECONDS = 110
+RUN_TIMEOUT_SECONDS = 140
 PHASES = {
     "login_c_low",
     "verify_token_c_low",
