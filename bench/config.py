@@ -114,7 +114,7 @@ SMOKE = Profile(
     wrk_threads=1,
     retry_budget_seconds=0,
     pairs=2,
-    totp_users=60,
+    totp_users=120,
     passkey_users=4,
     flow_processes=1,
 )

@@ -329,9 +329,9 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
             "Shared machine: other processes used CPU (cores) during " + "; ".join(shared) + ".",
         ]
     stalled = [
-        f"{phase['name']}: {phase['stalled_s']:.1f} s"
+        f"{phase['name']}: {phase['stalled_s']:.2f} s"
         for phase in measured
-        if phase.get("stalled_s", 0) > 0
+        if phase.get("stalled_s", 0) >= 0.01
     ]
     if stalled:
         lines += [
