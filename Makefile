@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src clients/python/src
 	$(BIN)/lint-imports --no-logo
 
-## Benchmark Bastion against its own ceilings and FastAPI-Users (about 10 minutes; bench/README.md)
+## Benchmark Bastion against its own ceilings and FastAPI-Users (about 13 minutes; bench/README.md)
 ## At a million users instead: make bench BENCH_ARGS="--users 1000000"
 PEER_STAMP := bench/.venv-peer/.installed
 BENCH_ARGS ?=

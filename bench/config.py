@@ -67,6 +67,12 @@ class Profile:
     # Each comparison (Bastion against a ceiling or the peer) is measured this many times,
     # alternating sides; its ratio is the median of the pairs.
     pairs: int
+    # The second factor's logins (bench/pyload.py): users with a TOTP factor (each logs in at most
+    # once per 30 s step, so at least the login rate times 30 s of them), users with a passkey,
+    # and the Python load generator's processes.
+    totp_users: int
+    passkey_users: int
+    flow_processes: int
     # Logouts timed until the example service refuses their token.
     revocations: int = 100
 
@@ -88,6 +94,10 @@ FULL = Profile(
     wrk_threads=1,
     retry_budget_seconds=240,
     pairs=3,
+    # ~80 password logins/s on 2 cores: 2,400 logins in a step, when two TOTP phases share one.
+    totp_users=2400,
+    passkey_users=16,
+    flow_processes=2,
 )
 
 SMOKE = Profile(
@@ -107,6 +117,9 @@ SMOKE = Profile(
     retry_budget_seconds=0,
     pairs=2,
     revocations=5,
+    totp_users=120,
+    passkey_users=4,
+    flow_processes=1,
 )
 
 PROFILES = {profile.name: profile for profile in (FULL, SMOKE)}

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-from bench import loadgen, procs, report, seeding, servers, services
+from bench import loadgen, procs, pyload, report, seeding, servers, services
 from bench.config import (
     ARGON2_MEMORY_COST,
     ARGON2_PARALLELISM,
@@ -94,20 +94,34 @@ class Bench:
             )
         results = self._least_disturbed(server, tagged, workers)
         for result in results:
-            log.info(
-                "%-22s c=%-3d %8.1f req/s  p50 %7.1f ms  p95 %7.1f ms  unexpected %d  split %s"
-                "  connections %s  other CPU %.2f",
-                result.name,
-                result.concurrency,
-                result.rps,
-                result.latency_ms["p50"],
-                result.latency_ms["p95"],
-                result.unexpected,
-                result.worker_cpu_share,
-                result.worker_connections,
-                result.other_cpu_cores,
-            )
+            _log_phase(result)
         return results
+
+    def measure_flow(self, server: servers.Server, load: pyload.FlowLoad) -> PhaseResult:
+        """A phase of the Python load generator (logins with a second factor), warmed up,
+        retried and logged like a wrk phase."""
+        workers = server.workers()
+        self._wait_for_idle(workers)
+
+        def run(named: pyload.FlowLoad, seconds: int) -> PhaseResult:
+            return pyload.run_flow(
+                server.base_url,
+                named,
+                seconds=seconds,
+                server_group=server.process.pid,
+                workers=workers,
+            )
+
+        if self.profile.warmup_seconds:
+            run(replace(load, name=f"{load.name}-warmup"), self.profile.warmup_seconds)
+
+        def attempt(number: int) -> tuple[PhaseResult, float]:
+            result = replace(run(load, self.profile.phase_seconds), attempts=number)
+            return result, result.other_cpu_cores
+
+        result = self.quietest(attempt, server.process.pid)
+        _log_phase(result)
+        return result
 
     def _least_disturbed(
         self,
@@ -181,6 +195,23 @@ class Bench:
     def unique_prefix(self, tag: str) -> str:
         # Phase names hold spaces and parentheses; addresses keep letters, digits and dashes.
         return re.sub(r"[^a-z0-9]+", "-", f"{self.run_id}-{tag}".lower()).strip("-")
+
+
+def _log_phase(result: PhaseResult) -> None:
+    log.info(
+        "%-22s c=%-3d %8.1f req/s  p50 %7.1f ms  p95 %7.1f ms  unexpected %d  split %s"
+        "  connections %s  other CPU %.2f  client CPU %.2f",
+        result.name,
+        result.concurrency,
+        result.rps,
+        result.latency_ms["p50"],
+        result.latency_ms["p95"],
+        result.unexpected,
+        result.worker_cpu_share,
+        result.worker_connections,
+        result.other_cpu_cores,
+        result.loadgen_cpu_cores,
+    )
 
 
 def bastion_environment(bench: Bench, port: int, database: str) -> dict[str, str]:

@@ -60,6 +60,8 @@ class PhaseResult:
     machine_busy: float
     other_cpu_cores: float
     attempts: int = 1
+    # bench/pyload.py only: seconds its connections waited for a TOTP step with an unused user.
+    stalled_s: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -106,6 +106,25 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
             lambda v: v < 150,
         ),
         _paired(
+            "login_totp_per_password_login",
+            "login with password + TOTP ÷ password-only login (logins/s, Python client)",
+            "≥ 0.95",
+            pairs,
+            ["login_totp", "login_password_py"],
+            ratio("login_totp", lambda pair: float(pair["login_password_py"]["rps"])),
+            lambda v: v >= 0.95,
+        ),
+        _paired(
+            "passkey_login_per_password_login",
+            "passkey logins/s ÷ password logins/s (Python client, "
+            f"{client_cpu(pairs, 'login_passkey')} cores of client CPU beside the passkey logins)",
+            "≥ 10",
+            pairs,
+            ["login_passkey", "login_password_py"],
+            ratio("login_passkey", lambda pair: float(pair["login_password_py"]["rps"])),
+            lambda v: v >= 10,
+        ),
+        _paired(
             "verify_token_per_http_ceiling",
             "verify-token throughput ÷ HTTP ceiling",
             "≥ 0.5",
@@ -242,6 +261,11 @@ def task_service_targets(results: Mapping[str, Any]) -> list[Target]:
     ]
 
 
+def client_cpu(pairs: list[Mapping[str, Any]], key: str) -> str:
+    """The load generator's CPU (cores) in each pair's phase, e.g. "0.61 / 0.64"."""
+    return " / ".join(f"{pair[key]['loadgen_cpu_cores']:.2f}" for pair in pairs if key in pair)
+
+
 def _paired(
     key: str,
     label: str,
@@ -317,7 +341,7 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
         + " req/s.",
         "",
         "| phase | conc | req/s | p50 ms | p95 ms | p99 ms | unexpected | worker CPU split "
-        "| connections per worker | worker CPU ms/req | wrk CPU (cores) | machine busy "
+        "| connections per worker | worker CPU ms/req | client CPU (cores) | machine busy "
         "| other CPU (cores) | attempts |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
@@ -337,6 +361,17 @@ def render_markdown(results: Mapping[str, Any], rows: list[Target]) -> str:
         lines += [
             "",
             "Shared machine: other processes used CPU (cores) during " + "; ".join(shared) + ".",
+        ]
+    stalled = [
+        f"{phase['name']}: {phase['stalled_s']:.2f} s"
+        for phase in measured
+        if phase.get("stalled_s", 0) >= 0.01
+    ]
+    if stalled:
+        lines += [
+            "",
+            "Too few TOTP users: connections waited for the next 30 s step (summed over "
+            "connections) in " + "; ".join(stalled) + ". Raise `totp_users` in bench/config.py.",
         ]
     memory = results["memory"]
     lines += [

@@ -33,7 +33,7 @@ from typing import Any
 import granian
 import httpx
 
-from bench import ceilings, loadgen, procs, report, scale, seeding, servers, services
+from bench import ceilings, loadgen, procs, pyload, report, scale, seeding, servers, services
 from bench.config import (
     ARGON2_MEMORY_COST,
     ARGON2_PARALLELISM,
@@ -114,6 +114,15 @@ def login_storm(
 
 
 @dataclass(frozen=True)
+class SecondFactors:
+    """Bastion's users with a TOTP factor and with a passkey, enrolled through the API before any
+    phase is timed, for the logins measured with the Python load generator."""
+
+    totp: pyload.TotpPool
+    passkeys: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class UnderTest:
     """A started server and what its phases need: who logs in, with which tokens, and how a
     login and a sign-up look on this server."""
@@ -125,6 +134,7 @@ class UnderTest:
     registrations: Callable[[str], Scenario]
     me_path: str
     env: dict[str, str] = field(default_factory=dict)
+    factors: SecondFactors | None = None
 
 
 def start_bastion_under_test(bench: Bench, database: str) -> UnderTest:
@@ -137,6 +147,7 @@ def start_bastion_under_test(bench: Bench, database: str) -> UnderTest:
         session.access_token
         for session in seeding.bastion_logins(server.base_url, users, SESSIONS_FOR_TOKENS)
     ]
+    factors = enrol_second_factors(bench, server, servers.clean_environment(env))
     return UnderTest(
         server=server,
         users=users,
@@ -151,6 +162,7 @@ def start_bastion_under_test(bench: Bench, database: str) -> UnderTest:
         ),
         me_path="/api/v1/auth/me",
         env=dict(env),
+        factors=factors,
     )
 
 
@@ -239,6 +251,71 @@ def task_service_phases(
         ),
     }
     return phases, measure_revocation(bench, bastion, tasks)
+
+
+def enrol_second_factors(
+    bench: Bench, server: servers.Server, env: dict[str, str]
+) -> SecondFactors:
+    """Users made in bulk, then given a factor through the API as a person would."""
+    profile = bench.profile
+    started = time.monotonic()
+    # One `bastion seed-users` (an interpreter start) for both kinds: TOTP users first.
+    email_format = f"mfa-{bench.run_id}-{{n}}@{EMAIL_DOMAIN}"
+    count = profile.totp_users + profile.passkey_users
+    seeding.seed_in_bulk(email_format, count, 0, env, bench.scratch)
+    emails = [email_format.replace("{n}", str(n)) for n in range(count)]
+    totp = seeding.enrol_totp(server.base_url, emails[: profile.totp_users])
+    passkeys = seeding.enrol_passkeys(server.base_url, emails[profile.totp_users :])
+    log.info(
+        "enrolled %d TOTP factors and %d passkeys in %.1f s",
+        len(totp),
+        len(passkeys),
+        time.monotonic() - started,
+    )
+    return SecondFactors(
+        totp=pyload.TotpPool(
+            secrets={user.email: user.secret for user in totp},
+            last_step={user.email: user.spent_step for user in totp},
+        ),
+        passkeys=passkeys,
+    )
+
+
+def second_factor_logins(
+    bench: Bench, bastion: UnderTest, tag: str
+) -> dict[str, loadgen.PhaseResult]:
+    """Password, password plus TOTP and passkey logins, one after the other, all from the same
+    Python load generator at the high login concurrency, so their ratios compare like with like.
+    The password logins are those of the wrk phases' users (no factor)."""
+    assert bastion.factors is not None
+    concurrency, processes = bench.profile.login_concurrency[1], bench.profile.flow_processes
+    loads = {
+        "login_password_py": pyload.FlowLoad(
+            "login, Python client" + tag,
+            "password",
+            concurrency,
+            processes,
+            password=PASSWORD,
+            emails=bastion.users,
+        ),
+        "login_totp": pyload.FlowLoad(
+            "login + TOTP, Python client" + tag,
+            "totp",
+            concurrency,
+            processes,
+            password=PASSWORD,
+            totp=bastion.factors.totp,
+        ),
+        "login_passkey": pyload.FlowLoad(
+            "passkey login, Python client" + tag,
+            "passkey",
+            concurrency,
+            processes,
+            credentials=bastion.factors.passkeys,
+            origin=bastion.server.base_url,
+        ),
+    }
+    return {key: bench.measure_flow(bastion.server, load) for key, load in loads.items()}
 
 
 def credentials(
@@ -406,6 +483,8 @@ def compared_pair(
         pair[key] = bench.measure(name + tag, under.server, make, c).as_dict()
 
     measure("login_c_high", "login", bastion, bastion.logins, high_login)
+    phases = second_factor_logins(bench, bastion, tag)
+    pair.update({key: phase.as_dict() for key, phase in phases.items()})
     if peer is not None:
         measure("peer_login", "peer login", peer, peer.logins, high_login)
     measure("register", "register", bastion, bastion.registrations, profile.register_concurrency)
@@ -467,7 +546,9 @@ def meta(profile: Profile) -> dict[str, Any]:
         "phase_seconds": profile.phase_seconds,
         "warmup_seconds": profile.warmup_seconds,
         "pairs": profile.pairs,
-        "load_generator": "wrk (bench/lua), closed loop, one connection per thread for refresh",
+        "load_generator": "wrk (bench/lua), closed loop, one connection per thread for refresh; "
+        "the second factor's logins: bench/pyload.py (asyncio + httpx), closed loop, "
+        f"{profile.flow_processes} processes",
         "granian": granian.__version__,
         "lifted_limits": LIFTED_LIMITS,
         "argon2": {

@@ -6,16 +6,22 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pyotp
 
 from bench.config import MAIN_VENV, PASSWORD
+from bench.webauthn_authenticator import SoftwareAuthenticator, export_credential
 
 LOGIN = "/api/v1/auth/login"
 REFRESH_COOKIE = "bastion_refresh"
 # `bastion create-user` is a whole interpreter start plus one hash; more at once only queues.
 SEED_PARALLELISM = 4
+MFA = "/api/v1/auth/mfa"
+# Enrolments through the API, each a login (one hash) and two light requests.
+ENROL_PARALLELISM = 8
 
 
 def seed_bastion_users(
@@ -107,3 +113,67 @@ def _peer_token(client: httpx.Client, email: str) -> str:
     response.raise_for_status()
     token: str = response.json()["access_token"]
     return token
+
+
+@dataclass(frozen=True)
+class TotpUser:
+    email: str
+    secret: str
+    # The time step of the code that confirmed the factor: spent, so not a login code.
+    spent_step: int
+
+
+def enrol_totp(base_url: str, emails: Sequence[str]) -> list[TotpUser]:
+    """Give each user an authenticator app the way a person does: log in, POST /mfa/totp,
+    confirm with a code from pyotp."""
+
+    def one(email: str) -> TotpUser:
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            headers = {"Authorization": f"Bearer {bastion_login(client, email).access_token}"}
+            started = client.post(f"{MFA}/totp", json={"name": "Bench"}, headers=headers)
+            started.raise_for_status()
+            enrolment = started.json()
+            totp = pyotp.TOTP(enrolment["secret"])
+            confirm = f"{MFA}/totp/{enrolment['factor_id']}/confirm"
+            # The previous step's code (accepted as a step of clock drift) spends that step, so
+            # the user may log in within the current one; on a step boundary it may be refused
+            # as too old, and the current code confirms instead.
+            for behind in (1, 0):
+                step = totp.timecode(datetime.now(UTC)) - behind
+                confirmed = client.post(
+                    confirm, json={"code": totp.generate_otp(step)}, headers=headers
+                )
+                if confirmed.status_code == httpx.codes.OK:
+                    break
+            confirmed.raise_for_status()
+            return TotpUser(email, enrolment["secret"], step)
+
+    with ThreadPoolExecutor(ENROL_PARALLELISM) as pool:
+        return list(pool.map(one, emails))
+
+
+def enrol_passkeys(base_url: str, emails: Sequence[str]) -> list[dict[str, object]]:
+    """Register a passkey (synced: its counter stays 0, so any connection may sign with it at
+    any time) for each user through the API; the credentials exported, private keys included."""
+    origin = base_url  # PUBLIC_URL, so the relying party's own origin
+
+    def one(email: str) -> dict[str, object]:
+        authenticator = SoftwareAuthenticator(synced=True)
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            headers = {"Authorization": f"Bearer {bastion_login(client, email).access_token}"}
+            options = client.post(
+                f"{MFA}/webauthn/options", json={"passkey": True}, headers=headers
+            )
+            options.raise_for_status()
+            credential = authenticator.create(options.json(), origin)
+            registered = client.post(
+                f"{MFA}/webauthn",
+                json={"name": "Bench passkey", "credential": credential},
+                headers=headers,
+            )
+            registered.raise_for_status()
+        [stored] = authenticator.credentials.values()
+        return export_credential(stored)
+
+    with ThreadPoolExecutor(ENROL_PARALLELISM) as pool:
+        return list(pool.map(one, emails))

@@ -18,9 +18,9 @@ from bastion.bootstrap import Services, build
 from bastion.core.clock import FrozenClock
 from bastion.core.context import RequestContext
 from bastion.mfa.service import Enrolled, MfaService
+from bench.webauthn_authenticator import SoftwareAuthenticator
 from tests.support import PUBLIC_URL, STRONG_PASSWORD, Mailbox, SmtpServer, make_settings
 from tests.support import random_email as random_address
-from tests.webauthn_authenticator import SoftwareAuthenticator
 
 CONTEXT = RequestContext(ip="203.0.113.7", user_agent="mfa-tests")
 ORIGIN = PUBLIC_URL  # the origin of PUBLIC_URL, so the default WebAuthn origin

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bastion.accounts.model import Role
 from bastion.adapters.sql import tables
 from bastion.core.secrets import hash_token
+from bench.webauthn_authenticator import SoftwareAuthenticator
 from tests.support import (
     BEHIND_PROXY,
     CLIENT_IP,
@@ -33,7 +34,6 @@ from tests.support import (
     remembered_login,
     running_app,
 )
-from tests.webauthn_authenticator import SoftwareAuthenticator
 
 APP_ORIGIN = "https://app.example.com"
 

@@ -14,6 +14,7 @@ import pytest
 
 from bastion.bootstrap import Services
 from bastion.core.clock import FrozenClock
+from bench.webauthn_authenticator import SoftwareAuthenticator
 from tests.mfa_support import CONTEXT, ORIGIN, account, enrol_totp, totp_at
 from tests.page_forms import page_sign_in
 from tests.support import (
@@ -27,7 +28,6 @@ from tests.support import (
     token_in,
     verify_token,
 )
-from tests.webauthn_authenticator import SoftwareAuthenticator
 
 LOGIN_FIELDS = {"access_token", "token_type", "expires_in", "session_id"}
 

@@ -15,6 +15,7 @@ import pytest
 from bastion.accounts.model import Role
 from bastion.bootstrap import Services
 from bastion.core.clock import FrozenClock
+from bench.webauthn_authenticator import SoftwareAuthenticator
 from tests.mfa_support import ORIGIN, account, totp_at
 from tests.support import (
     STRONG_PASSWORD,
@@ -25,7 +26,6 @@ from tests.support import (
     login,
     verified_user,
 )
-from tests.webauthn_authenticator import SoftwareAuthenticator
 
 MFA = "/api/v1/auth/mfa"
 REAUTH = "/api/v1/auth/reauthenticate"

@@ -12,9 +12,9 @@ import httpx
 import pyotp
 
 from bastion.core.clock import FrozenClock
+from bench.webauthn_authenticator import SoftwareAuthenticator
 from tests.page_forms import SAME_ORIGIN, Form, fill_in, form_to, forms_of, page_sign_in, submit
 from tests.support import PUBLIC_URL, STRONG_PASSWORD, SmtpServer, app_with_user, bearer, login
-from tests.webauthn_authenticator import SoftwareAuthenticator
 
 SECURITY = "/account/security"
 NEW_PASSWORD = "Another-Horse-8"

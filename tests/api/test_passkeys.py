@@ -16,6 +16,7 @@ import pytest
 from bastion.audit.model import EventType
 from bastion.bootstrap import Services
 from bastion.core.clock import FrozenClock
+from bench.webauthn_authenticator import Algorithm, Attestation, SoftwareAuthenticator
 from tests.mfa_support import ORIGIN, account
 from tests.support import (
     SmtpServer,
@@ -26,7 +27,6 @@ from tests.support import (
     refresh_cookie_header,
     verified_user,
 )
-from tests.webauthn_authenticator import Algorithm, Attestation, SoftwareAuthenticator
 
 MFA = "/api/v1/auth/mfa"
 OPTIONS = "/api/v1/auth/passkey/options"

@@ -13,10 +13,10 @@ import httpx
 import pyotp
 import pytest
 
+from bench.webauthn_authenticator import SoftwareAuthenticator
 from tests.conftest import BACKENDS
 from tests.serving import ServedBastion, served_bastion
 from tests.support import STRONG_PASSWORD, bearer, random_email
-from tests.webauthn_authenticator import SoftwareAuthenticator
 
 # Both instances serve one public URL (the one a browser sees), so one RP ID and origin.
 PUBLIC_URL = "http://localhost:8443"

@@ -14,9 +14,9 @@ from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 from bastion.audit.model import EventType
 from bastion.mfa.errors import InvalidCredential, InvalidRegistration
 from bastion.mfa.model import FactorType, SecondStep, WebAuthnCredential
+from bench.webauthn_authenticator import Algorithm, Attestation, SoftwareAuthenticator
 from tests.mfa_support import CONTEXT, ORIGIN, MfaWorld, mfa_world
 from tests.support import SmtpServer, text_of
-from tests.webauthn_authenticator import Algorithm, Attestation, SoftwareAuthenticator
 
 APP_ORIGIN = "https://app.bastion.test"
 

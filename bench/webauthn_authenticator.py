@@ -1,11 +1,13 @@
-"""A software WebAuthn authenticator and client for tests, built on ``cryptography``.
+"""A software WebAuthn authenticator and client for the tests and the benchmark's passkey
+logins, built on ``cryptography``.
 
 It answers PublicKeyCredentialCreationOptions and PublicKeyCredentialRequestOptions in their
 WebAuthn JSON form (as ``PublicKeyCredential.parseCreationOptionsFromJSON()`` reads them) with
 registration and assertion responses shaped like ``PublicKeyCredential.toJSON()``. Keys are
 ES256 (P-256) or Ed25519; attestation is ``none`` or ``packed`` self-attestation; the UP and UV
 flags and the signature counter can be set, and a synced passkey keeps its counter at 0 with
-the backup flags set. CBOR comes from py_webauthn's own helper.
+the backup flags set. CBOR comes from py_webauthn's own helper. A credential can be exported
+as JSON and imported in another process (the benchmark's load generator signs in several).
 """
 
 from __future__ import annotations
@@ -216,3 +218,34 @@ def _client_data(kind: str, challenge: str, origin: str) -> bytes:
     return json.dumps(
         {"type": kind, "challenge": challenge, "origin": origin, "crossOrigin": False}
     ).encode()
+
+
+def export_credential(credential: StoredCredential) -> dict[str, Any]:
+    """A credential as JSON, private key included (PKCS#8), for another process to sign with."""
+    key = credential.private_key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return {
+        "credential_id": bytes_to_base64url(credential.credential_id),
+        "private_key": bytes_to_base64url(key),
+        "algorithm": credential.algorithm,
+        "rp_id": credential.rp_id,
+        "user_handle": bytes_to_base64url(credential.user_handle),
+        "sign_count": credential.sign_count,
+    }
+
+
+def import_credential(exported: dict[str, Any]) -> StoredCredential:
+    key = serialization.load_der_private_key(base64url_to_bytes(exported["private_key"]), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        raise ValueError("not an ES256 or Ed25519 key")
+    return StoredCredential(
+        credential_id=base64url_to_bytes(exported["credential_id"]),
+        private_key=key,
+        algorithm=exported["algorithm"],
+        rp_id=exported["rp_id"],
+        user_handle=base64url_to_bytes(exported["user_handle"]),
+        sign_count=exported["sign_count"],
+    )
