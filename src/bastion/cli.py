@@ -400,7 +400,8 @@ def users_reset_mfa(email: EmailArgument) -> None:
         return await services.mfa.reset_by_admin(None, user, OPERATOR)
 
     user, removed = _on_user(email, reset)
-    typer.echo(f"Removed {removed} second factors of {user.email}; they were told by email.")
+    told = "; they were told by email" if removed else ""
+    typer.echo(f"Removed {removed} second factors of {user.email}{told}.")
 
 
 @users_app.command("delete")
