@@ -12,8 +12,6 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
-from bastion.admin.model import Permission, allows
-from bastion.core.context import Principal
 from bastion.core.errors import Forbidden
 from bastion.http.deps import CurrentPrincipal, provided
 from bastion.http.errors import ProblemRows, ProblemType, raises
@@ -140,11 +138,3 @@ RegistrationLimit = Depends(limit_registrations)
 # canonical one the use case looks up, and a request refused with 422 counts against no one.
 PasswordResetRequest = Annotated[EmailRequest, Depends(limit_password_resets)]
 VerificationResendRequest = Annotated[EmailRequest, Depends(limit_verification_resends)]
-
-
-@raises(Forbidden)
-async def integrations_admin(principal: CurrentPrincipal) -> Principal:
-    """Admits admins only: service keys and webhooks let other systems read Bastion."""
-    if not allows(principal.role, Permission.MANAGE_INTEGRATIONS):
-        raise Forbidden()
-    return principal

@@ -118,17 +118,33 @@ async def reset_mfa(world: World, auth: dict[str, str]) -> httpx.Response:
     return await world.client.delete(f"{ADMIN}/users/{await world.target_id()}/mfa", headers=auth)
 
 
+async def list_service_keys(world: World, auth: dict[str, str]) -> httpx.Response:
+    return await world.client.get(f"{ADMIN}/service-keys", headers=auth)
+
+
+async def create_service_key(world: World, auth: dict[str, str]) -> httpx.Response:
+    body = {"name": "tasks", "scopes": ["events:read"]}
+    return await world.client.post(f"{ADMIN}/service-keys", json=body, headers=auth)
+
+
+async def list_webhooks(world: World, auth: dict[str, str]) -> httpx.Response:
+    return await world.client.get(f"{ADMIN}/webhooks", headers=auth)
+
+
 READS: dict[str, Call] = {
     "list_users": list_users,
     "get_user": get_user,
     "list_events": list_events,
+    "list_service_keys": list_service_keys,
+    "list_webhooks": list_webhooks,
 }
 WRITES: dict[str, Call] = {
     "update_user": update_user,
     "delete_user": delete_user,
     "reset_mfa": reset_mfa,
+    "create_service_key": create_service_key,
 }
-SUCCESS = {"update_user": 200, "delete_user": 204, "reset_mfa": 204}
+SUCCESS = {"update_user": 200, "delete_user": 204, "reset_mfa": 204, "create_service_key": 201}
 
 
 @pytest.mark.parametrize("endpoint", [*READS, *WRITES])

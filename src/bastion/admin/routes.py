@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from bastion.accounts.errors import EmailTaken
 from bastion.accounts.model import Role, User
+from bastion.admin.access import requiring
 from bastion.admin.errors import InvalidCursor, LastAdmin, UserNotFound
-from bastion.admin.model import Permission, UserChanges, allows
+from bastion.admin.model import Permission, UserChanges
 from bastion.admin.service import AdminService
 from bastion.audit.model import AuditEvent, EventType
 from bastion.core.context import Principal
 from bastion.core.email_address import MAX_EMAIL_LENGTH
-from bastion.core.errors import Forbidden
-from bastion.http.deps import ContextDep, CurrentPrincipal, RecentUser, provided, provider
+from bastion.http.deps import ContextDep, RecentUser, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.http.schemas import Accepted, EmailAddress
-from bastion.mfa.errors import MfaEnrolmentRequired, ReauthenticationRequired
-from bastion.mfa.model import assurance_of
+from bastion.mfa.errors import ReauthenticationRequired
 from bastion.mfa.service import MfaService
 from bastion.passwords.errors import WeakPassword
 from bastion.passwords.policy import MAX_PASSWORD_LENGTH
@@ -58,30 +56,6 @@ Cursor = Annotated[
     str | None,
     Query(max_length=64, description="`next_cursor` from the previous page; omit for the first"),
 ]
-
-
-def requiring(
-    permission: Permission, *, write: bool = False
-) -> Callable[[Request, Principal], Awaitable[Principal]]:
-    """A dependency admitting callers whose role grants ``permission`` (else 403), and who pass
-    the role policy: a role in MFA_REQUIRED_ROLES must have a second factor (else 403
-    ``MFA_ENROLLMENT_REQUIRED``) and an aal2 token; a ``write`` needs a recent authentication
-    too (else 403 ``REAUTHENTICATION_REQUIRED``)."""
-
-    @raises(Forbidden, MfaEnrolmentRequired, ReauthenticationRequired)
-    async def authorized(request: Request, principal: CurrentPrincipal) -> Principal:
-        if not allows(principal.role, permission):
-            raise Forbidden()
-        await provided(request, MfaService).ensure_admin_access_of(
-            principal.user_id,
-            principal.role,
-            auth_time=datetime.fromtimestamp(principal.auth_time, UTC),
-            aal=assurance_of(principal.aal, principal.amr).aal,
-            write=write,
-        )
-        return principal
-
-    return authorized
 
 
 AdminDep = Annotated[AdminService, Depends(provider(AdminService))]

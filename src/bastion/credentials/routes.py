@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from bastion.core.context import Principal
+from bastion.admin.access import IntegrationsReader, IntegrationsWriter
 from bastion.credentials.errors import (
     InvalidServiceKey,
     NoScopes,
@@ -18,7 +18,6 @@ from bastion.credentials.errors import (
 )
 from bastion.credentials.model import MAX_NAME_LENGTH, Scope, ServiceKey
 from bastion.credentials.service import ServiceKeyService
-from bastion.guards import integrations_admin
 from bastion.http.deps import ContextDep, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
 
@@ -31,7 +30,6 @@ PROBLEMS: ProblemRows = {
 }
 
 
-IntegrationsAdmin = Annotated[Principal, Depends(integrations_admin)]
 ServiceKeysDep = Annotated[ServiceKeyService, Depends(provider(ServiceKeyService))]
 
 
@@ -65,14 +63,14 @@ class ServiceKeyList(BaseModel):
 )
 @raises(NoScopes)
 async def create_service_key(
-    body: ServiceKeyCreate, admin: IntegrationsAdmin, keys: ServiceKeysDep, context: ContextDep
+    body: ServiceKeyCreate, admin: IntegrationsWriter, keys: ServiceKeysDep, context: ContextDep
 ) -> CreatedServiceKey:
     issued = await keys.create(body.name, body.scopes, context, admin.user_id)
     return CreatedServiceKey(**_view(issued.key).model_dump(), key=issued.secret)
 
 
 @router.get("", summary="Service keys, without their secrets (admin)")
-async def list_service_keys(_: IntegrationsAdmin, keys: ServiceKeysDep) -> ServiceKeyList:
+async def list_service_keys(_: IntegrationsReader, keys: ServiceKeysDep) -> ServiceKeyList:
     return ServiceKeyList(items=[_view(key) for key in await keys.list()])
 
 
@@ -83,7 +81,7 @@ async def list_service_keys(_: IntegrationsAdmin, keys: ServiceKeysDep) -> Servi
 )
 @raises(ServiceKeyNotFound)
 async def revoke_service_key(
-    key_id: uuid.UUID, admin: IntegrationsAdmin, keys: ServiceKeysDep, context: ContextDep
+    key_id: uuid.UUID, admin: IntegrationsWriter, keys: ServiceKeysDep, context: ContextDep
 ) -> None:
     await keys.revoke(key_id, context, admin.user_id)
 

@@ -9,8 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from bastion.core.context import Principal
-from bastion.guards import integrations_admin
+from bastion.admin.access import IntegrationsReader, IntegrationsWriter
 from bastion.http.deps import ContextDep, provider
 from bastion.http.errors import ProblemRows, ProblemType, raises
 from bastion.webhooks.errors import (
@@ -29,7 +28,6 @@ PROBLEMS: ProblemRows = {
     WebhookUrlForbidden: ProblemType(422, "WEBHOOK_URL_FORBIDDEN", "Webhook URL forbidden"),
     WebhookUrlInvalid: ProblemType(422, "WEBHOOK_URL_INVALID", "Webhook URL invalid"),
 }
-IntegrationsAdmin = Annotated[Principal, Depends(integrations_admin)]
 WebhooksDep = Annotated[WebhookService, Depends(provider(WebhookService))]
 EventType = Literal[
     "session.revoked",
@@ -112,21 +110,21 @@ class DeliveryPage(BaseModel):
 )
 @raises(WebhookUrlForbidden, WebhookUrlInvalid)
 async def create_webhook(
-    body: WebhookCreate, admin: IntegrationsAdmin, webhooks: WebhooksDep, context: ContextDep
+    body: WebhookCreate, admin: IntegrationsWriter, webhooks: WebhooksDep, context: ContextDep
 ) -> CreatedWebhook:
     webhook, secret = await webhooks.create(body.url, body.event_types, admin.user_id, context)
     return CreatedWebhook(**_view(webhook).model_dump(), secret=secret)
 
 
 @router.get("", summary="Webhooks, without their secrets (admin)")
-async def list_webhooks(_: IntegrationsAdmin, webhooks: WebhooksDep) -> WebhookList:
+async def list_webhooks(_: IntegrationsReader, webhooks: WebhooksDep) -> WebhookList:
     return WebhookList(items=[_view(webhook) for webhook in await webhooks.list()])
 
 
 @router.get("/{webhook_id}", summary="One webhook (admin)")
 @raises(WebhookNotFound)
 async def get_webhook(
-    webhook_id: uuid.UUID, _: IntegrationsAdmin, webhooks: WebhooksDep
+    webhook_id: uuid.UUID, _: IntegrationsReader, webhooks: WebhooksDep
 ) -> WebhookView:
     return _view(await webhooks.get(webhook_id))
 
@@ -136,7 +134,7 @@ async def get_webhook(
 async def update_webhook(
     webhook_id: uuid.UUID,
     body: WebhookUpdate,
-    admin: IntegrationsAdmin,
+    admin: IntegrationsWriter,
     webhooks: WebhooksDep,
     context: ContextDep,
 ) -> WebhookView:
@@ -158,7 +156,7 @@ async def update_webhook(
 )
 @raises(WebhookNotFound)
 async def delete_webhook(
-    webhook_id: uuid.UUID, admin: IntegrationsAdmin, webhooks: WebhooksDep, context: ContextDep
+    webhook_id: uuid.UUID, admin: IntegrationsWriter, webhooks: WebhooksDep, context: ContextDep
 ) -> None:
     await webhooks.delete(webhook_id, admin.user_id, context)
 
@@ -170,7 +168,7 @@ async def delete_webhook(
 )
 @raises(WebhookNotFound)
 async def test_webhook(
-    webhook_id: uuid.UUID, _: IntegrationsAdmin, webhooks: WebhooksDep
+    webhook_id: uuid.UUID, _: IntegrationsWriter, webhooks: WebhooksDep
 ) -> DeliveryView:
     return _delivery_view(await webhooks.send_test(webhook_id))
 
@@ -179,7 +177,7 @@ async def test_webhook(
 @raises(WebhookNotFound)
 async def list_deliveries(
     webhook_id: uuid.UUID,
-    _: IntegrationsAdmin,
+    _: IntegrationsReader,
     webhooks: WebhooksDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[int | None, Query(ge=1, description="`next_cursor` of the last page")] = None,
@@ -198,7 +196,7 @@ async def list_deliveries(
 async def redeliver(
     webhook_id: uuid.UUID,
     delivery_id: Annotated[int, Path(ge=1, le=2**62)],
-    _: IntegrationsAdmin,
+    _: IntegrationsWriter,
     webhooks: WebhooksDep,
 ) -> DeliveryView:
     return _delivery_view(await webhooks.redeliver(webhook_id, delivery_id))
