@@ -243,7 +243,7 @@ async def test_an_endpoint_failing_for_the_whole_window_is_disabled_and_admins_t
     with receiving() as receiver:
         receiver.then = 500
         # A database of its own: every active admin is told, and the shared test database
-        # holds the admins of every other test (their mail made this one wait past a minute).
+        # holds the admins of every other test.
         async with webhook_app(fresh_database_url, smtp, rules) as (client, _, admin):
             created = (await add_hook(client, admin, receiver.url)).json()
             assert await client.post(f"{HOOKS}/{created['id']}/test", headers=admin.headers)

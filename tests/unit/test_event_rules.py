@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from bastion_verifier.sse import EventStreamParser
 
 from bastion.credentials.model import Scope, ServiceKey, looks_like_key, new_key, parse_scopes
@@ -22,7 +25,15 @@ from bastion.events.model import (
     sessions_revoked,
     user_event,
 )
-from bastion.webhooks.model import WebhookRules, forbidden_address, url_problem
+from bastion.webhooks.model import (
+    Delivery,
+    DeliveryStatus,
+    Webhook,
+    WebhookRules,
+    failing_since,
+    forbidden_address,
+    url_problem,
+)
 from bastion.webhooks.model import payload as webhook_payload
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -159,6 +170,50 @@ def test_retries_back_off_exponentially_with_jitter_the_first_within_30_seconds(
     assert rules.next_attempt(2, NOW, 1.0) - NOW == 2 * first
     assert rules.next_attempt(30, NOW, 1.0) - NOW == rules.max_delay
     assert rules.give_up_after == timedelta(hours=24)
+
+
+def _failing_all_day(
+    latency: timedelta, jitters: list[float], webhook: Webhook
+) -> tuple[Webhook, bool]:
+    """Every attempt of one delivery, created at NOW, fails; each is made ``latency`` after it
+    fell due. The webhook as the worker leaves it, and whether the delivery was given up on."""
+    rules = WebhookRules()
+    delivery = Delivery(
+        1, webhook.id, "msg_1", "user.deleted", {}, DeliveryStatus.PENDING, 0, NOW, NOW
+    )
+    for attempt, jitter in enumerate(jitters, start=1):
+        now = delivery.next_attempt_at + latency
+        since = failing_since(webhook, delivery)
+        webhook = replace(webhook, enabled=not rules.disables(since, now), failing_since=since)
+        if rules.gives_up(delivery, now):
+            return webhook, True
+        delivery = replace(
+            delivery, attempts=attempt, next_attempt_at=rules.next_attempt(attempt, now, jitter)
+        )
+    return webhook, False
+
+
+@given(
+    latency=st.timedeltas(min_value=timedelta(0), max_value=timedelta(minutes=30)),
+    jitters=st.lists(st.floats(min_value=0.5, max_value=1.0), min_size=40, max_size=40),
+)
+def test_the_attempt_that_gives_a_delivery_up_disables_an_endpoint_that_failed_them_all(
+    latency: timedelta, jitters: list[float]
+) -> None:
+    """However late the worker gets to each attempt (the suite's load once made the endpoint's
+    window start after the delivery's, and the last attempt came in between)."""
+    fresh = Webhook(uuid.uuid4(), "https://hooks.example.com/", frozenset(), True, NOW)
+    webhook, given_up = _failing_all_day(latency, jitters, fresh)
+    assert given_up and webhook.enabled is False and webhook.failing_since == NOW
+
+
+def test_an_endpoint_that_took_a_delivery_meanwhile_is_not_disabled_with_an_older_one() -> None:
+    """Its failing window starts after its success, so the older delivery gives up alone."""
+    took_one = Webhook(
+        uuid.uuid4(), "https://hooks.example.com/", frozenset(), True, NOW, NOW + timedelta(hours=3)
+    )
+    webhook, given_up = _failing_all_day(timedelta(seconds=1), [1.0] * 40, took_one)
+    assert given_up and webhook.enabled is True
 
 
 def test_a_webhook_body_has_type_time_and_data() -> None:

@@ -79,6 +79,16 @@ class WebhookRules:
         return failing_since is not None and now - failing_since >= self.give_up_after
 
 
+def failing_since(webhook: Webhook, failed: Delivery) -> datetime:
+    """Since when ``webhook``, which just failed the attempt at ``failed``, has been failing:
+    unchanged if it already was, else since that attempt fell due. Counting from the moment the
+    attempt was made instead would start the endpoint's window after the delivery's (which
+    counts from its creation), by however long the worker took to get to it; the delivery's last
+    attempt could then give up before the endpoint's window was full, and an endpoint that failed
+    every attempt of the day would stay enabled."""
+    return webhook.failing_since or failed.next_attempt_at
+
+
 def new_secret() -> str:
     """``whsec_`` and 32 random bytes in base64, as Standard Webhooks libraries expect."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()

@@ -37,6 +37,7 @@ from bastion.webhooks.model import (
     DeliveryStatus,
     Webhook,
     WebhookRules,
+    failing_since,
     forbidden_address,
     host_of,
     new_message_id,
@@ -412,15 +413,13 @@ class WebhookWorker:
                 ),
             )
             await uow.webhook_deliveries.save(outcome)
-            failing_since = current.failing_since or now
-            disable = current.enabled and self._rules.disables(failing_since, now)
+            since = failing_since(current, delivery)
+            disable = current.enabled and self._rules.disables(since, now)
             if disable:
-                await uow.webhooks.update(
-                    replace(current, enabled=False, failing_since=failing_since)
-                )
+                await uow.webhooks.update(replace(current, enabled=False, failing_since=since))
                 await self._tell_admins(uow, current.url, now)
             elif current.failing_since is None:
-                await uow.webhooks.update(replace(current, failing_since=now))
+                await uow.webhooks.update(replace(current, failing_since=since))
             await uow.commit()
         if disable:
             log.warning("webhooks.disabled", webhook_id=str(webhook.id))
