@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from bastion_verifier.sse import EventStreamParser
 from hypothesis import given
 from hypothesis import strategies as st
-from bastion_verifier.sse import EventStreamParser
 
 from bastion.credentials.model import Scope, ServiceKey, looks_like_key, new_key, parse_scopes
 from bastion.events.model import (
