@@ -497,4 +497,10 @@ def run_bounded(
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=60)
         pytest.fail(f"{what} did not finish in {timeout} s:\n{stderr[-4000:]}")
+    except BaseException:
+        # Interrupted (pytest-timeout, ^C): the command's servers would outlive the test and
+        # keep working on the databases of the tests that come next.
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+        raise
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

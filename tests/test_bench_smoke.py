@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support import run_bounded
 
 RUN_TIMEOUT_SECONDS = 140
@@ -98,6 +100,7 @@ def run_bench(output: Path, *arguments: str) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 90)
 def test_smoke_run_writes_every_phase_and_target(tmp_path: Path) -> None:
     assert shutil.which("wrk"), "the benchmark needs wrk: `make test` installs it (apt-get)"
     output = tmp_path / "latest.json"

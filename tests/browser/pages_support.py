@@ -18,7 +18,14 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sy
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.serving import ServedBastion, served_bastion
-from tests.support import STRONG_PASSWORD, Mailbox, SmtpServer, random_email, text_of
+from tests.support import (
+    STRONG_PASSWORD,
+    Mailbox,
+    SmtpServer,
+    copied_postgres_database,
+    random_email,
+    text_of,
+)
 
 APP_ORIGIN = "https://app.example.test"
 MAIL_SECONDS = 15
@@ -51,18 +58,23 @@ class Person:
 
 @pytest.fixture(scope="session")
 def pages_server(
-    postgresql_url: str, smtp: SmtpServer, tmp_path_factory: pytest.TempPathFactory
+    postgresql_template: str, smtp: SmtpServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBastion]:
+    """On a database of its own: it lives as long as the test run, and over the run's shared
+    database its outbox worker would send, in its own dress, the mail the other tests queue."""
     log = tmp_path_factory.mktemp("pages") / "serve.log"
-    with served_bastion(
-        postgresql_url,
-        log,
-        host="localhost",
-        smtp_url=smtp.url,
-        outbox_poll_seconds="0.2",
-        trusted_proxies="127.0.0.1/32,::1/128",
-        allowed_redirect_origins=APP_ORIGIN,
-    ) as server:
+    with (
+        copied_postgres_database(postgresql_template) as database_url,
+        served_bastion(
+            database_url,
+            log,
+            host="localhost",
+            smtp_url=smtp.url,
+            outbox_poll_seconds="0.2",
+            trusted_proxies="127.0.0.1/32,::1/128",
+            allowed_redirect_origins=APP_ORIGIN,
+        ) as server,
+    ):
         yield server
 
 
