@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
+import structlog
 import typer
 
 from bastion import __version__
@@ -26,13 +27,14 @@ from bastion.background.errors import LeaseHeld
 from bastion.bootstrap import Services, build
 from bastion.core.context import RequestContext
 from bastion.core.email_address import InvalidEmailAddress, normalize_email
-from bastion.core.errors import BastionError
+from bastion.core.errors import BastionError, StorageUnavailable
 from bastion.credentials.model import MAX_NAME_LENGTH, Scope
 from bastion.logging import configure_logging
 from bastion.migrate import MigrationStopped, upgrade
 from bastion.settings import MAX_DAYS, Settings, SettingsError, load_settings, resolve_secret_key
 from bastion.tokens.model import KeyState, KeyStatus
 
+log = structlog.get_logger("bastion.cli")
 app = typer.Typer(help="Bastion: self-hosted authentication.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -540,5 +542,10 @@ def _run(settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except BastionError as exc:
+        if isinstance(exc, StorageUnavailable) and exc.__cause__ is not None:
+            # The operator needs the database's own words (refused, locked, timed out) to act;
+            # engines hide bound values, so the message carries no secret.
+            cause = exc.__cause__
+            log.error("cli.database_unavailable", cause=f"{type(cause).__name__}: {cause}"[:500])
         typer.echo(f"Error: {exc.detail}", err=True)
         raise typer.Exit(code=1) from None

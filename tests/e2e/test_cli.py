@@ -36,6 +36,24 @@ def bastion(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Comp
     )
 
 
+def test_a_database_that_is_down_gives_one_error_and_the_databases_own_words_in_the_log(
+    environment: dict[str, str],
+) -> None:
+    environment["BASTION_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x"
+    result = bastion(
+        environment,
+        "create-user",
+        "--email",
+        random_email("down"),
+        "--password-stdin",
+        stdin=f"{STRONG_PASSWORD}\n",
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Error: The service is temporarily unavailable." in result.stderr
+    assert "cli.database_unavailable" in result.stderr and "Connect call failed" in result.stderr
+    assert STRONG_PASSWORD not in result.stderr
+
+
 def test_create_user_reads_the_password_from_stdin_and_creates_a_verified_user(
     environment: dict[str, str],
 ) -> None:

@@ -16,7 +16,13 @@ import pytest
 
 from tests.event_stream import create_service_key
 from tests.serving import ServedBastion, served_bastion
-from tests.support import STRONG_PASSWORD, bearer, free_port, random_email
+from tests.support import (
+    STRONG_PASSWORD,
+    bearer,
+    free_port,
+    migrated_sqlite_database,
+    random_email,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "task-service"
 GRANIAN = str(Path(sys.executable).with_name("granian"))
@@ -29,9 +35,14 @@ class TaskService:
 
 
 @pytest.fixture(scope="module")
-def bastion(sqlite_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedBastion]:
-    log = tmp_path_factory.mktemp("task-service") / "bastion.log"
-    with served_bastion(sqlite_url, log, webhook_allow_private="true") as server:
+def bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedBastion]:
+    """On a SQLite database of its own, as a team trying the example would start it: not on the
+    run's shared one, whose other tests' leftovers (mail, webhooks, events) it would work on."""
+    folder = tmp_path_factory.mktemp("task-service")
+    database_url = migrated_sqlite_database(folder)
+    with served_bastion(
+        database_url, folder / "bastion.log", webhook_allow_private="true"
+    ) as server:
         yield server
 
 
