@@ -21,7 +21,7 @@ run: $(STAMP)
 
 ## Set up and run the whole suite: lint, type check, import contracts, tests on SQLite and PostgreSQL
 test: $(STAMP) lint wrk chromium redis-server
-	$(BIN)/pytest -n 4 --dist worksteal
+	$(BIN)/pytest -n 3 --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts drill clients/python examples
