@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import itertools
 import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -35,56 +34,6 @@ BACKENDS = ["sqlite", "postgresql"]
 # machine would trip, and a bounded number of examples so the suite stays quick.
 settings.register_profile("bastion", deadline=None, max_examples=100)
 settings.load_profile("bastion")
-
-
-# The suite's longest modules (seconds of one worker, measured with --durations on a loaded
-# machine). Each worker starts with its share of them: met last, one of them would keep a worker
-# busy after the others ran out of tests.
-LONG_MODULES = {
-    "tests/e2e/test_schemathesis.py": 240,
-    "tests/test_drill_short.py": 175,
-    "tests/test_bench_smoke.py": 170,
-    "tests/e2e/test_users_cli.py": 155,
-    "tests/browser/test_accessibility.py": 130,
-    "clients/python/tests/test_real_bastion.py": 110,
-    "tests/e2e/test_event_stream.py": 85,
-    "tests/e2e/test_two_processes.py": 70,
-    "tests/e2e/test_cli.py": 65,
-    "tests/e2e/test_mfa_two_instances.py": 60,
-    "tests/e2e/test_maintenance_cli.py": 55,
-}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist's worksteal, worker k first gets the k-th of as many contiguous slices
-    of the collection as there are workers: put the long modules at the heads of the slices,
-    balanced by their length. Every worker computes the same order, as xdist requires."""
-    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
-    if workers < 2:
-        return
-    long_items: dict[str, list[pytest.Item]] = {}
-    short_items: list[pytest.Item] = []
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        if module in LONG_MODULES:
-            long_items.setdefault(module, []).append(item)
-        else:
-            short_items.append(item)
-    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
-    loads = [0] * workers
-    for module in sorted(long_items, key=lambda name: -LONG_MODULES[name]):
-        lightest = loads.index(min(loads))
-        heads[lightest].extend(long_items[module])
-        loads[lightest] += LONG_MODULES[module]
-    ordered: list[pytest.Item] = []
-    remaining, rest = len(items), iter(short_items)
-    for worker, head in enumerate(heads):
-        size = remaining // (workers - worker)  # as worksteal slices the collection
-        remaining -= size
-        ordered.extend(head)
-        ordered.extend(itertools.islice(rest, max(size - len(head), 0)))
-    ordered.extend(rest)
-    items[:] = ordered
 
 
 class _CurrentStandardError:
