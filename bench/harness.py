@@ -259,7 +259,9 @@ def authenticated_get(path: str, tokens: list[str]) -> Callable[[str], Scenario]
     return lambda _: loadgen.scenario_get(path, tokens)
 
 
-def measure_refresh(bench: Bench, server: servers.Server, users: list[str]) -> PhaseResult:
+def measure_refresh(
+    bench: Bench, server: servers.Server, users: list[str], *, name: str = "refresh"
+) -> PhaseResult:
     """Refresh-token rotation. wrk cannot tell one connection from another inside a thread, so
     each cookie chain gets a thread (and connection) of its own."""
     chains = bench.profile.refresh_concurrency
@@ -272,4 +274,4 @@ def measure_refresh(bench: Bench, server: servers.Server, users: list[str]) -> P
             raise RuntimeError("login with remember_me set no bastion_refresh cookie")
         return loadgen.scenario_refresh("/api/v1/auth/refresh", seeding.REFRESH_COOKIE, cookies)
 
-    return bench.measure("refresh", server, refresh, chains, threads=chains)
+    return bench.measure(name, server, refresh, chains, threads=chains)

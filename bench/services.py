@@ -33,11 +33,6 @@ def execute(name: str, *statements: str) -> None:
     asyncio.run(_in_database(name, statements))
 
 
-def vacuum_analyze(name: str) -> None:
-    """What autovacuum would have done by the time a real table reached this size."""
-    asyncio.run(_in_database(name, ["VACUUM ANALYZE"]))
-
-
 async def _in_database(name: str, statements: Sequence[str]) -> None:
     await _autocommit(database_url(_checked(name)), statements)
 

@@ -6,19 +6,23 @@ second after its window and not before, in batches, and the audit trail says wha
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from bastion.audit.model import AuditEvent, EventType
+from bastion.core.clock import FrozenClock
 from bastion.core.one_time_tokens import OneTimeToken
 from bastion.core.secrets import hash_token, new_token
 from bastion.events.model import signing_key_revoked
 from bastion.mail.model import EmailMessage
 from bastion.owners.model import EmailChange
-from bastion.retention.model import Purgeable
+from bastion.retention.model import Purgeable, RetentionRules
+from bastion.retention.service import REST_PER_BATCH, RetentionPurge
 from bastion.sessions.model import new_session
 from tests.support import random_email
 from tests.unit.flows import World, world
@@ -155,6 +159,50 @@ async def test_the_purge_goes_in_batches_until_nothing_old_is_left() -> None:
             EventType.LOGIN_SUCCEEDED,
             EventType.RETENTION_PURGED,
         ]
+
+
+BATCH_SECONDS = 0.05
+
+
+class SlowRows:
+    """Rows whose every batch takes BATCH_SECONDS; two full batches of audit events, then none."""
+
+    def __init__(self) -> None:
+        self.full_batches: list[tuple[float, float]] = []
+        self.purgeable = self
+        self.audit = self
+
+    def __call__(self, *, single_statement: bool = False) -> SlowRows:
+        return self
+
+    async def __aenter__(self) -> SlowRows:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def commit(self) -> None:
+        return None
+
+    async def record(self, event: AuditEvent) -> None:
+        return None
+
+    async def delete(self, kind: Purgeable, before: datetime, limit: int) -> int:
+        started = time.monotonic()
+        await asyncio.sleep(BATCH_SECONDS)
+        if kind is not Purgeable.AUDIT_EVENTS or len(self.full_batches) == 2:
+            return 0
+        self.full_batches.append((started, time.monotonic()))
+        return limit
+
+
+async def test_after_each_batch_the_purge_rests_three_times_as_long_as_the_batch_took() -> None:
+    rows = SlowRows()
+    purge = RetentionPurge(rows, FrozenClock(), RetentionRules(90, 30), batch_size=10)
+    report = await purge.purge()
+    assert report.deleted[Purgeable.AUDIT_EVENTS] == 20
+    (_, first_ended), (second_started, _) = rows.full_batches
+    assert second_started - first_ended >= REST_PER_BATCH * BATCH_SECONDS
 
 
 async def test_a_purge_records_what_it_deleted_in_the_audit_trail_and_nothing_else_does() -> None:

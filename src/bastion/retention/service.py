@@ -15,12 +15,17 @@ from bastion.storage import UnitOfWorkFactory
 
 log = structlog.get_logger("bastion.retention")
 PURGE_LEASE = "retention-purge"
+# After each batch the purge rests this many times as long as the batch took. Measured at a
+# million rows on 2 cores, resting as long as each batch (half of one connection's time) slowed
+# concurrent logins' p95 by 1.7-1.9 times; the purge has all day, logins do not.
+REST_PER_BATCH = 3
 
 
 class RetentionPurge:
     """Deletes in batches of ``batch_size`` rows, one short statement each, and after each batch
-    leaves the database to requests for as long as the batch took: the purge never holds locks
-    for long, and takes at most half of one connection's time however large the backlog."""
+    leaves the database to requests for three times as long as the batch took: the purge never
+    holds locks for long, and takes at most a quarter of one connection's time however large the
+    backlog."""
 
     def __init__(
         self, uow: UnitOfWorkFactory, clock: Clock, rules: RetentionRules, *, batch_size: int
@@ -57,4 +62,4 @@ class RetentionPurge:
             deleted += batch
             if batch < self._batch_size:
                 return deleted
-            await asyncio.sleep(time.monotonic() - started)
+            await asyncio.sleep(REST_PER_BATCH * (time.monotonic() - started))
