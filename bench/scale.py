@@ -50,7 +50,6 @@ class Side:
 
     size: str  # "small" or "large"
     label: str  # "1k", "1M"
-    users: int
     database: str
     server: servers.Server
     cli_env: dict[str, str]
@@ -63,7 +62,7 @@ def scale_phases(bench: Bench, database: str, users: int) -> dict[str, Any]:
     measured = [email_format.replace("{n}", str(n)) for n in range(0, SMALL, step)]
     # The large side first: its seeding writes the most, and the small side's settling
     # checkpoint then finds little left to write.
-    large = _side(bench, "large", f"{database}", users, email_format)
+    large = _side(bench, "large", database, users, email_format)
     small = _side(bench, "small", f"{database}_small", SMALL, email_format)
     pairs = []
     for number in range(1, bench.profile.pairs + 1):
@@ -98,7 +97,7 @@ def _side(bench: Bench, size: str, database: str, users: int, email_format: str)
     log.info("seeding %d users (%s)", users, size)
     seeding.seed_in_bulk(email_format, users, 0, cli_env, bench.scratch)
     grow(database)
-    return Side(size, label(users), users, database, server, cli_env, admin)
+    return Side(size, label(users), database, server, cli_env, admin)
 
 
 def _rows(bench: Bench, side: Side, measured: list[str]) -> dict[str, Callable[[], PhaseResult]]:
