@@ -138,6 +138,17 @@ class Mailbox:
             await asyncio.sleep(0.02)
         raise AssertionError(f"no email to {to} with subject containing {subject!r} arrived")
 
+    async def wait_for_all(
+        self, to: str, subject: str, count: int, timeout: float = 10.0
+    ) -> list[EmailMessage]:
+        """Every email to ``to`` whose subject holds ``subject``, once at least ``count`` came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.received(to) if subject.lower() in str(m["Subject"]).lower()]
+            if len(found) >= count or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(0.02)
+
     async def count_after(self, to: str, delay: float = 0.5) -> int:
         await asyncio.sleep(delay)
         return len(self.received(to))
