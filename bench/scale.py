@@ -46,7 +46,7 @@ PURGE_START_SECONDS = 5.0
 
 @dataclass(frozen=True)
 class Side:
-    """One size of the comparison: its server, database and users."""
+    """One size of the comparison: its server, its database and the admin who lists its users."""
 
     size: str  # "small" or "large"
     label: str  # "1k", "1M"

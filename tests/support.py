@@ -130,18 +130,17 @@ class Mailbox:
             return [m for m in self.messages if to.lower() in str(m["To"]).lower()]
 
     async def wait_for(self, to: str, subject: str = "", timeout: float = 10.0) -> EmailMessage:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in reversed(self.received(to)):
-                if subject.lower() in str(message["Subject"]).lower():
-                    return message
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no email to {to} with subject containing {subject!r} arrived")
+        """The latest email to ``to`` whose subject holds ``subject``, once one came."""
+        found = await self.wait_for_all(to, subject, 1, timeout)
+        if not found:
+            raise AssertionError(f"no email to {to} with subject containing {subject!r} arrived")
+        return found[-1]
 
     async def wait_for_all(
         self, to: str, subject: str, count: int, timeout: float = 10.0
     ) -> list[EmailMessage]:
-        """Every email to ``to`` whose subject holds ``subject``, once at least ``count`` came."""
+        """Every email to ``to`` whose subject holds ``subject``, once at least ``count`` came
+        (fewer if the timeout passed first)."""
         deadline = time.monotonic() + timeout
         while True:
             found = [m for m in self.received(to) if subject.lower() in str(m["Subject"]).lower()]
