@@ -47,6 +47,7 @@ CLIENT_IP = "203.0.113.10"
 # How long a test waits for an email it expects. Mail goes out within a second; on two cores
 # shared with the rest of the suite, an email was once still not there after ten.
 MAIL_WAIT_SECONDS = 30.0
+QUIET_SECONDS = 0.5
 STRONG_PASSWORD = "Correct-Horse-7"
 
 
@@ -153,9 +154,16 @@ class Mailbox:
                 return found
             await asyncio.sleep(0.02)
 
-    async def count_after(self, to: str, delay: float = 0.5) -> int:
-        await asyncio.sleep(delay)
-        return len(self.received(to))
+    async def settled(
+        self, to: str, subject: str = "", expected: int = 0, quiet: float = QUIET_SECONDS
+    ) -> list[EmailMessage]:
+        """Every email to ``to`` whose subject holds ``subject``, once ``expected`` of them came
+        (or the wait timed out) and ``quiet`` more seconds brought no other: for counting, where
+        an email too many is as wrong as one missing. (A fixed pause before counting would
+        miss an email that a stalled CPU delayed.)"""
+        await self.wait_for_all(to, subject, expected)
+        await asyncio.sleep(quiet)
+        return [m for m in self.received(to) if subject.lower() in str(m["Subject"]).lower()]
 
 
 class _CollectingHandler:

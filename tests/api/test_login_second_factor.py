@@ -150,7 +150,6 @@ async def test_ten_failed_second_steps_answer_429_with_retry_after_whatever_the_
     assert_problem(response, 429, "TOO_MANY_ATTEMPTS")
     assert int(response.headers["Retry-After"]) > 0
     await smtp.mailbox.wait_for(world.email, "")
-    assert await smtp.mailbox.count_after(world.email) >= 1
 
 
 async def test_a_recovery_code_passes_the_second_step_once(world: World) -> None:

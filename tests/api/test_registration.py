@@ -90,7 +90,7 @@ async def test_a_weak_password_is_refused_naming_the_rule(
     assert body["code"] == "WEAK_PASSWORD"
     assert named in body["detail"]
     assert password not in response.text
-    assert await smtp.mailbox.count_after(email, delay=0.2) == 0
+    assert await smtp.mailbox.settled(email, quiet=0.2) == []
 
 
 async def test_a_password_over_256_characters_is_refused_as_the_schema_says(
