@@ -130,7 +130,12 @@ SCALE_ROWS = (
     ("me", "GET /me"),
     ("refresh", "refresh"),
     ("admin_users_first_page", "admin users, first page"),
-    ("admin_users_email_search", "admin users, email search"),
+    ("admin_users_one_role", "admin users, one role"),
     ("admin_users_deep_cursor", "admin users, deep cursor"),
+    ("admin_users_email_search", "admin users, email search"),
     ("security_events", "security events"),
 )
+# Reported beside the others but not held to their 1.2×: a substring search reads the trigram
+# postings of what it looks for, and those grow with the table (docs/operations.md). Its own
+# goal is that it never walks the users.
+SCALE_ROWS_REPORTED_ONLY = frozenset({"admin_users_email_search"})

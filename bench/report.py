@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.config import REPO, SCALE_ROWS
+from bench.config import REPO, SCALE_ROWS, SCALE_ROWS_REPORTED_ONLY
 
 # A phase with more unexpected responses than this measured something else (errors, 429s).
 MAX_UNEXPECTED_FRACTION = 0.01
@@ -28,13 +28,14 @@ Phase = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Target:
-    """One row of the issue's target table; `value` is None when its inputs were not measured."""
+    """One row of the issue's target table; `value` is None when its inputs were not measured,
+    `met` None when the row is reported without a goal."""
 
     key: str
     label: str
     target: str
     value: float | None
-    met: bool
+    met: bool | None
     note: str = ""
     # A ratio measured in pairs: each pair's value; `value` is their median.
     pairs: tuple[float, ...] = ()
@@ -426,7 +427,7 @@ def _targets_table(rows: list[Target]) -> list[str]:
                 " / ".join(f"{v:g}" for v in row.pairs)
                 + f" (spread {max(row.pairs) - min(row.pairs):.3g})"
             )
-        met = "yes" if row.met else "**no**"
+        met = "—" if row.met is None else "yes" if row.met else "**no**"
         note = f" ({row.note})" if row.note else ""
         lines.append(f"| {row.label} | {value} | {pairs} | {row.target} | {met}{note} |")
     return lines
@@ -434,22 +435,24 @@ def _targets_table(rows: list[Target]) -> list[str]:
 
 def scale_targets(results: Mapping[str, Any]) -> list[Target]:
     """The --users profile's targets: each request's p95 on the large tables within 1.2 times
-    its p95 on the small ones, and every statement planned with an index. Ratios are medians
-    over the pairs."""
+    its p95 on the small ones (the email search's ratio is reported, its goal is the plan's),
+    and every statement planned with an index. Ratios are medians over the pairs."""
     scale = results["scale"]
     labels = scale["labels"]
-    rows = [
-        _paired(
+    rows = []
+    for key, label in SCALE_ROWS:
+        reported_only = key in SCALE_ROWS_REPORTED_ONLY
+        row = _paired(
             f"{key}_p95_large_per_small",
             f"{label}: p95 at {labels['large']} ÷ p95 at {labels['small']}",
-            f"≤ {SCALE_P95_LIMIT}",
+            "reported" if reported_only else f"≤ {SCALE_P95_LIMIT}",
             _sides_of(scale["pairs"], key),
             ["small", "large"],
             lambda pair: _p95_ratio(pair["large"], pair["small"]),
             lambda v: v <= SCALE_P95_LIMIT,
         )
-        for key, label in SCALE_ROWS
-    ]
+        # Measured with unexpected responses, or not at all, it still fails.
+        rows.append(replace(row, met=None) if reported_only and not row.note else row)
     plans = scale["explain"]
     failing = [plan for plan in plans if not plan["met"]]
     rows.append(

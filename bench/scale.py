@@ -131,11 +131,14 @@ def _rows(bench: Bench, side: Side, measured: list[str]) -> dict[str, Callable[[
         "me": get("me", authenticated_get("/api/v1/auth/me", tokens)),
         "refresh": lambda: measure_refresh(bench, server, measured, name=f"refresh ({size})"),
         "admin_users_first_page": get("admin users first page", admin_get("limit=50")),
-        "admin_users_email_search": get("admin users email search", admin_get(search)),
+        "admin_users_one_role": get(
+            "admin users one role", admin_get(urlencode({"limit": 50, "role": "admin"}))
+        ),
         "admin_users_deep_cursor": get(
             "admin users deep cursor",
             admin_get(urlencode({"limit": 50, "cursor": str(DEEP_CURSOR)})),
         ),
+        "admin_users_email_search": get("admin users email search", admin_get(search)),
         "security_events": get(
             "security events", authenticated_get("/api/v1/auth/me/security-events", tokens)
         ),

@@ -66,6 +66,7 @@ SCALE_ROWS = {
     "me",
     "refresh",
     "admin_users_first_page",
+    "admin_users_one_role",
     "admin_users_email_search",
     "admin_users_deep_cursor",
     "security_events",
@@ -178,5 +179,10 @@ def test_users_profile_measures_each_request_small_and_large_and_explains_them(
         for phase in (pair["login_without"], pair["login_during"]):
             assert phase["requests"] > 0
             assert phase["unexpected"] == 0
-    assert "login_p95_during_purge_per_without" in json.loads(output.read_text())["targets"]
+    targets = json.loads(output.read_text())["targets"]
+    assert "login_p95_during_purge_per_without" in targets
+    # The email search's ratio is reported without a goal; the role filter's is held to 1.2.
+    search = targets["admin_users_email_search_p95_large_per_small"]
+    assert (search["target"], search["met"]) == ("reported", None)
+    assert targets["admin_users_one_role_p95_large_per_small"]["target"] == "≤ 1.2"
     assert "| request | plan | indexed |" in result.stdout
