@@ -47,6 +47,7 @@ CLIENT_IP = "203.0.113.10"
 # How long a test waits for an email it expects. Mail goes out within a second; on two cores
 # shared with the rest of the suite, an email was once still not there after ten.
 MAIL_WAIT_SECONDS = 30.0
+# How long a count waits, after the emails it expects came, for one too many.
 QUIET_SECONDS = 0.5
 STRONG_PASSWORD = "Correct-Horse-7"
 
@@ -149,7 +150,7 @@ class Mailbox:
         (fewer if the timeout passed first)."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [m for m in self.received(to) if subject.lower() in str(m["Subject"]).lower()]
+            found = self.matching(to, subject)
             if len(found) >= count or time.monotonic() >= deadline:
                 return found
             await asyncio.sleep(0.02)
@@ -163,6 +164,9 @@ class Mailbox:
         miss an email that a stalled CPU delayed.)"""
         await self.wait_for_all(to, subject, expected)
         await asyncio.sleep(quiet)
+        return self.matching(to, subject)
+
+    def matching(self, to: str, subject: str) -> list[EmailMessage]:
         return [m for m in self.received(to) if subject.lower() in str(m["Subject"]).lower()]
 
 
